@@ -12,6 +12,7 @@ import re
 import sys
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "COPYHUB_"
 _SECRET_NAMES = ("PASSWORD", "TOKEN", "SECRET")
@@ -20,6 +21,17 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]+
 
 class SettingsError(ValueError):
     """An environment variable holds a value copyhub cannot use."""
+
+
+def _with_database(uri: str, name: str) -> str:
+    """Put the database name into a MongoDB URI unless it already names one.
+
+    Options (``?replicaSet=rs0``) stay after the path.
+    """
+    parts = urlsplit(uri)
+    if parts.path.strip("/"):
+        return uri
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def mask_url(url: str) -> str:
@@ -66,8 +78,7 @@ class Settings:
         if self.DATABASE_URL:
             return self.DATABASE_URL
         if self._mongo_explicit:
-            base = self.MONGO_URI.rstrip("/")
-            return f"{base}/{self.DATABASE_NAME}"
+            return _with_database(self.MONGO_URI, self.DATABASE_NAME)
         return f"sqlite:///{self.SQLITE_PATH}"
 
     @property

@@ -28,6 +28,13 @@ def test_mongo_uri_given_explicitly_selects_mongodb():
     assert s.database_url == "mongodb://db:27017/fleet"
 
 
+def test_mongo_uri_with_options_or_database_keeps_them():
+    s = load_settings({"COPYHUB_MONGO_URI": "mongodb://a:1,b:2/?replicaSet=rs0"})
+    assert s.database_url == "mongodb://a:1,b:2/prop_copy_trader?replicaSet=rs0"
+    s = load_settings({"COPYHUB_MONGO_URI": "mongodb://db/mine"})
+    assert s.database_url == "mongodb://db/mine"
+
+
 def test_database_url_wins():
     s = load_settings({"COPYHUB_DATABASE_URL": "sqlite:///x.db", "COPYHUB_MONGO_URI": "mongodb://db"})
     assert s.database_url == "sqlite:///x.db"

@@ -1,0 +1,116 @@
+"""Terminal records → copier value types, at the edge of the node.
+
+The copier core never sees MT5 namedtuples; these functions are the only place that
+knows both shapes. Bus times are UTC: ``to_utc_ms`` removes the broker's server offset.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from copier.models import AccountMetrics, PendingOrder, Position, Quote, SymbolSpec
+
+# MT5 ORDER_TYPE_* values for pending orders (see the reference, §4).
+_PENDING_TYPE_NAMES = {2: "BUY_LIMIT", 3: "SELL_LIMIT", 4: "BUY_STOP", 5: "SELL_STOP", 6: "BUY_STOP_LIMIT", 7: "SELL_STOP_LIMIT"}
+PENDING_TYPE_CODES = {name: code for code, name in _PENDING_TYPE_NAMES.items()}
+
+
+def position_from_mt5(p: Any, *, offset_ms: int = 0) -> Position:
+    """A TradePosition as a copier Position (times shifted by ``offset_ms`` to UTC)."""
+    return Position(
+        ticket=int(p.ticket),
+        identifier=int(p.identifier),
+        symbol=str(p.symbol),
+        side="BUY" if int(p.type) == 0 else "SELL",
+        volume=float(p.volume),
+        price_open=float(p.price_open),
+        sl=float(p.sl),
+        tp=float(p.tp),
+        time_msc=int(p.time_msc) - offset_ms,
+        time_update_msc=int(p.time_update_msc) - offset_ms,
+        magic=int(p.magic),
+        comment=str(p.comment),
+        price_current=float(p.price_current),
+        profit=float(p.profit),
+    )
+
+
+def order_from_mt5(o: Any, *, offset_ms: int = 0) -> PendingOrder | None:
+    """A TradeOrder as a PendingOrder; None for order types that are not pending orders."""
+    name = _PENDING_TYPE_NAMES.get(int(o.type))
+    if name is None:
+        return None
+    return PendingOrder(
+        ticket=int(o.ticket),
+        symbol=str(o.symbol),
+        type=name,
+        volume=float(o.volume_current),
+        price_open=float(o.price_open),
+        price_stoplimit=float(o.price_stoplimit),
+        sl=float(o.sl),
+        tp=float(o.tp),
+        time_setup_msc=int(o.time_setup_msc) - offset_ms,
+        magic=int(o.magic),
+        comment=str(o.comment),
+    )
+
+
+def positions_by_identifier(records: Iterable[Any], *, offset_ms: int = 0) -> dict[int, Position]:
+    out = {}
+    for rec in records:
+        pos = position_from_mt5(rec, offset_ms=offset_ms)
+        out[pos.identifier] = pos
+    return out
+
+
+def orders_by_ticket(records: Iterable[Any], *, offset_ms: int = 0) -> dict[int, PendingOrder]:
+    out = {}
+    for rec in records:
+        order = order_from_mt5(rec, offset_ms=offset_ms)
+        if order is not None:
+            out[order.ticket] = order
+    return out
+
+
+def spec_from_mt5(info: Any) -> SymbolSpec:
+    return SymbolSpec(
+        name=str(info.name),
+        digits=int(info.digits),
+        point=float(info.point),
+        tick_size=float(info.trade_tick_size),
+        tick_value=float(info.trade_tick_value),
+        contract_size=float(info.trade_contract_size),
+        volume_min=float(info.volume_min),
+        volume_step=float(info.volume_step),
+        volume_max=float(info.volume_max),
+        filling_mode=int(info.filling_mode),
+        stops_level=int(info.trade_stops_level),
+        freeze_level=int(info.trade_freeze_level),
+        trade_mode=int(info.trade_mode),
+    )
+
+
+def quote_from_mt5(tick: Any, *, offset_ms: int = 0) -> Quote:
+    return Quote(bid=float(tick.bid), ask=float(tick.ask), time_msc=int(tick.time_msc) - offset_ms)
+
+
+def metrics_from_mt5(info: Any, *, server_time_msc: int = 0) -> AccountMetrics:
+    return AccountMetrics(
+        login=int(info.login),
+        balance=float(info.balance),
+        equity=float(info.equity),
+        margin=float(info.margin),
+        margin_free=float(info.margin_free),
+        profit=float(info.profit),
+        currency=str(info.currency),
+        leverage=int(info.leverage),
+        server_time_msc=server_time_msc,
+    )
+
+
+def estimate_server_offset_ms(server_time_msc: int, utc_now_ms: int, *, granularity_ms: int = 15 * 60_000) -> int:
+    """Broker server clock minus UTC, rounded to 15 minutes (MT5 servers run on whole offsets).
+
+    MT5 writes the broker's wall clock as if it were UTC; comparing a fresh tick with the
+    real UTC clock is the only portable way to learn the offset (reference §6, Time).
+    """
+    return round((server_time_msc - utc_now_ms) / granularity_ms) * granularity_ms

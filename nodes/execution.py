@@ -1,0 +1,162 @@
+"""Send one trading intent to the terminal, with bounded retries; report what happened.
+
+This is the node's only ``order_send`` caller. Decisions were made by the copier
+planner; here we only build the MT5 request, retry transient retcodes with backoff
+(re-checking slippage on every try, as a fresh price is the point of retrying), and
+classify the outcome. ``UNKNOWN`` means the order may have executed (reply lost,
+timeout): the caller must look for the position by its comment tag before sending again.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from copier.models import Quote
+from copier.orders import RetryPolicy, classify_retcode
+
+DONE, NOOP, UNKNOWN, FAILED, SKIPPED = "DONE", "NOOP", "UNKNOWN", "FAILED", "SKIPPED"
+
+SlippageGuard = Callable[[Quote], str | None]  # a reason to skip, or None when within tolerance
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # DONE | NOOP | UNKNOWN | FAILED | SKIPPED
+    retcode: int = 0
+    price: float = 0.0
+    volume: float = 0.0
+    order: int = 0
+    deal: int = 0
+    attempts: int = 0
+    reason: str = ""
+    sent_ms: int = 0  # wall clock (UTC ms) when the last order_send was issued
+    filled_ms: int = 0  # wall clock when the successful reply arrived
+    quote: Quote | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (DONE, NOOP)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Executor:
+    """Order sending for one terminal; ``sleep`` is injectable so tests need no waiting."""
+
+    def __init__(self, mt5: Any, policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.mt5 = mt5
+        self.policy = policy
+        self.sleep = sleep
+
+    def _quote(self, symbol: str) -> Quote | None:
+        tick = self.mt5.symbol_info_tick(symbol)
+        if tick is None:
+            return None
+        return Quote(bid=float(tick.bid), ask=float(tick.ask), time_msc=int(tick.time_msc))
+
+    def _send_with_retries(self, symbol: str, build: Callable[[Quote | None], dict[str, Any] | str], *, needs_quote: bool) -> Outcome:
+        delays = list(self.policy.delays())
+        attempts = 0
+        last_retcode, last_reason = 0, "no attempt made"
+        for attempt in range(len(delays) + 1):
+            attempts = attempt + 1
+            quote = self._quote(symbol) if needs_quote else None
+            if needs_quote and quote is None:
+                code, text = self.mt5.last_error()
+                last_retcode, last_reason = 10021, f"no quote for {symbol} ({code}, {text})"
+            else:
+                request = build(quote)
+                if isinstance(request, str):  # the guard refused this price
+                    return Outcome(SKIPPED, reason=request, attempts=attempts, quote=quote)
+                sent_ms = _now_ms()
+                result = self.mt5.order_send(request)
+                if result is None:
+                    code, text = self.mt5.last_error()
+                    if code == -2:  # malformed request: retrying cannot help
+                        return Outcome(FAILED, retcode=code, reason=f"request refused: {text}", attempts=attempts, sent_ms=sent_ms)
+                    return Outcome(UNKNOWN, retcode=code, reason=f"no reply: ({code}, {text})", attempts=attempts, sent_ms=sent_ms, quote=quote)
+                kind = classify_retcode(int(result.retcode))
+                common = dict(retcode=int(result.retcode), attempts=attempts, sent_ms=sent_ms, quote=quote)
+                if kind == "done":
+                    return Outcome(DONE, price=float(result.price), volume=float(result.volume), order=int(result.order), deal=int(result.deal), filled_ms=_now_ms(), reason=str(result.comment), **common)
+                if kind == "noop":
+                    return Outcome(NOOP, reason=str(result.comment), **common)
+                if kind == "unknown":
+                    return Outcome(UNKNOWN, reason=f"outcome unknown: {result.retcode} {result.comment}", **common)
+                if kind == "final":
+                    return Outcome(FAILED, reason=f"{result.retcode} {result.comment}", **common)
+                last_retcode, last_reason = int(result.retcode), f"{result.retcode} {result.comment}"
+            if attempt < len(delays):
+                self.sleep(delays[attempt])
+        return Outcome(FAILED, retcode=last_retcode, reason=f"gave up after {attempts} attempts: {last_reason}", attempts=attempts)
+
+    # ------------------------------------------------------------------ intents
+    def open_market(self, *, symbol: str, side: str, volume: float, sl: float, tp: float, deviation: int, magic: int, comment: str, type_filling: int, guard: SlippageGuard | None = None, position: int = 0) -> Outcome:
+        mt5 = self.mt5
+
+        def build(q: Quote | None) -> dict[str, Any] | str:
+            assert q is not None
+            if guard is not None:
+                refusal = guard(q)
+                if refusal:
+                    return refusal
+            req = {
+                "action": mt5.TRADE_ACTION_DEAL, "symbol": symbol, "volume": float(volume),
+                "type": mt5.ORDER_TYPE_BUY if side == "BUY" else mt5.ORDER_TYPE_SELL,
+                "price": q.ask if side == "BUY" else q.bid, "sl": float(sl), "tp": float(tp),
+                "deviation": int(deviation), "magic": int(magic), "comment": comment,
+                "type_time": mt5.ORDER_TIME_GTC, "type_filling": int(type_filling),
+            }
+            if position:
+                req["position"] = int(position)
+            return req
+
+        return self._send_with_retries(symbol, build, needs_quote=True)
+
+    def close_position(self, *, ticket: int, symbol: str, position_side: str, volume: float, deviation: int, magic: int, comment: str, type_filling: int) -> Outcome:
+        """Close (or partially close) ``ticket``: an opposite deal with ``position=``.
+
+        10036 (already closed) counts as done: the goal state is reached.
+        """
+        mt5 = self.mt5
+
+        def build(q: Quote | None) -> dict[str, Any]:
+            assert q is not None
+            return {
+                "action": mt5.TRADE_ACTION_DEAL, "symbol": symbol, "volume": float(volume),
+                "type": mt5.ORDER_TYPE_SELL if position_side == "BUY" else mt5.ORDER_TYPE_BUY,
+                "position": int(ticket), "price": q.bid if position_side == "BUY" else q.ask,
+                "deviation": int(deviation), "magic": int(magic), "comment": comment,
+                "type_time": mt5.ORDER_TIME_GTC, "type_filling": int(type_filling),
+            }
+
+        outcome = self._send_with_retries(symbol, build, needs_quote=True)
+        if outcome.retcode == 10036:
+            return Outcome(NOOP, retcode=10036, reason="position already closed", attempts=outcome.attempts)
+        return outcome
+
+    def modify_sltp(self, *, ticket: int, symbol: str, sl: float, tp: float, magic: int) -> Outcome:
+        mt5 = self.mt5
+        request = {"action": mt5.TRADE_ACTION_SLTP, "symbol": symbol, "position": int(ticket), "sl": float(sl), "tp": float(tp), "magic": int(magic)}
+        return self._send_with_retries(symbol, lambda _q: request, needs_quote=False)
+
+    def place_pending(self, *, symbol: str, order_type: int, volume: float, price: float, stoplimit: float, sl: float, tp: float, magic: int, comment: str, type_filling: int) -> Outcome:
+        mt5 = self.mt5
+        request = {
+            "action": mt5.TRADE_ACTION_PENDING, "symbol": symbol, "volume": float(volume), "type": int(order_type),
+            "price": float(price), "stoplimit": float(stoplimit), "sl": float(sl), "tp": float(tp),
+            "magic": int(magic), "comment": comment, "type_time": mt5.ORDER_TIME_GTC, "type_filling": int(type_filling),
+        }
+        return self._send_with_retries(symbol, lambda _q: request, needs_quote=False)
+
+    def modify_pending(self, *, ticket: int, symbol: str, price: float, stoplimit: float, sl: float, tp: float) -> Outcome:
+        mt5 = self.mt5
+        request = {"action": mt5.TRADE_ACTION_MODIFY, "order": int(ticket), "symbol": symbol, "price": float(price), "stoplimit": float(stoplimit), "sl": float(sl), "tp": float(tp), "type_time": mt5.ORDER_TIME_GTC}
+        return self._send_with_retries(symbol, lambda _q: request, needs_quote=False)
+
+    def remove_pending(self, *, ticket: int, symbol: str) -> Outcome:
+        mt5 = self.mt5
+        return self._send_with_retries(symbol, lambda _q: {"action": mt5.TRADE_ACTION_REMOVE, "order": int(ticket)}, needs_quote=False)

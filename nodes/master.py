@@ -1,0 +1,164 @@
+"""Master node: poll one signal terminal, publish its positions over the bus.
+
+Every ``MASTER_POLL_INTERVAL_MS`` it reads ``positions_get``/``orders_get`` and hands
+them to the Clone-pattern publisher (a delta when something changed, a full snapshot
+every heartbeat). A ``None`` from the terminal is an error, never "no positions": the
+master then publishes a status error and NO state, and reconnects with backoff, so no
+slave ever closes a copy because the master's terminal hiccupped (invariant 1).
+
+Run: ``python nodes/master.py --name FTMO_Master``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nodes.runtime import NodeRuntime, run_node, utc_ms  # noqa: E402
+from config import settings  # noqa: E402
+from copier.diff import diff_state  # noqa: E402
+from messaging.clone import StatePublisher  # noqa: E402
+from messaging.schema import Control  # noqa: E402
+from nodes.convert import estimate_server_offset_ms, metrics_from_mt5, orders_by_ticket, positions_by_identifier  # noqa: E402
+
+MAX_OFFSET_MS = 14 * 3600_000
+
+
+class MasterLoop:
+    """One master's poll → publish loop; separated from ``main`` so tests can drive it."""
+
+    def __init__(self, rt: NodeRuntime, mt5, *, poll_ms: int, heartbeat_ms: int) -> None:
+        self.rt = rt
+        self.mt5 = mt5
+        self.poll_s = poll_ms / 1000.0
+        self.heartbeat_ms = heartbeat_ms
+        self.publisher = StatePublisher(rt.name, rt.publisher, snapshot_interval_ms=heartbeat_ms)
+        self.offset_ms = 0
+        self.clock_symbol: str | None = None
+        self.metrics = None
+        self.positions: dict = {}
+        self.orders: dict = {}
+        self.failures = 0
+        self._next_heartbeat = 0
+
+    def poll_once(self) -> bool:
+        """Read the terminal and publish. False when the terminal returned an error."""
+        positions = self.mt5.positions_get()
+        orders = self.mt5.orders_get() if positions is not None else None
+        now = utc_ms()
+        if positions is None or orders is None:
+            code, text = self.mt5.last_error()
+            self.failures += 1
+            if self.rt.last_error is None:
+                self.rt.log.error("terminal_error", code=code, error=text)
+                self.rt.event("master_terminal_error", level="error", code=code, error=text)
+            self.rt.set_error(f"terminal error ({code}, {text})")
+            return False
+        if self.rt.last_error is not None:
+            self.rt.log.info("terminal_recovered", after_failures=self.failures)
+            self.rt.event("master_terminal_recovered", failures=self.failures)
+        self.failures = 0
+        self.rt.set_error(None)
+        new_positions = positions_by_identifier(positions, offset_ms=self.offset_ms)
+        new_orders = orders_by_ticket(orders, offset_ms=self.offset_ms)
+        if now >= self._next_heartbeat:
+            self._refresh_metrics(now)
+        delta = self.publisher.update(new_positions, new_orders, self.metrics, now)
+        if delta is not None:
+            self._record_changes(new_positions, new_orders)
+        self.positions, self.orders = new_positions, new_orders
+        return True
+
+    def _refresh_metrics(self, now: int) -> None:
+        info = self.mt5.account_info()
+        server_ms = self._server_time_ms()
+        if server_ms:
+            offset = estimate_server_offset_ms(server_ms, now)
+            if abs(offset) <= MAX_OFFSET_MS:  # a stale weekend tick must not move the clock by days
+                self.offset_ms = offset
+        if info is not None:
+            self.metrics = metrics_from_mt5(info, server_time_msc=server_ms or 0)
+
+    def _server_time_ms(self) -> int:
+        if self.clock_symbol is None:
+            symbols = self.mt5.symbols_get()
+            visible = [s.name for s in symbols or () if s.visible] or [s.name for s in symbols or ()]
+            self.clock_symbol = visible[0] if visible else ""
+        if not self.clock_symbol:
+            return 0
+        tick = self.mt5.symbol_info_tick(self.clock_symbol)
+        return int(tick.time_msc) if tick is not None else 0
+
+    def _record_changes(self, new_positions: dict, new_orders: dict) -> None:
+        changes = diff_state(self.positions, new_positions, self.orders, new_orders)
+        for change in changes:
+            self.rt.log.info("master_change", kind=str(change.kind), master_ticket=change.key)
+        self.rt.event("master_changes", changes=[f"{c.kind}:{c.key}" for c in changes], seq=self.publisher.seq)
+
+    def heartbeat(self, now: int) -> None:
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self.heartbeat_ms
+        if self.rt.last_error is None:
+            self._refresh_metrics(now)
+        info = {"positions": len(self.positions), "orders": len(self.orders), "seq": self.publisher.seq, "server_offset_ms": self.offset_ms}
+        self.rt.publish_status(self.metrics, info)
+
+    def handle(self, msg) -> None:
+        if isinstance(msg, Control):
+            if msg.command == "snapshot":
+                self.publisher.request_snapshot()
+            elif msg.command == "stop":
+                self.rt.request_stop()
+            elif msg.command == "ping":
+                self.heartbeat(self._next_heartbeat)
+
+
+def main(rt: NodeRuntime) -> None:
+    cfg = rt.load_account()
+    subscriber = rt.subscribe([f"ctl.{rt.name}", "ctl.all"])
+    mt5 = rt.connect_terminal(cfg)
+    if mt5 is None:
+        return
+    loop = MasterLoop(rt, mt5, poll_ms=settings.MASTER_POLL_INTERVAL_MS, heartbeat_ms=settings.HEARTBEAT_INTERVAL_MS)
+    rt.log.info("master_started", poll_ms=settings.MASTER_POLL_INTERVAL_MS)
+    backoff = 0.1
+    next_poll = time.monotonic()
+    while not rt.stopping:
+        ok = loop.poll_once()
+        loop.heartbeat(utc_ms())
+        if ok:
+            backoff = 0.1
+            next_poll += loop.poll_s
+        else:  # reconnect with backoff; publish nothing but the error status
+            if loop.failures % 5 == 0:
+                _quietly(mt5.shutdown)
+                mt5 = rt.connect_terminal(cfg)
+                if mt5 is None:
+                    return
+                loop.mt5 = mt5
+            next_poll = time.monotonic() + backoff
+            backoff = min(backoff * 2, 5.0)
+        # wait for the next poll while serving control messages
+        while not rt.stopping:
+            remaining_ms = int((next_poll - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            msg = subscriber.recv(timeout_ms=remaining_ms)
+            if msg is not None:
+                loop.handle(msg)
+        if time.monotonic() - next_poll > 1.0:  # fell far behind (suspend, slow call): resync
+            next_poll = time.monotonic()
+
+
+def _quietly(call) -> None:
+    try:
+        call()
+    except Exception:
+        pass
+
+
+if __name__ == "__main__":
+    run_node("master", main)

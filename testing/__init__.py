@@ -1,0 +1,1 @@
+"""Helpers that start real copyhub processes on loopback, for tests and benchmarks."""
