@@ -1,0 +1,194 @@
+"""The slave loop driven in-process against the simulator: crash windows a process test cannot hit exactly."""
+from __future__ import annotations
+
+import structlog
+import pytest
+
+from copier.accounts import validate_account
+from db import open_store
+from messaging.schema import Snapshot
+from nodes.convert import positions_by_identifier
+from nodes.slave import SlaveLoop
+from sim import Simulator
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+class FakeRuntime:
+    def __init__(self, name, store):
+        self.name = name
+        self.store = store
+        self.log = structlog.get_logger("test")
+        self.last_error = None
+        self.published = []
+        self.events = []
+        self.subscriber = self
+        self.publisher = self
+        self.stop_code = None
+
+    def publish(self, msg):
+        self.published.append(msg)
+
+    def subscribe(self, topic):
+        pass
+
+    def unsubscribe(self, topic):
+        pass
+
+    def event(self, kind, **data):
+        self.events.append((kind, data))
+
+    def set_error(self, error):
+        self.last_error = error
+
+    def request_stop(self, code=0):
+        self.stop_code = code
+
+    def read_account_doc(self):
+        return self.store.get_account(self.name)
+
+
+class CrashAfterSend:
+    """The terminal executes the order, then the process dies before anything is recorded."""
+
+    def __init__(self, mt5):
+        self._mt5 = mt5
+
+    def __getattr__(self, name):
+        return getattr(self._mt5, name)
+
+    def order_send(self, request):
+        self._mt5.order_send(request)
+        raise Crash()
+
+
+@pytest.fixture
+def world(tmp_path):
+    sim = Simulator.demo(seed=3)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upsert_account({"name": "M", "type": "MASTER", "terminal": {"kind": "sim", "login": 1001}})
+    store.upsert_account({"name": "S", "type": "SLAVE", "suffix": ".c", "slippage_tolerance": 300, "terminal": {"kind": "sim", "login": 2001}})
+    store.set_flag("follow:S:M", {"since_ms": 0})
+    master = sim.terminal()
+    master.initialize(login=1001)
+    yield sim, store, master
+    store.close()
+
+
+def _terminal(sim, login):
+    t = sim.terminal()
+    assert t.initialize(login=login)
+    return t
+
+
+def _loop(store, mt5):
+    rt = FakeRuntime("S", store)
+    cfg = validate_account(store.get_account("S"))
+    loop = SlaveLoop(rt, mt5, cfg, stale_after_ms=60_000, max_attempts=3)
+    loop.start()
+    return loop
+
+
+def _snapshot(master, seq=1):
+    from nodes.runtime import utc_ms
+
+    positions = positions_by_identifier(master.positions_get())
+    return Snapshot(master="M", epoch="e1", seq=seq, ts_ms=utc_ms(), positions=tuple(positions.values()), orders=())
+
+
+def _buy(master, symbol="EURUSD", volume=0.1):
+    tick = master.symbol_info_tick(symbol)
+    r = master.order_send({"action": 1, "symbol": symbol, "volume": volume, "type": 0, "price": tick.ask, "type_filling": 1})
+    assert r.retcode == 10009
+    return r
+
+
+def test_killed_between_send_and_record_restart_makes_no_duplicate(world):
+    sim, store, master = world
+    _buy(master)
+    loop = _loop(store, CrashAfterSend(_terminal(sim, 2001)))
+    loop.on_message(_snapshot(master))
+    with pytest.raises(Crash):
+        loop.reconcile()
+    slave = _terminal(sim, 2001)
+    assert len(slave.positions_get()) == 1  # the order did execute
+    [intent] = store.list_trades(slave_name="S")
+    assert intent["status"] == "PENDING"  # the intent was durable before order_send
+
+    restarted = _loop(store, _terminal(sim, 2001))
+    restarted.on_message(_snapshot(master))
+    restarted.reconcile()
+    restarted.reconcile()
+    assert len(slave.positions_get()) == 1
+    [link] = store.list_trades(slave_name="S")
+    assert link["status"] == "OPEN" and link["slave_ticket"] == slave.positions_get()[0].identifier
+
+
+def test_intent_is_written_before_order_send(world):
+    sim, store, master = world
+    _buy(master)
+    seen = {}
+
+    class Spy(CrashAfterSend):
+        def order_send(self, request):
+            seen["rows"] = store.list_trades(slave_name="S")
+            return self._mt5.order_send(request)
+
+    loop = _loop(store, Spy(_terminal(sim, 2001)))
+    loop.on_message(_snapshot(master))
+    loop.reconcile()
+    assert [r["status"] for r in seen["rows"]] == ["PENDING"]
+    assert seen["rows"][0]["tag"] and store.list_trades(slave_name="S")[0]["status"] == "OPEN"
+
+
+def test_terminal_none_on_the_slave_trades_nothing(world):
+    sim, store, master = world
+    _buy(master)
+    slave = _terminal(sim, 2001)
+    loop = _loop(store, slave)
+    sim.inject_fault(2001, "disconnect")
+    loop.on_message(_snapshot(master))
+    assert loop.reconcile() == []
+    assert loop.rt.last_error and "-10004" in loop.rt.last_error
+    sim.inject_fault(2001, "reconnect")
+    loop.reconcile()
+    assert len(slave.positions_get()) == 1
+
+
+def test_store_down_means_no_order_is_sent(world, monkeypatch):
+    from db import StoreUnavailable
+
+    sim, store, master = world
+    _buy(master)
+    slave = _terminal(sim, 2001)
+    loop = _loop(store, slave)
+
+    def down(*a, **k):
+        raise StoreUnavailable("store is down")
+
+    monkeypatch.setattr(store, "record_intent", down)
+    monkeypatch.setattr(store, "update_trade", down)
+    loop.on_message(_snapshot(master))
+    loop.reconcile()
+    assert slave.positions_get() == ()  # no intent, no trade
+    monkeypatch.undo()
+    loop.reconcile()
+    assert len(slave.positions_get()) == 1
+
+
+def test_flatten_closes_copies_but_not_manual_trades(world):
+    sim, store, master = world
+    _buy(master)
+    slave = _terminal(sim, 2001)
+    manual = _buy(slave, "GBPUSD.c")
+    loop = _loop(store, slave)
+    loop.on_message(_snapshot(master))
+    loop.reconcile()
+    assert len(slave.positions_get()) == 2
+    loop.flatten(reason="operator flatten")
+    assert [p.ticket for p in slave.positions_get()] == [manual.order]
+    assert store.list_trades(slave_name="S")[0]["close_reason"] == "operator flatten"
+    loop.reconcile()  # flattened links are never reopened
+    assert [p.ticket for p in slave.positions_get()] == [manual.order]
