@@ -57,13 +57,18 @@ class Executor:
             return None
         return Quote(bid=float(tick.bid), ask=float(tick.ask), time_msc=int(tick.time_msc))
 
-    def _send_with_retries(self, symbol: str, build: Callable[[Quote | None], dict[str, Any] | str], *, needs_quote: bool) -> Outcome:
+    def _send_with_retries(self, symbol: str, build: Callable[[Quote | None], dict[str, Any] | str], *, needs_quote: bool, first_quote: Quote | None = None) -> Outcome:
+        """``first_quote``: a tick read just before (by the planner's pass) saves one call on
+        the hot path; every retry reads a fresh one, since a fresh price is why we retry."""
         delays = list(self.policy.delays())
         attempts = 0
         last_retcode, last_reason = 0, "no attempt made"
         for attempt in range(len(delays) + 1):
             attempts = attempt + 1
-            quote = self._quote(symbol) if needs_quote else None
+            if needs_quote and attempt == 0 and first_quote is not None:
+                quote = first_quote
+            else:
+                quote = self._quote(symbol) if needs_quote else None
             if needs_quote and quote is None:
                 code, text = self.mt5.last_error()
                 last_retcode, last_reason = 10021, f"no quote for {symbol} ({code}, {text})"
@@ -94,7 +99,7 @@ class Executor:
         return Outcome(FAILED, retcode=last_retcode, reason=f"gave up after {attempts} attempts: {last_reason}", attempts=attempts)
 
     # ------------------------------------------------------------------ intents
-    def open_market(self, *, symbol: str, side: str, volume: float, sl: float, tp: float, deviation: int, magic: int, comment: str, type_filling: int, guard: SlippageGuard | None = None, position: int = 0) -> Outcome:
+    def open_market(self, *, symbol: str, side: str, volume: float, sl: float, tp: float, deviation: int, magic: int, comment: str, type_filling: int, guard: SlippageGuard | None = None, position: int = 0, quote: Quote | None = None) -> Outcome:
         mt5 = self.mt5
 
         def build(q: Quote | None) -> dict[str, Any] | str:
@@ -114,7 +119,7 @@ class Executor:
                 req["position"] = int(position)
             return req
 
-        return self._send_with_retries(symbol, build, needs_quote=True)
+        return self._send_with_retries(symbol, build, needs_quote=True, first_quote=quote)
 
     def close_position(self, *, ticket: int, symbol: str, position_side: str, volume: float, deviation: int, magic: int, comment: str, type_filling: int) -> Outcome:
         """Close (or partially close) ``ticket``: an opposite deal with ``position=``.

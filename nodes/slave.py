@@ -36,6 +36,7 @@ from nodes.convert import PENDING_TYPE_CODES, metrics_from_mt5, order_from_mt5, 
 from nodes.execution import DONE, FAILED as OUT_FAILED, NOOP, SKIPPED as OUT_SKIPPED, UNKNOWN, Executor, Outcome  # noqa: E402
 
 SPEC_TTL_MS = 60_000
+METRICS_TTL_MS = 500  # balance/equity for sizing: fresh enough, and not read on every change
 
 
 def iso_utc(ms: int) -> str:
@@ -79,6 +80,8 @@ class SlaveLoop:
         self.margin_mode = "hedging"
         self.paused = False
         self.metrics = None
+        self._metrics_ms = 0
+        self.quotes: dict[str, Quote] = {}
         self.last_copy_ms = 0
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
         self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
@@ -199,9 +202,12 @@ class SlaveLoop:
         symbols = self._symbols_in_play(views, slave_positions, slave_orders)
         specs = {s: spec for s in symbols if (spec := self._spec(s, now)) is not None}
         quotes = {s: q for s in specs if (q := self._quote(s)) is not None}
-        info = self.mt5.account_info()
-        if info is not None:
-            self.metrics = metrics_from_mt5(info)
+        self.quotes = quotes
+        if self.metrics is None or now - self._metrics_ms >= METRICS_TTL_MS:  # off the hot path
+            info = self.mt5.account_info()
+            if info is not None:
+                self.metrics = metrics_from_mt5(info)
+                self._metrics_ms = now
         ctx = PlanContext(
             slave=self.cfg,
             masters=views,
@@ -360,7 +366,7 @@ class SlaveLoop:
                 return f"slippage {pts:.1f} points > tolerance {self.cfg.slippage_tolerance} at send time"
             return None
 
-        outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard)
+        outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard, quote=self.quotes.get(action.symbol))
         self._after_open(action, outcome, views, log)
 
     def _find_tagged(self, symbol: str, tag: str) -> Any | None:
@@ -389,7 +395,7 @@ class SlaveLoop:
                 slip = abs(outcome.price - action.master_price) / spec.point if spec and spec.point and action.master_price else None
                 fields.update({
                     "slave_ticket": slave_ticket, "slave_price": outcome.price, "slave_volume": outcome.volume or action.volume,
-                    "open_time": iso_utc(outcome.filled_ms), "slippage_points": round(slip, 1) if slip is not None else None,
+                    "open_time": iso_utc(outcome.filled_ms), "filled_ms": outcome.filled_ms, "sent_ms": outcome.sent_ms, "slippage_points": round(slip, 1) if slip is not None else None,
                     "latency_ms": _plausible_latency(outcome.filled_ms, master_open), "hub_ms": hub_ms,
                 })
             self._save(key, fields)

@@ -36,6 +36,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
+def write_world_with_slaves(dst: Path, count: int, *, first_login: int = 3001, broker: str = "SimProp-Server", balance: float = 100000) -> Path:
+    """The demo world plus ``count`` hedging slave accounts, for fleets bigger than the demo."""
+    demo = (ROOT / "sim" / "worlds" / "demo.toml").read_text()
+    extra = "".join(
+        f'\n[[accounts]]\nlogin = {first_login + i}\nbroker = "{broker}"\nname = "Bench Slave {i + 1}"\n'
+        f'margin_mode = "hedging"\nbalance = {balance}\nleverage = 100\n'
+        for i in range(count)
+    )
+    dst = Path(dst)
+    dst.write_text(demo + extra)
+    return dst
+
+
 class Proc:
     """A child process whose output goes to a log file (never a pipe that can fill up)."""
 
