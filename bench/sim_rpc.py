@@ -1,0 +1,161 @@
+"""Per-call latency of the simulator over ZeroMQ (loopback).
+
+    python bench/sim_rpc.py [--json] [--calls N] [--positions 10] [--tick-hz 10] [--workers 8]
+
+Starts ``python -m sim serve`` as a subprocess, opens ``--positions`` positions, then times
+``positions_get`` (all open positions), ``symbol_info_tick``, ``account_info`` and
+``order_send`` (market open, then close of that position) through the client, and the same
+``positions_get`` in-process for reference.  Goal: p99 <= 1 ms per call on loopback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sim import Simulator  # noqa: E402
+from sim.client import AdminClient, connect, wait_until_up  # noqa: E402
+from sim.trader import filling_for  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    xs = sorted(samples_ns)
+
+    def pct(p: float) -> float:
+        return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] / 1000.0
+
+    return {"n": len(xs), "p50_us": pct(50), "p90_us": pct(90), "p99_us": pct(99),
+            "max_us": xs[-1] / 1000.0, "mean_us": statistics.fmean(xs) / 1000.0}
+
+
+def timed(fn: Callable[[], Any], n: int, check: Callable[[Any], bool]) -> list[int]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        r = fn()
+        out.append(time.perf_counter_ns() - t0)
+        if not check(r):
+            raise SystemExit(f"bench: unexpected result {r!r}")
+    return out
+
+
+def market(mt5: Any, symbol: str, volume: float, fill: int, side: int,
+           position: int | None = None) -> dict:
+    tick = mt5.symbol_info_tick(symbol)
+    req = {"action": mt5.TRADE_ACTION_DEAL, "symbol": symbol, "volume": volume, "type": side,
+           "price": tick.ask if side == mt5.ORDER_TYPE_BUY else tick.bid, "deviation": 50,
+           "magic": 1, "type_filling": fill}
+    if position is not None:
+        req["position"] = position
+    return req
+
+
+def bench_terminal(mt5: Any, symbol: str, calls: int, positions: int,
+                   trading: bool) -> dict[str, dict]:
+    info = mt5.symbol_info(symbol)
+    fill = filling_for(info.filling_mode, mt5)
+    vol = info.volume_min
+    for _ in range(positions - len(mt5.positions_get())):
+        r = mt5.order_send(market(mt5, symbol, vol, fill, mt5.ORDER_TYPE_BUY))
+        assert r is not None and r.retcode == mt5.TRADE_RETCODE_DONE, (r, mt5.last_error())
+    warm = max(50, calls // 20)
+    timed(mt5.positions_get, warm, lambda r: r is not None)
+    res = {"positions_get": percentiles(timed(
+        mt5.positions_get, calls, lambda r: r is not None and len(r) == positions))}
+    if not trading:
+        return res
+    res["symbol_info_tick"] = percentiles(timed(
+        lambda: mt5.symbol_info_tick(symbol), calls, lambda r: r is not None))
+    res["account_info"] = percentiles(timed(mt5.account_info, calls, lambda r: r is not None))
+    opens, closes = [], []
+    for _ in range(calls):
+        req = market(mt5, symbol, vol, fill, mt5.ORDER_TYPE_BUY)
+        t0 = time.perf_counter_ns()
+        r = mt5.order_send(req)
+        opens.append(time.perf_counter_ns() - t0)
+        assert r is not None and r.retcode == mt5.TRADE_RETCODE_DONE, (r, mt5.last_error())
+        req = market(mt5, symbol, vol, fill, mt5.ORDER_TYPE_SELL, position=r.order)
+        t0 = time.perf_counter_ns()
+        r = mt5.order_send(req)
+        closes.append(time.perf_counter_ns() - t0)
+        assert r is not None and r.retcode == mt5.TRADE_RETCODE_DONE, (r, mt5.last_error())
+    res["order_send open"] = percentiles(opens)
+    res["order_send close"] = percentiles(closes)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--positions", type=int, default=10)
+    ap.add_argument("--tick-hz", type=float, default=10.0)
+    ap.add_argument("--workers", type=int, default=8, help="server worker threads (0: inline)")
+    args = ap.parse_args()
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "serve", "--endpoint", endpoint,
+                             "--tick-hz", str(args.tick_hz), "--workers", str(args.workers)],
+                            cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(endpoint, timeout_s=20)
+        admin = AdminClient(endpoint)
+        login = sorted(int(x) for x in admin.logins())[0]
+        mt5 = connect(endpoint, login=login, timeout_ms=5000)
+        symbol = next(s.name for s in mt5.symbols_get()
+                      if s.trade_mode == mt5.SYMBOL_TRADE_MODE_FULL)
+        remote = bench_terminal(mt5, symbol, args.calls, args.positions, trading=True)
+        mt5.close()
+        admin.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    sim = Simulator.demo(seed=0)
+    local = sim.terminal()
+    local.initialize(login=login)
+    inproc = bench_terminal(local, symbol, args.calls, args.positions, trading=False)
+
+    rows = {f"rpc {k}": v for k, v in remote.items()}
+    rows["in-process positions_get"] = inproc["positions_get"]
+    meta = {"calls": args.calls, "positions": args.positions, "tick_hz": args.tick_hz,
+            "workers": args.workers,
+            "symbol": symbol, "python": platform.python_version(),
+            "platform": platform.platform(), "cpus": __import__("os").cpu_count()}
+    if args.json:
+        print(json.dumps({"meta": meta, "results": rows}, indent=2))
+        return 0
+    print(f"simulator RPC latency, {args.calls} calls each, {args.positions} open positions, "
+          f"tick {args.tick_hz:g} Hz, {args.workers} server workers, {meta['platform']}, "
+          f"{meta['cpus']} cpus")
+    head = f"{'call':<28}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'max us':>10}"
+    print(head)
+    print("-" * len(head))
+    for name, r in rows.items():
+        print(f"{name:<28}{r['p50_us']:>10.0f}{r['p90_us']:>10.0f}{r['p99_us']:>10.0f}"
+              f"{r['max_us']:>10.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Per-login fault injection: the failure modes a copier must survive.
+
+Kinds (``Simulator.inject_fault(login, kind, **params)``):
+
+* ``retcode``   (code, count=1): next ``count`` order_send calls get that retcode, no trade
+* ``latency``   (ms):            every terminal call sleeps ``ms`` first (0 removes it)
+* ``reply_lost`` (count=1):      next ``count`` order_send calls execute, return None, (-10005)
+* ``disconnect`` / ``reconnect``: every call fails with (-10004, 'No IPC connection')
+* ``algo_off`` / ``algo_on``:    the terminal's Algo-Trading button (order_send -> 10027)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS = ("retcode", "latency", "reply_lost", "disconnect", "reconnect", "algo_off", "algo_on")
+
+
+@dataclass
+class Faults:
+    retcode: int = 0
+    retcode_left: int = 0
+    latency_ms: float = 0.0
+    reply_lost_left: int = 0
+    disconnected: bool = False
+    algo_off: bool = False
+
+    def apply(self, kind: str, params: dict) -> None:
+        """Apply one ``inject_fault`` call; raises ValueError/TypeError on bad input."""
+        allowed = {"retcode": {"code", "count"}, "latency": {"ms"}, "reply_lost": {"count"}}.get(kind, set())
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(KINDS)}")
+        extra = set(params) - allowed
+        if extra:
+            raise TypeError(f"fault {kind!r} takes no parameter(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+        if kind == "retcode":
+            code = params.get("code")
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise ValueError("fault 'retcode' needs code=<int retcode>")
+            self.retcode, self.retcode_left = code, _count(params)
+        elif kind == "latency":
+            ms = params.get("ms")
+            if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0:
+                raise ValueError("fault 'latency' needs ms=<number >= 0>")
+            self.latency_ms = float(ms)
+        elif kind == "reply_lost":
+            self.reply_lost_left = _count(params)
+        elif kind == "disconnect":
+            self.disconnected = True
+        elif kind == "reconnect":
+            self.disconnected = False
+        elif kind == "algo_off":
+            self.algo_off = True
+        elif kind == "algo_on":
+            self.algo_off = False
+
+    def take_retcode(self) -> int:
+        """The injected retcode for this order_send, or 0."""
+        if self.retcode_left > 0:
+            self.retcode_left -= 1
+            return self.retcode
+        return 0
+
+    def take_reply_lost(self) -> bool:
+        if self.reply_lost_left > 0:
+            self.reply_lost_left -= 1
+            return True
+        return False
+
+
+def _count(params: dict) -> int:
+    count = params.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError("fault count must be an int >= 1")
+    return count
