@@ -1,0 +1,191 @@
+"""The guardian's memory of one account, as a pure state machine.
+
+``TrackerState`` holds what a single snapshot cannot tell: the day-start reference,
+the day's equity high, the end-of-day balance high-water mark, the all-time equity
+and balance highs, and the lock. The node persists ``state.to_dict()`` in the store
+and feeds every snapshot through ``observe`` (or ``evaluate``, which calls it).
+
+Starting mid-day, the node calls ``rebuild_state`` with the deal history so the
+day-start balance and the trailing marks come from the firm's reset instants, never
+from the moment the node happened to start.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping, Sequence
+
+from ..models import AccountMetrics
+from .clock import last_reset_instant, ms_from_utc, next_reset_instant, trading_day_of
+from .config import RiskConfig
+from .deals import Deal, balance_delta
+from .lock import Lock, is_locked
+from .reference import deals_in_window, rebuild_balance_high, rebuild_eod_balance_high
+
+
+@dataclass(frozen=True)
+class TrackerState:
+    day_id: str | None = None  # ISO date of the trading day being tracked
+    day_start_utc_ms: int | None = None
+    next_reset_utc_ms: int | None = None
+    day_start_balance: float | None = None
+    day_start_equity: float | None = None  # None: no snapshot near the reset
+    reference_estimated: bool = False
+    day_equity_high: float | None = None
+    eod_balance_high: float | None = None  # highest balance at any past reset
+    equity_high: float | None = None  # all-time (intraday trailing)
+    balance_high: float | None = None  # all-time closed balance (balance trailing)
+    last_balance: float | None = None
+    last_equity: float | None = None
+    last_utc_ms: int | None = None
+    lock: Lock | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lock"] = self.lock.to_dict() if self.lock else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "TrackerState":
+        if not data:
+            return cls()
+        names = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in data.items() if k in names}
+        if kw.get("lock") is not None:
+            kw["lock"] = Lock.from_dict(kw["lock"])
+        return cls(**kw)
+
+
+def _max(*vals: float | None) -> float | None:
+    xs = [v for v in vals if v is not None]
+    return max(xs) if xs else None
+
+
+def observe(
+    config: RiskConfig,
+    state: TrackerState,
+    metrics: AccountMetrics,
+    now_server_ms: int,
+    deals: Sequence[Deal] | None = None,
+) -> TrackerState:
+    """Fold one account snapshot into the state; rolls the day at the firm's reset.
+
+    ``deals`` (history covering at least the current day) makes a roll exact even
+    when the first snapshot of the day comes late; without them a late first
+    snapshot is used as is and the reference is flagged estimated.
+    """
+    clock = config.clock
+    now_utc = clock.to_utc(now_server_ms)
+    now_ms = ms_from_utc(now_utc)
+    st = state
+    same_day = (
+        st.day_id is not None
+        and st.day_start_utc_ms is not None
+        and st.next_reset_utc_ms is not None
+        and st.day_start_utc_ms <= now_ms < st.next_reset_utc_ms
+    )
+    day = st.day_id if same_day else trading_day_of(now_utc, config.reset_time, config.reset_tz, clock).isoformat()
+
+    if st.day_id != day:
+        reset = last_reset_instant(now_utc, config.reset_time, config.reset_tz, clock)
+        reset_ms = ms_from_utc(reset)
+        nxt = ms_from_utc(next_reset_instant(now_utc, config.reset_time, config.reset_tz, clock))
+        near_reset = now_ms - reset_ms <= config.reset_snapshot_tolerance_s * 1000
+        if deals is not None:
+            todays = deals_in_window(deals, reset_ms, None, clock)
+            start_balance = metrics.balance - balance_delta(todays)
+            balance_exact = True
+            moved = any(d.affects_balance for d in todays)
+        else:
+            start_balance = metrics.balance
+            balance_exact = near_reset
+            moved = False
+        start_equity = metrics.equity if near_reset and not moved else None
+        estimated = not balance_exact or (config.reference == "max_balance_equity" and start_equity is None)
+        if config.reference == "equity_high" and start_equity is None:
+            estimated = True
+        initial = config.initial_balance
+        eod_high = st.eod_balance_high if st.eod_balance_high is not None else initial
+        if st.day_id is not None:
+            # We tracked an earlier day: the balance at this reset closed it.
+            eod_high = _max(eod_high, start_balance)
+            if deals is not None and st.day_start_utc_ms is not None and initial is not None:
+                eod_high = _max(eod_high, rebuild_eod_balance_high(
+                    initial, metrics.balance,
+                    [d for d in deals if clock.to_utc_ms(d.time_msc) >= st.day_start_utc_ms],
+                    now_utc, config.reset_time, config.reset_tz, clock))
+        st = replace(
+            st,
+            day_id=day,
+            day_start_utc_ms=reset_ms,
+            next_reset_utc_ms=nxt,
+            day_start_balance=start_balance,
+            day_start_equity=start_equity,
+            reference_estimated=estimated,
+            day_equity_high=start_equity if start_equity is not None else start_balance,
+            eod_balance_high=eod_high,
+        )
+
+    lock = st.lock if is_locked(st.lock, now_ms) else None
+    return replace(
+        st,
+        day_equity_high=_max(st.day_equity_high, metrics.equity),
+        equity_high=_max(st.equity_high, config.initial_balance, metrics.equity),
+        balance_high=_max(st.balance_high, config.initial_balance, metrics.balance),
+        last_balance=metrics.balance,
+        last_equity=metrics.equity,
+        last_utc_ms=now_ms,
+        lock=lock,
+    )
+
+
+def rebuild_state(
+    config: RiskConfig,
+    metrics: AccountMetrics,
+    deals: Sequence[Deal],
+    now_server_ms: int,
+    lock: Lock | None = None,
+) -> TrackerState:
+    """A state for a node starting now, rebuilt from the full deal history.
+
+    The all-time equity high cannot be rebuilt (floating P/L is not in history);
+    it starts from the highest closed balance, the best lower bound available.
+    """
+    clock = config.clock
+    now_utc = clock.to_utc(now_server_ms)
+    initial = config.initial_balance
+    eod_high = bal_high = None
+    if initial is not None:
+        eod_high = rebuild_eod_balance_high(
+            initial, metrics.balance, deals, now_utc, config.reset_time, config.reset_tz, clock
+        )
+        bal_high = rebuild_balance_high(initial, metrics.balance, deals, clock)
+    fresh = TrackerState(
+        eod_balance_high=eod_high,
+        balance_high=bal_high,
+        equity_high=bal_high,
+        lock=lock,
+    )
+    return observe(config, fresh, metrics, now_server_ms, deals)
+
+
+def operator_lock(
+    config: RiskConfig,
+    state: TrackerState,
+    now_server_ms: int,
+    reason: str,
+    until_next_reset: bool = False,
+) -> TrackerState:
+    """Lock on an operator's order: until the next reset, or until released."""
+    now_utc = config.clock.to_utc(now_server_ms)
+    until = (
+        ms_from_utc(next_reset_instant(now_utc, config.reset_time, config.reset_tz, config.clock))
+        if until_next_reset
+        else None
+    )
+    return replace(state, lock=Lock(reason=reason, locked_at_utc_ms=ms_from_utc(now_utc),
+                                    until_utc_ms=until, day_id=state.day_id or "", by="operator"))
+
+
+def release_lock(state: TrackerState) -> TrackerState:
+    """Operator release: copying may resume at once (the rules still apply)."""
+    return replace(state, lock=None)
