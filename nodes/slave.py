@@ -148,6 +148,14 @@ class SlaveLoop:
             self.rt.event("config_reloaded", fields=changed)
         self.refresh_flags()
         self.refresh_masters()
+        self.flatten_if_requested()
+
+    def flatten_if_requested(self) -> None:
+        """``cli.py flatten`` leaves a flag, so a flatten asked while the bus was down still happens."""
+        key = f"flatten:{self.rt.name}"
+        if self.store.get_flag(key) is not None:
+            self.flatten(reason="operator flatten")
+            self.store.delete_flag(key)
 
     # ------------------------------------------------------------------ bus
     def on_message(self, msg: Any) -> bool:
@@ -174,6 +182,7 @@ class SlaveLoop:
             self.refresh_flags()
         elif msg.command == "flatten":
             self.flatten(reason=str(msg.args.get("reason", "operator flatten")))
+            self.store.delete_flag(f"flatten:{self.rt.name}")
         elif msg.command == "reload":
             self.reload()
         elif msg.command == "stop":

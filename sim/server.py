@@ -74,6 +74,7 @@ class SimServer:
         self._router: zmq.Socket | None = None
         self._pull: zmq.Socket | None = None
         self._ticker: threading.Thread | None = None
+        self._clock_mark = time.monotonic()
         self._loop_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -95,6 +96,7 @@ class SimServer:
         if self.tick_hz > 0:
             with self.sim.lock:
                 self.sim.set_time(datetime.now(timezone.utc))
+                self._clock_mark = time.monotonic()
             self._ticker = threading.Thread(target=self._tick_loop, name="sim-ticker",
                                             daemon=True)
             self._ticker.start()
@@ -165,19 +167,28 @@ class SimServer:
     # ------------------------------------------------------------------ ticker
     def _tick_loop(self) -> None:
         period = 1.0 / self.tick_hz
-        last = time.monotonic()
         failed = False
         while not self._stop.wait(period):
-            now = time.monotonic()
-            elapsed, last = now - last, now
             try:
-                with self.sim.lock:
-                    self.sim.advance(elapsed)
+                self._catch_up()
             except Exception:  # keep serving; report once, not at 10 Hz
                 if not failed:
                     traceback.print_exc()
                     failed = True
 
+    def _catch_up(self) -> None:
+        """Advance the world clock to the wall clock (realtime mode only).
+
+        The ticker does it at ``tick_hz``; a trade request does it too, so deal and position
+        times carry the millisecond the order executed, as on a real server, instead of the
+        last tick's time (which would add up to a tick period to every measured latency).
+        """
+        with self.sim.lock:
+            now = time.monotonic()
+            elapsed, self._clock_mark = now - self._clock_mark, now
+            self.sim.advance(elapsed)
+
+    # ------------------------------------------------------------------ requests
     # ------------------------------------------------------------------ requests
     def _work(self) -> None:
         """Worker thread: run queued requests, hand replies to the router thread."""
@@ -256,6 +267,8 @@ class SimServer:
                 # Not under sim.lock here: the terminal takes it itself, and sleeps an
                 # injected latency *outside* it -- holding it would stall the whole world.
                 # The session lock makes (call, last_error) atomic for this terminal.
+                if self.tick_hz > 0 and fn in ("order_send", "order_check"):
+                    self._catch_up()
                 try:
                     result = getattr(term, fn)(*args, **kwargs)
                     err = term.last_error()

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path

@@ -1,0 +1,466 @@
+"""copyhub operator CLI: look at the fleet and steer it.
+
+    python cli.py status
+    python cli.py accounts list | show NAME | add JSON|@FILE|- | set NAME KEY=VALUE... |
+                           enable NAME | disable NAME | remove NAME [--yes]
+    python cli.py links SLAVE [--status OPEN]
+    python cli.py events [--follow] [--account NAME] [--since 10m|ISO] [--kind KIND]
+    python cli.py pause NAME | resume NAME | flatten NAME [--yes]
+    python cli.py kill-switch on|off
+    python cli.py reset NAME
+
+Every command takes ``--json``; the store comes from ``--db`` or COPYHUB_DATABASE_URL.
+Account edits are validated with the same rules the nodes load with, and refused with
+the error. Every operator command is written to the audit trail (kind
+``operator_command``). Commands that steer nodes persist a flag (seen by a node that is
+not running when it starts) and publish on the ``ctl`` topics (seen at once by running
+nodes). Errors: one line on stderr, exit code 2. See docs/operations.md.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from config import settings  # noqa: E402
+from copier.accounts import AccountConfigError, validate_account  # noqa: E402
+from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
+from fleet.operator import (FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX, RESET_PREFIX,  # noqa: E402
+                            apply_assignments, parse_assignment, parse_since, top_level_changes)
+from fleet.report import format_table, status_row, status_table  # noqa: E402
+
+EXIT_OK, EXIT_ERROR = 0, 2
+SENDER = "cli"
+SUBSCRIPTION_WAIT_S = 0.5
+
+
+class CliError(Exception):
+    """Printed as one line; exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+# =========================================================================== output
+def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(obj, default=str, separators=(",", ":")), flush=True)
+    else:
+        print(text, flush=True)
+
+
+def iso(ms: Any) -> str:
+    if not isinstance(ms, (int, float)):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + f".{int(ms) % 1000:03d}Z"
+
+
+# =========================================================================== helpers
+def audit(store: Any, command: str, account: str | None = None, **data: Any) -> None:
+    """Who did what, from where: every operator command lands in the events collection."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some service contexts
+        user = "?"
+    store.add_event("operator_command", node=SENDER, account=account, level="info", command=command,
+                    user=user, host=socket.gethostname(), **data)
+
+
+def require_account(store: Any, name: str) -> dict[str, Any]:
+    doc = store.get_account(name)
+    if doc is None:
+        known = ", ".join(d["name"] for d in store.list_accounts()) or "none"
+        raise CliError(f"no account named {name!r} (known: {known})")
+    return doc
+
+
+def validated(doc: dict[str, Any]) -> None:
+    try:
+        validate_account(doc, default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE,
+                         default_magic=settings.DEFAULT_MAGIC_NUMBER)
+    except AccountConfigError as exc:
+        raise CliError(f"refused: {exc}") from None
+
+
+def bus_reachable(endpoint: str, timeout_s: float) -> bool:
+    """Is something listening at the proxy's ``tcp://host:port``? (PUB never says.)"""
+    if not endpoint.startswith("tcp://"):
+        return True
+    host, _, port = endpoint[len("tcp://"):].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def publish_ctl(args: argparse.Namespace, target: str, command: str, **ctl_args: Any) -> bool:
+    """Send one ``ctl`` message through the proxy; False if the bus is not reachable.
+
+    A fresh PUB socket drops messages until the proxy has passed it the subscriptions
+    (a few ms on loopback), so give it a moment before sending. Delivery is still best
+    effort: the persisted flag is what makes a command stick."""
+    from messaging.publisher import Publisher
+    from messaging.schema import Control
+
+    if not bus_reachable(args.bus_pub, args.bus_timeout):
+        return False
+    pub = Publisher(args.bus_pub)
+    try:
+        time.sleep(SUBSCRIPTION_WAIT_S)
+        pub.publish(Control(target=target, command=command, sender=SENDER, ts_ms=now_ms(), args=ctl_args))
+        return True
+    finally:
+        pub.close(linger_ms=1000)
+
+
+def bus_note(sent: bool, topic: str) -> str:
+    return (f"published {topic} on the bus" if sent
+            else f"bus not reachable at the proxy ({topic} not sent); running nodes pick the flag up from the store")
+
+
+# =========================================================================== commands
+def cmd_status(args: argparse.Namespace, store: Any) -> int:
+    now = now_ms()
+    flags = store.list_flags()
+    rows = [status_row(d, now_ms=now, flags=flags) for d in store.list_nodes()]
+    extra = []
+    if flags.get(KILL_SWITCH):
+        extra.append("KILL SWITCH ON: no new opens anywhere (python cli.py kill-switch off)")
+    if not rows:
+        extra.append("no nodes recorded yet (is the launcher running against this store?)")
+    text = status_table(rows, now_ms=now) + ("\n" + "\n".join(extra) if extra else "")
+    emit(args, {"nodes": rows, "kill_switch": bool(flags.get(KILL_SWITCH)), "ts_ms": now}, text)
+    return EXIT_OK
+
+
+def cmd_accounts(args: argparse.Namespace, store: Any) -> int:
+    return {"list": acc_list, "show": acc_show, "add": acc_add, "set": acc_set, "enable": acc_enable,
+            "disable": acc_disable, "remove": acc_remove}[args.action](args, store)
+
+
+def acc_list(args: argparse.Namespace, store: Any) -> int:
+    docs = store.list_accounts()
+    rows = []
+    for d in docs:
+        try:
+            validate_account(d)
+            problem = ""
+        except AccountConfigError as exc:
+            problem = str(exc)
+        terminal = d.get("terminal") or ({"kind": "mt5", "path": d["path"]} if d.get("path") else {})
+        where = terminal.get("login") or terminal.get("path") or ""
+        rows.append({"name": d.get("name"), "type": d.get("type"), "enabled": d.get("enabled", True),
+                     "host": d.get("host"), "terminal": f"{terminal.get('kind', '?')}:{where}", "problem": problem})
+    text = format_table(["NAME", "TYPE", "ENABLED", "HOST", "TERMINAL", "PROBLEM"],
+                        [[r["name"], r["type"], "yes" if r["enabled"] is True else str(r["enabled"]).lower(),
+                          r["host"] or "any", r["terminal"], r["problem"]] for r in rows])
+    emit(args, {"accounts": rows}, text if rows else "no accounts (python setup_db.py --sample or cli.py accounts add)")
+    return EXIT_OK
+
+
+def acc_show(args: argparse.Namespace, store: Any) -> int:
+    doc = require_account(store, args.name)
+    emit(args, doc, json.dumps(doc, indent=2, default=str))
+    return EXIT_OK
+
+
+def _read_doc(source: str) -> dict[str, Any]:
+    if source == "-":
+        text = sys.stdin.read()
+    elif source.startswith("@") or (not source.lstrip().startswith("{") and Path(source).is_file()):
+        path = Path(source[1:] if source.startswith("@") else source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    else:
+        text = source
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"not a JSON document: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CliError("the account document must be a JSON object")
+    return doc
+
+
+def acc_add(args: argparse.Namespace, store: Any) -> int:
+    doc = _read_doc(args.doc)
+    validated(doc)
+    try:
+        store.add_account(doc)
+    except DuplicateAccount:
+        raise CliError(f"account {doc['name']!r} already exists (use accounts set to change it)") from None
+    audit(store, "accounts add", doc["name"])
+    emit(args, {"added": doc["name"]}, f"added account {doc['name']}")
+    return EXIT_OK
+
+
+def _update(args: argparse.Namespace, store: Any, name: str, new: dict[str, Any], command: str, **data: Any) -> int:
+    old = require_account(store, name)
+    validated(new)
+    sets, unsets = top_level_changes(old, new)
+    changed = False
+    if sets:
+        changed |= store.update_account(name, sets)
+    if unsets:
+        changed |= store.unset_account_fields(name, unsets)
+    audit(store, command, name, changed=changed, **data)
+    what = "changed" if changed else "unchanged (same values)"
+    emit(args, {"account": name, "changed": changed, "set": sets, "unset": unsets}, f"account {name} {what}")
+    return EXIT_OK
+
+
+def acc_set(args: argparse.Namespace, store: Any) -> int:
+    old = require_account(store, args.name)
+    try:
+        assignments = [parse_assignment(a) for a in args.assignments]
+        new = apply_assignments(old, assignments)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return _update(args, store, args.name, new, "accounts set", assignments=args.assignments)
+
+
+def acc_enable(args: argparse.Namespace, store: Any) -> int:
+    return _update(args, store, args.name, {**require_account(store, args.name), "enabled": True}, "accounts enable")
+
+
+def acc_disable(args: argparse.Namespace, store: Any) -> int:
+    return _update(args, store, args.name, {**require_account(store, args.name), "enabled": False}, "accounts disable")
+
+
+def confirm(args: argparse.Namespace, question: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError(f"{question} -- refusing without a terminal; add --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise CliError("cancelled")
+
+
+def acc_remove(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.name)
+    confirm(args, f"remove account {args.name} (its node stops; trade history stays)?")
+    removed = store.remove_account(args.name)
+    audit(store, "accounts remove", args.name, removed=removed)
+    emit(args, {"removed": args.name}, f"removed account {args.name}")
+    return EXIT_OK
+
+
+def cmd_links(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.slave)
+    trades = store.list_trades(slave_name=args.slave, status=args.status or None)
+    if args.limit:
+        trades = trades[-args.limit:]
+    rows = [[t.get("master_name"), t.get("master_ticket"), t.get("slave_ticket") or "-", t.get("symbol") or "-",
+             t.get("direction") or t.get("side") or "-", _first(t, "slave_volume", "volume", "master_volume"),
+             t.get("status"), iso(t.get("created_ms")),
+             f"{t['latency_ms']:.1f}" if isinstance(t.get("latency_ms"), (int, float)) else "-",
+             (t.get("skip_reason") or t.get("reason") or t.get("error") or "")[:60]] for t in trades]
+    text = format_table(["MASTER", "M.TICKET", "S.TICKET", "SYMBOL", "DIR", "VOLUME", "STATUS", "CREATED",
+                         "LAT ms", "REASON"], rows) if rows else f"no links for {args.slave}"
+    emit(args, {"slave": args.slave, "links": trades}, text)
+    return EXIT_OK
+
+
+def _first(doc: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if doc.get(key) is not None:
+            return doc[key]
+    return "-"
+
+
+def _event_line(e: dict[str, Any]) -> list[Any]:
+    data = e.get("data") or {}
+    brief = " ".join(f"{k}={v}" for k, v in data.items() if v is not None)
+    return [e.get("id"), iso(e.get("ts_ms")), e.get("level"), e.get("node") or "-", e.get("account") or "-",
+            e.get("kind"), brief[:140]]
+
+
+EVENT_HEADERS = ["ID", "TIME (UTC)", "LEVEL", "NODE", "ACCOUNT", "KIND", "DATA"]
+
+
+def cmd_events(args: argparse.Namespace, store: Any) -> int:
+    try:
+        since = parse_since(args.since, now_ms()) if args.since else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    events = store.list_events(since_ms=since, account=args.account, kind=args.kind, limit=args.limit, tail=True)
+    if args.json:
+        for e in events:
+            print(json.dumps(e, default=str, separators=(",", ":")), flush=True)
+    else:
+        print(format_table(EVENT_HEADERS, [_event_line(e) for e in events]) if events else "no events", flush=True)
+    if not args.follow:
+        return EXIT_OK
+    last = events[-1]["id"] if events else None
+    try:
+        while True:
+            time.sleep(1.0)
+            new = store.list_events(since_ms=since, account=args.account, kind=args.kind, after_id=last, limit=1000)
+            for e in new:
+                if args.json:
+                    print(json.dumps(e, default=str, separators=(",", ":")), flush=True)
+                else:
+                    print("  ".join(str(c) for c in _event_line(e)), flush=True)
+                last = e["id"]
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_pause(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.name)
+    store.set_flag(PAUSED_PREFIX + args.name, True)
+    sent = publish_ctl(args, args.name, "pause")
+    audit(store, "pause", args.name, published=sent)
+    emit(args, {"account": args.name, "paused": True, "published": sent},
+         f"{args.name} paused: no new opens (open copies are still managed); {bus_note(sent, f'ctl.{args.name} pause')}")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.name)
+    store.delete_flag(PAUSED_PREFIX + args.name)
+    sent = publish_ctl(args, args.name, "resume")
+    audit(store, "resume", args.name, published=sent)
+    note = "; the fleet kill switch is still ON" if store.get_flag(KILL_SWITCH) else ""
+    emit(args, {"account": args.name, "paused": False, "published": sent},
+         f"{args.name} resumed{note}; {bus_note(sent, f'ctl.{args.name} resume')}")
+    return EXIT_OK
+
+
+def cmd_flatten(args: argparse.Namespace, store: Any) -> int:
+    doc = require_account(store, args.name)
+    if str(doc.get("type", "")).upper() != "SLAVE":
+        raise CliError(f"{args.name} is not a SLAVE account: flatten closes copied positions on slaves only")
+    confirm(args, f"close EVERY copied position on {args.name} and pause it?")
+    store.set_flag(PAUSED_PREFIX + args.name, True)  # else the next reconcile would copy again
+    store.set_flag(FLATTEN_PREFIX + args.name, now_ms())
+    sent = publish_ctl(args, args.name, "pause")
+    sent = publish_ctl(args, args.name, "flatten") and sent
+    audit(store, "flatten", args.name, published=sent)
+    emit(args, {"account": args.name, "flatten": True, "paused": True, "published": sent},
+         f"{args.name}: paused and flatten requested ({bus_note(sent, f'ctl.{args.name} flatten')}); "
+         f"python cli.py resume {args.name} to copy again")
+    return EXIT_OK
+
+
+def cmd_kill_switch(args: argparse.Namespace, store: Any) -> int:
+    on = args.state == "on"
+    if on:
+        store.set_flag(KILL_SWITCH, True)
+    else:
+        store.delete_flag(KILL_SWITCH)
+    sent = publish_ctl(args, "all", "pause" if on else "resume", reason="kill_switch")
+    audit(store, f"kill-switch {args.state}", None, published=sent)
+    text = ("KILL SWITCH ON: no new opens on any account" if on
+            else "kill switch off: accounts not paused one by one copy again")
+    emit(args, {"kill_switch": on, "published": sent}, f"{text}; {bus_note(sent, 'ctl.all')}")
+    return EXIT_OK
+
+
+def cmd_reset(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.name)
+    node = store.get_node(args.name) or {}
+    store.set_flag(RESET_PREFIX + args.name, now_ms())
+    audit(store, "reset", args.name, previous_state=node.get("supervisor_state"))
+    emit(args, {"account": args.name, "reset": True, "previous_state": node.get("supervisor_state")},
+         f"reset requested for {args.name} (was {node.get('supervisor_state') or 'unknown'}); "
+         f"the launcher applies it within a few seconds")
+    return EXIT_OK
+
+
+# =========================================================================== parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common.add_argument("--db", default=argparse.SUPPRESS, help="store URL (default: COPYHUB_DATABASE_URL)")
+    common.add_argument("--bus-pub", default=argparse.SUPPRESS, help="proxy XSUB endpoint for ctl commands")
+    p = _Parser(prog="python cli.py", description="copyhub operator CLI", parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_, parents=[common])
+        sp.set_defaults(func=func)
+        return sp
+
+    add("status", cmd_status, "nodes: state, pid, uptime, restarts, CPU, RSS, heartbeat, links, pause")
+    acc = add("accounts", cmd_accounts, "list, show, add, set, enable, disable, remove accounts")
+    acts = acc.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    acts.add_parser("list", parents=[common], help="all accounts, with validation problems")
+    for action, help_ in (("show", "one account document"), ("enable", "start its node"),
+                          ("disable", "stop its node")):
+        acts.add_parser(action, parents=[common], help=help_).add_argument("name")
+    a = acts.add_parser("add", parents=[common], help="add from JSON text, @FILE, a file path or - (stdin)")
+    a.add_argument("doc")
+    s = acts.add_parser("set", parents=[common], help="KEY=VALUE (JSON values, dotted keys, null removes)")
+    s.add_argument("name")
+    s.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    r = acts.add_parser("remove", parents=[common], help="delete the account (its node stops)")
+    r.add_argument("name")
+    r.add_argument("--yes", action="store_true")
+
+    sp = add("links", cmd_links, "the master<->slave ticket map of one slave")
+    sp.add_argument("slave")
+    sp.add_argument("--status", choices=["PENDING", "OPEN", "CLOSED", "SKIPPED", "FAILED"])
+    sp.add_argument("--limit", type=int, default=None, help="only the newest N")
+
+    sp = add("events", cmd_events, "the audit trail")
+    sp.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    sp.add_argument("--account")
+    sp.add_argument("--kind")
+    sp.add_argument("--since", help="10m, 2h, 1d or an ISO time")
+    sp.add_argument("--limit", type=int, default=100)
+
+    add("pause", cmd_pause, "stop new opens on one account").add_argument("name")
+    add("resume", cmd_resume, "allow new opens again").add_argument("name")
+    sp = add("flatten", cmd_flatten, "close every copied position on a slave (and pause it)")
+    sp.add_argument("name")
+    sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add("kill-switch", cmd_kill_switch, "fleet-wide: no new opens anywhere").add_argument("state", choices=["on", "off"])
+    add("reset", cmd_reset, "clear FATAL / CONFIG_ERROR so the launcher starts the node again").add_argument("name")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # --json/--db/--bus-pub may come before or after the command (SUPPRESS defaults,
+    # because parents share Action objects between parsers).
+    for key, default in (("json", False), ("db", None), ("bus_pub", settings.bus_pub_endpoint), ("bus_timeout", 1.0)):
+        if not hasattr(args, key):
+            setattr(args, key, default)
+    url = args.db or settings.database_url
+    try:
+        store = open_store(url)
+    except (StoreError, ValueError) as exc:
+        print(f"cli: error: cannot open the store {mask_url(url)}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.func(args, store)
+    except CliError as exc:
+        print(f"cli: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except StoreError as exc:
+        print(f"cli: error: store: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The demo world's accounts, the seed's sample accounts, and free local ports.
+
+One definition shared by ``launcher.py --demo`` and ``setup_db.py --demo``. The demo
+world (sim/worlds/demo.toml) has a master broker ``SimFX-Live`` (login 1001 master,
+2003 slave) and a prop-firm broker ``SimProp-Server`` whose symbols carry a ``.c``
+suffix and call gold GOLD and the Dow DJ30 (logins 2001 hedging, 2002 netting).
+Together the three slaves cover suffix + symbol_map, hedging + netting, three sizing
+modes, and (Demo_Prop_Netting's 50-point tolerance against SimProp's gold price offset)
+a slippage skip that shows up in the exit summary.
+"""
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+DEMO_MASTER = "Demo_Master"
+DEMO_MASTER_LOGIN = 1001
+PROP_SYMBOL_MAP = {"XAUUSD": "GOLD", "US30": "DJ30"}
+
+
+def demo_accounts(sim_endpoint: str) -> list[dict[str, Any]]:
+    """One master and three slaves on the simulator at ``sim_endpoint``."""
+
+    def terminal(login: int) -> dict[str, Any]:
+        return {"kind": "sim", "login": login, "endpoint": sim_endpoint}
+
+    return [
+        {"name": DEMO_MASTER, "type": "MASTER", "enabled": True, "terminal": terminal(DEMO_MASTER_LOGIN),
+         "description": "demo master on SimFX-Live (hedging); the demo trader trades here"},
+        {"name": "Demo_Prop_Hedge", "type": "SLAVE", "enabled": True, "terminal": terminal(2001),
+         "suffix": ".c", "symbol_map": dict(PROP_SYMBOL_MAP), "sizing": {"mode": "same"},
+         "slippage_tolerance": 200,
+         "description": "SimProp-Server hedging account: suffix .c, XAUUSD->GOLD, US30->DJ30, same lots; "
+                        "tolerance wide enough for the broker's gold price offset"},
+        {"name": "Demo_Prop_Netting", "type": "SLAVE", "enabled": True, "terminal": terminal(2002),
+         "suffix": ".c", "symbol_map": dict(PROP_SYMBOL_MAP), "sizing": {"mode": "multiplier", "multiplier": 0.5},
+         "slippage_tolerance": 50,
+         "description": "SimProp-Server netting account: suffix and map as above, half the lots; "
+                        "tolerance 50 points, so gold (offset ~95 points) is skipped for slippage"},
+        {"name": "Demo_FX_Ratio", "type": "SLAVE", "enabled": True, "terminal": terminal(2003),
+         "sizing": {"mode": "balance_ratio"}, "slippage_tolerance": 50,
+         "description": "SimFX-Live hedging account: same symbols, lots scaled by balance ratio"},
+    ]
+
+
+def sample_accounts() -> list[dict[str, Any]]:
+    """The seed README's two sample documents, exactly as written there."""
+    return [
+        {"name": "FTMO_Master", "type": "MASTER", "path": "C:/Program Files/FTMO MT5/terminal64.exe",
+         "enabled": True},
+        {"name": "Apex_Slave_01", "type": "SLAVE", "path": "C:/Program Files/Apex MT5/terminal64.exe",
+         "enabled": True, "suffix": ".c", "symbol_map": {"XAUUSD": "GOLD", "US30": "DJ30"},
+         "slippage_tolerance": 50},
+    ]
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", avoid: set[int] | None = None) -> int:
+    """A port the OS says is free now (it may be taken again before use; the launcher
+    reports a failed bind as a startup error)."""
+    avoid = avoid or set()
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def pick_ports(preferred: list[int], host: str = "127.0.0.1") -> list[int]:
+    """Each preferred port if free, else a free one; all distinct."""
+    chosen: list[int] = []
+    for port in preferred:
+        if port not in chosen and port_free(port, host):
+            chosen.append(port)
+        else:
+            chosen.append(free_port(host, set(chosen)))
+    return chosen

@@ -1,0 +1,602 @@
+"""The fleet shell: spawns, watches, restarts and stops every process of one host.
+
+All decisions come from ``supervision`` (per node) and ``reconcile`` (which nodes);
+this module feeds them facts (exits, heartbeats, account changes, operator resets,
+time) and carries out their actions. One thread, one loop: receiving status messages
+from the bus doubles as the loop's sleep.
+
+Facts read from the store, per node name (``nodes`` collection, written by the node):
+``pid``, ``heartbeat_ms`` (a fallback heartbeat when the bus is down) and ``reason``
+(why a node exited 78). Fields the launcher merges into the same document:
+``kind``, ``supervisor_state``, ``supervisor_reason``, ``restarts``, ``uptime_s``,
+``cpu_percent``, ``rss_bytes``, ``last_exit_code``, ``started_ms``, ``proc_pid``,
+``launcher_host``, ``launcher_pid``, ``stats_ms``.
+Flags: ``reset:<NAME>`` (operator reset; deleted once applied).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from copier.accounts import AccountConfigError, validate_account
+from db import StoreError, now_ms
+from fleet.procs import ProcessHandle, ProcStats
+from fleet.reconcile import Desired, desired_nodes, plan
+from fleet.supervision import (EXIT_CONFIG, Action, Alert, Kill, Policy, Spawn, State, Supervised,
+                               Terminate)
+from messaging.publisher import Publisher
+from messaging.schema import Event, Status, is_valid_name
+from messaging.subscriber import Subscriber
+from utils.process import kill_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER_NODE = "launcher"
+from fleet.operator import RESET_PREFIX  # noqa: E402  (one definition of the flag names)
+# Process kinds in shutdown order: who stops first. Slaves stop before their masters,
+# and the bus goes last so everyone can still report while stopping.
+STOP_ORDER = ("slave", "master", "monitor", "trader", "sim", "proxy")
+INFRA_NAMES = {"proxy": "bus-proxy", "sim": "sim-server", "trader": "demo-trader", "monitor": "monitor"}
+RESERVED_NAMES = frozenset(INFRA_NAMES.values()) | {LAUNCHER_NODE}
+INFRA_POLICY = Policy(heartbeat_timeout_s=0.0, min_uptime_s=1.0)
+DEMO_SETTLE_S = 1.5
+
+
+class FleetError(RuntimeError):
+    """The fleet cannot start (store unreachable, bus port taken): one line for the user."""
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """Demo only: the simulator server and the demo trader the launcher also runs."""
+
+    world: str | None = None
+    seed: int = 0
+    trader_login: int = 1001
+    trader_rate: float = 0.5
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    db_url: str
+    bus_pub: str  # proxy XSUB: publishers connect here
+    bus_sub: str  # proxy XPUB: subscribers connect here
+    sim_endpoint: str
+    log_dir: Path
+    host: str = field(default_factory=socket.gethostname)
+    nodes_dir: Path = ROOT / "nodes"
+    python: str = sys.executable
+    policy: Policy = field(default_factory=Policy)
+    reconcile_interval_s: float = 2.0
+    stats_interval_s: float = 5.0
+    master_wait_s: float = 15.0
+    stop_timeout_s: float = 10.0
+    ready_timeout_s: float = 15.0
+    sim: SimOptions | None = None
+    monitor: bool = True
+
+
+@dataclass
+class Child:
+    """One supervised process and what the launcher knows about it."""
+
+    name: str
+    kind: str  # master | slave | monitor | proxy | sim | trader
+    sup: Supervised
+    desired: Desired | None = None  # account nodes: None once disabled/removed
+    handle: ProcessHandle | None = None
+    started_ms: int | None = None
+    stats: ProcStats | None = None
+    stop_deadline: float | None = None
+    removed: bool = False  # account deleted: drop the nodes doc once stopped
+
+    @property
+    def is_account(self) -> bool:
+        return self.kind in ("master", "slave")
+
+
+class Fleet:
+    """Supervise one host's fleet. ``start()``, then ``run()``, then ``shutdown()``."""
+
+    def __init__(self, store: Any, opts: FleetOptions, log: Any, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.opts = opts
+        self.log = log
+        self.clock = clock
+        self.children: dict[str, Child] = {}
+        self.stop_event = threading.Event()
+        self.hurry = False  # a second Ctrl+C: shorten every deadline
+        self.publisher: Publisher | None = None
+        self.subscriber: Subscriber | None = None
+        self._accounts: dict[str, dict] = {}
+        self._version: str | None = None
+        self._next_reconcile = 0.0
+        self._next_stats = 0.0
+        self._started_ms = now_ms()
+        self.pid = os.getpid()
+        self.store_name = f"{LAUNCHER_NODE}@{opts.host}"
+
+    # ================================================================== lifecycle
+    def start(self) -> None:
+        """Bus proxy, (demo: sim server), masters and their first heartbeats, slaves,
+        monitor, (demo: trader). Raises FleetError when the fleet cannot come up."""
+        self._clear_stale_flags()
+        self._next_reconcile = float("inf")  # startup order first; reconcile once it is done
+        proxy = self._add_child(INFRA_NAMES["proxy"], "proxy", INFRA_POLICY)
+        self._execute(proxy.sup.request_start(self.clock()))
+        if not _wait_tcp([self.opts.bus_pub, self.opts.bus_sub], self.opts.ready_timeout_s, proxy):
+            raise FleetError(f"bus proxy did not come up on {self.opts.bus_pub} / {self.opts.bus_sub}; "
+                             f"see {self._out_path(proxy.name)}")
+        self.publisher = Publisher(self.opts.bus_pub)
+        self.subscriber = Subscriber(self.opts.bus_sub, ["status."])
+        if self.opts.sim is not None:
+            sim = self._add_child(INFRA_NAMES["sim"], "sim", INFRA_POLICY)
+            self._execute(sim.sup.request_start(self.clock()))
+            if not _wait_sim(self.opts.sim_endpoint, self.opts.ready_timeout_s, sim):
+                raise FleetError(f"simulator did not come up on {self.opts.sim_endpoint}; see {self._out_path(sim.name)}")
+        self._event("fleet_starting", host=self.opts.host)
+        self._load_accounts()
+        desired = desired_nodes(self._accounts.values(), self.opts.host)
+        masters = [d for d in desired.values() if d.role == "master"]
+        others = [d for d in desired.values() if d.role != "master"]
+        for d in masters:
+            self._want(d)
+        self._wait_first_heartbeats([d.name for d in masters])
+        for d in others:
+            self._want(d)
+        monitor_script = self.opts.nodes_dir / "monitor.py"
+        if self.opts.monitor and monitor_script.exists():
+            mon = self._add_child(INFRA_NAMES["monitor"], "monitor",
+                                  replace(self.opts.policy, require_first_heartbeat=False))
+            self._execute(mon.sup.request_start(self.clock()))
+        if self.opts.sim is not None:
+            # Demo: trade only once the slaves follow, so the first positions are copies,
+            # not "existed before follow" skips. A slave trusts the master after its next
+            # snapshot, which comes within one heartbeat interval.
+            self._wait_first_heartbeats([d.name for d in others], what="slaves")
+            self._settle(DEMO_SETTLE_S)
+            trader = self._add_child(INFRA_NAMES["trader"], "trader", INFRA_POLICY)
+            self._execute(trader.sup.request_start(self.clock()))
+        self._remove_stale_node_docs()
+        now = self.clock()
+        self._next_reconcile = now + self.opts.reconcile_interval_s
+        self._next_stats = now
+        self._event("fleet_started", host=self.opts.host, nodes=sorted(self.children))
+
+    def run(self, duration_s: float | None = None) -> None:
+        """Supervise until ``stop_event`` is set or ``duration_s`` has passed."""
+        end = None if duration_s is None else self.clock() + duration_s
+        while not self.stop_event.is_set():
+            if end is not None and self.clock() >= end:
+                break
+            self.step(0.2)
+
+    def step(self, wait_s: float) -> None:
+        """One loop turn: bus messages (waiting up to ``wait_s``), exits, timers,
+        reconcile and stats when due."""
+        self._pump_bus(wait_s)
+        now = self.clock()
+        self._poll_exits(now)
+        for child in list(self.children.values()):
+            self._execute(child.sup.tick(now), child)
+            self._enforce_stop_deadline(child, now)
+        if now >= self._next_reconcile:
+            self._next_reconcile = now + self.opts.reconcile_interval_s
+            self.reconcile()
+        if now >= self._next_stats:
+            self._next_stats = now + self.opts.stats_interval_s
+            self.publish_stats()
+
+    def shutdown(self) -> None:
+        """Stop everything in STOP_ORDER: graceful request, deadline, then kill the tree."""
+        self._event("fleet_stopping", host=self.opts.host)
+        for kind in STOP_ORDER:
+            group = [c for c in self.children.values() if c.kind == kind]
+            if not group:
+                continue
+            now = self.clock()
+            for child in group:
+                self._execute(child.sup.request_stop(now), child)
+            deadline = now + (1.0 if self.hurry else self.opts.stop_timeout_s)
+            while any(c.handle is not None for c in group) and self.clock() < deadline:
+                self._pump_bus(0.05) if kind != "proxy" else time.sleep(0.05)
+                self._poll_exits(self.clock())
+            for child in group:
+                if child.handle is not None:
+                    self.log.warning("stop_deadline_passed_killing", node=child.name, pid=child.handle.pid)
+                    child.handle.kill()
+                    self._poll_exits(self.clock())
+            for child in group:
+                self._write_node(child)
+        for stray in psutil.Process(self.pid).children(recursive=True):
+            self.log.warning("killing_stray_process", pid=stray.pid)
+            kill_tree(stray.pid, timeout_s=2.0)
+        self._event("fleet_stopped", host=self.opts.host)
+        self._safe(self.store.upsert_node, self.store_name,
+                   {"kind": "launcher", "supervisor_state": "STOPPED", "stats_ms": now_ms()})
+        for closer in (self.subscriber, self.publisher):
+            if closer is not None:
+                closer.close()
+
+    # ================================================================== reconcile
+    def reconcile(self) -> None:
+        """Re-read accounts (only when their version moved) and operator resets."""
+        if self._load_accounts():
+            desired = desired_nodes(self._accounts.values(), self.opts.host)
+            current = {c.name: c.desired for c in self.children.values() if c.is_account and c.desired is not None}
+            p = plan(desired, current, self._accounts.keys())
+            now = self.clock()
+            for d in p.start:
+                self._want(d)
+            for name, why in p.stop:
+                child = self.children[name]
+                child.desired = None
+                child.removed = why == "account removed"
+                self._event("node_stop_requested", account=name, reason=why)
+                self._execute(child.sup.request_stop(now), child)
+                if child.removed and child.handle is None:
+                    self._safe(self.store.remove_node, name)
+                    del self.children[name]
+                else:
+                    self._write_node(child)
+            for d in p.restart:
+                child = self.children[d.name]
+                child.desired, child.kind = d, d.role or child.kind
+                self._event("node_restart_requested", account=d.name, reason="account type changed")
+                self._execute(child.sup.request_restart(now), child)
+            for d in p.changed:
+                child = self.children[d.name]
+                child.desired = d
+                self._execute(child.sup.config_changed(now), child)
+        self._apply_resets()
+        self._store_heartbeats()
+
+    def _load_accounts(self) -> bool:
+        """Refresh the account cache; True when it changed."""
+        try:
+            version = self.store.accounts_version()
+            if version == self._version:
+                return False
+            docs = self.store.list_accounts()
+        except StoreError as exc:
+            self.log.warning("store_unavailable", error=str(exc))
+            return False
+        self._version = version
+        self._accounts = {d["name"]: d for d in docs if isinstance(d.get("name"), str)}
+        return True
+
+    def _want(self, d: Desired) -> None:
+        child = self.children.get(d.name)
+        if child is None:
+            child = self._add_child(d.name, d.role or "slave", self.opts.policy)
+        child.desired, child.removed = d, False
+        if d.role:
+            child.kind = d.role
+        now = self.clock()
+        if child.sup.state is State.STOPPING:
+            self._execute(child.sup.request_restart(now), child)
+        elif child.sup.state in (State.FATAL, State.CONFIG_ERROR):
+            self._execute(child.sup.config_changed(now), child)
+        else:
+            self._execute(child.sup.request_start(now), child)
+
+    def _apply_resets(self) -> None:
+        try:
+            flags = self.store.list_flags(RESET_PREFIX)
+        except StoreError:
+            return
+        for key in flags:
+            name = key[len(RESET_PREFIX):]
+            child = self.children.get(name)
+            self._safe(self.store.delete_flag, key)
+            if child is None or (child.is_account and child.desired is None):
+                continue
+            self._event("node_reset", account=name, previous_state=child.sup.state.value)
+            self._execute(child.sup.reset(self.clock()), child)
+            self._write_node(child)
+
+    def _store_heartbeats(self) -> None:
+        """The node's own heartbeat in the store counts too: a bus outage alone must not
+        make the launcher kill a healthy fleet."""
+        try:
+            docs = {d.get("name"): d for d in self.store.list_nodes()}
+        except StoreError:
+            return
+        now, wall = self.clock(), now_ms()
+        for child in self.children.values():
+            doc = docs.get(child.name)
+            if not doc or child.sup.pid is None or doc.get("pid") != child.sup.pid:
+                continue
+            hb = doc.get("heartbeat_ms")
+            if isinstance(hb, (int, float)) and doc.get("state") != "CONFIG_ERROR":
+                child.sup.heartbeat(now - max(0.0, (wall - hb) / 1000.0), child.sup.pid)
+
+    # ================================================================== facts in
+    def _pump_bus(self, wait_s: float) -> None:
+        if self.subscriber is None:
+            time.sleep(wait_s)
+            return
+        msg = self.subscriber.recv(int(wait_s * 1000))
+        while msg is not None:
+            if isinstance(msg, Status) and msg.role in ("master", "slave", "monitor"):
+                child = self.children.get(msg.node)
+                if child is not None:
+                    child.sup.heartbeat(self.clock(), msg.pid)
+            msg = self.subscriber.recv(0)
+
+    def _poll_exits(self, now: float) -> None:
+        for child in list(self.children.values()):
+            if child.handle is None:
+                continue
+            code = child.handle.poll()
+            if code is None:
+                continue
+            pid = child.handle.pid
+            child.handle, child.stats, child.stop_deadline = None, None, None
+            before = child.sup.state
+            actions = child.sup.exited(now, code)
+            if code == EXIT_CONFIG and child.sup.state is State.CONFIG_ERROR:
+                node_reason = self._node_reason(child.name)
+                if node_reason:
+                    child.sup.reason = node_reason
+                    actions = [Alert(a.name, a.kind, a.level, node_reason) if isinstance(a, Alert) else a
+                               for a in actions]
+            self.log.info("node_exited", node=child.name, pid=pid, code=code, was=before.value,
+                          now=child.sup.state.value)
+            self._execute(actions, child)
+            self._write_node(child)
+            if child.removed and child.sup.state is State.STOPPED:
+                self._safe(self.store.remove_node, child.name)
+                del self.children[child.name]
+
+    def _node_reason(self, name: str) -> str | None:
+        try:
+            doc = self.store.get_node(name) or {}
+        except StoreError:
+            return None
+        reason = doc.get("reason")
+        return reason if isinstance(reason, str) and reason else None
+
+    # ================================================================== actions out
+    def _execute(self, actions: list[Action], child: Child | None = None) -> None:
+        for action in actions:
+            target = self.children.get(action.name)
+            if target is None:
+                continue
+            if isinstance(action, Spawn):
+                self._spawn(target)
+            elif isinstance(action, Terminate):
+                if target.handle is not None:
+                    target.handle.request_stop()
+                    target.stop_deadline = self.clock() + (1.0 if self.hurry else self.opts.stop_timeout_s)
+            elif isinstance(action, Kill):
+                if target.handle is not None:
+                    self.log.error("killing_unresponsive_node", node=target.name, pid=target.handle.pid,
+                                   reason=action.reason)
+                    target.handle.kill()
+            elif isinstance(action, Alert):
+                self._event(action.kind, account=target.name if target.is_account else None,
+                            level=action.level, node_name=target.name, message=action.message)
+                self._write_node(target)
+
+    def _spawn(self, child: Child) -> None:
+        now = self.clock()
+        refusal = self._refusal(child)
+        if refusal:
+            self._execute(child.sup.hold_config_error(refusal), child)
+            self._write_node(child)
+            return
+        try:
+            child.handle = ProcessHandle(child.name, self._argv(child), log_path=self._out_path(child.name),
+                                         env=self._env())
+        except OSError as exc:
+            self._execute(child.sup.spawn_failed(now, str(exc)), child)
+            return
+        child.sup.spawned(now, child.handle.pid)
+        child.started_ms = now_ms()
+        child.stats = None
+        self.log.info("node_spawned", node=child.name, kind=child.kind, pid=child.handle.pid,
+                      restarts=child.sup.restarts)
+        self._event("node_started", account=child.name if child.is_account else None,
+                    node_name=child.name, pid=child.handle.pid, restarts=child.sup.restarts)
+        self._write_node(child)
+
+    def _refusal(self, child: Child) -> str | None:
+        """Why an account node must not start (bad document), or None. The node runs
+        the same validation itself and exits 78; checking first keeps a broken account
+        from costing a process start every backoff."""
+        if not child.is_account:
+            return None
+        if child.name in RESERVED_NAMES or not is_valid_name(child.name):
+            return (f"account {child.name!r}: field 'name' must be 1-64 letters, digits, '_' or '-' "
+                    f"and not one of {', '.join(sorted(RESERVED_NAMES))}")
+        doc = self._accounts.get(child.name)
+        if doc is None:
+            return f"account {child.name!r} is not in the store"
+        try:
+            validate_account(doc)
+        except AccountConfigError as exc:
+            return str(exc)
+        return None
+
+    def _argv(self, child: Child) -> list[str]:
+        o, py = self.opts, self.opts.python
+        if child.kind == "proxy":
+            return [py, "-m", "messaging.proxy", "--xsub", o.bus_pub, "--xpub", o.bus_sub,
+                    "--parent-pid", str(self.pid)]
+        if child.kind == "sim":
+            assert o.sim is not None
+            argv = [py, "-m", "fleet.guard", "--parent-pid", str(self.pid), "-m", "sim", "serve",
+                    "--endpoint", o.sim_endpoint, "--seed", str(o.sim.seed)]
+            return argv + (["--world", o.sim.world] if o.sim.world else [])
+        if child.kind == "trader":
+            assert o.sim is not None
+            return [py, "-m", "fleet.guard", "--parent-pid", str(self.pid), "-m", "sim", "trader",
+                    "--endpoint", o.sim_endpoint, "--login", str(o.sim.trader_login),
+                    "--rate", str(o.sim.trader_rate), "--seed", str(o.sim.seed)]
+        script = o.nodes_dir / f"{child.kind}.py"
+        return [py, str(script), "--name", child.name, "--db", o.db_url, "--bus-pub", o.bus_pub,
+                "--bus-sub", o.bus_sub, "--sim-endpoint", o.sim_endpoint, "--parent-pid", str(self.pid),
+                "--log-dir", str(o.log_dir)]
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        paths = [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["COPYHUB_DATABASE_URL"] = self.opts.db_url
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _enforce_stop_deadline(self, child: Child, now: float) -> None:
+        if child.handle is not None and child.stop_deadline is not None and now >= child.stop_deadline:
+            self.log.warning("stop_deadline_passed_killing", node=child.name, pid=child.handle.pid)
+            child.handle.kill()
+
+    # ================================================================== reporting
+    def publish_stats(self) -> None:
+        """Per node: pid, state, uptime, restarts, CPU, RSS, last exit -> store and bus."""
+        info: dict[str, Any] = {}
+        for child in self.children.values():
+            if child.handle is not None:
+                child.stats = child.handle.stats()
+            info[child.name] = self._write_node(child)
+        self._safe(self.store.upsert_node, self.store_name, {
+            "kind": "launcher", "supervisor_state": "RUNNING", "proc_pid": self.pid, "launcher_host": self.opts.host,
+            "started_ms": self._started_ms, "stats_ms": now_ms(), "nodes": sorted(self.children)})
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(Status(node=LAUNCHER_NODE, role="launcher", state="RUNNING", pid=self.pid,
+                                              ts_ms=now_ms(), info={"host": self.opts.host, "nodes": info}))
+            except Exception as exc:  # the bus must never stop supervision
+                self.log.warning("status_not_published", error=str(exc))
+
+    def node_fields(self, child: Child) -> dict[str, Any]:
+        sup, st = child.sup, child.stats
+        return {
+            "kind": child.kind, "supervisor_state": sup.state.value, "supervisor_reason": sup.reason or None,
+            "restarts": sup.restarts, "uptime_s": round(sup.uptime(self.clock()), 1),
+            "cpu_percent": st.cpu_percent if st else None, "rss_bytes": st.rss_bytes if st else None,
+            "last_exit_code": sup.last_exit_code, "started_ms": child.started_ms, "proc_pid": sup.pid,
+            "launcher_host": self.opts.host, "launcher_pid": self.pid, "stats_ms": now_ms(),
+        }
+
+    def _write_node(self, child: Child) -> dict[str, Any]:
+        fields = self.node_fields(child)
+        if not child.is_account:
+            fields["role"] = child.kind  # infra processes write no doc of their own
+        self._safe(self.store.upsert_node, child.name, fields)
+        return fields
+
+    def _event(self, kind: str, *, account: str | None = None, level: str = "info", **data: Any) -> None:
+        """Audit trail (store) and live feed (bus ``event.launcher``); never raises."""
+        self._safe(self.store.add_event, kind, node=LAUNCHER_NODE, account=account, level=level, **data)
+        log = getattr(self.log, {"critical": "critical", "error": "error", "warning": "warning"}.get(level, "info"))
+        log(kind, account=account, **data)
+        if self.publisher is not None:
+            try:
+                self.publisher.publish(Event(node=LAUNCHER_NODE, ts_ms=now_ms(), event=kind, level=level,
+                                             data={"account": account, **data}))
+            except Exception as exc:
+                self.log.warning("event_not_published", kind=kind, error=str(exc))
+
+    def _safe(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StoreError as exc:
+            self.log.warning("store_unavailable", error=str(exc))
+            return None
+
+    # ================================================================== helpers
+    def _add_child(self, name: str, kind: str, policy: Policy) -> Child:
+        child = Child(name=name, kind=kind, sup=Supervised(name, policy))
+        self.children[name] = child
+        return child
+
+    def _out_path(self, name: str) -> Path:
+        return self.opts.log_dir / f"{name}.out"
+
+    def _settle(self, seconds: float) -> None:
+        """Keep supervising (not sleeping) for ``seconds``."""
+        end = self.clock() + seconds
+        while self.clock() < end and not self.stop_event.is_set():
+            self.step(min(0.1, max(0.0, end - self.clock())))
+
+    def _wait_first_heartbeats(self, names: list[str], what: str = "masters") -> None:
+        """Masters first: slaves start once every master has said hello (or the wait
+        times out; slaves trust nothing before a snapshot anyway)."""
+        deadline = self.clock() + self.opts.master_wait_s
+        while names and self.clock() < deadline and not self.stop_event.is_set():
+            self.step(0.1)
+            pending = [n for n in names if n in self.children
+                       and self.children[n].sup.state in (State.STARTING, State.BACKOFF)
+                       and self.children[n].sup.last_heartbeat is None]
+            if not pending:
+                return
+        late = [n for n in names if n in self.children and self.children[n].sup.last_heartbeat is None]
+        if late:
+            self.log.warning("no_first_heartbeat", what=what, nodes=late, waited_s=self.opts.master_wait_s)
+
+    def _clear_stale_flags(self) -> None:
+        """Resets left from an earlier run mean nothing to a fresh start."""
+        try:
+            for key in self.store.list_flags(RESET_PREFIX):
+                self.store.delete_flag(key)
+        except StoreError:
+            pass
+
+    def _remove_stale_node_docs(self) -> None:
+        """Drop documents of nodes this host ran before but no longer runs."""
+        try:
+            docs = self.store.list_nodes()
+        except StoreError:
+            return
+        for doc in docs:
+            name = doc.get("name")
+            if (name not in self.children and name != self.store_name
+                    and doc.get("launcher_host") == self.opts.host):
+                self._safe(self.store.remove_node, name)
+
+
+def _wait_tcp(endpoints: list[str], timeout_s: float, child: Child) -> bool:
+    """True once every ``tcp://host:port`` accepts connections (the proxy is bound)."""
+    deadline = time.monotonic() + timeout_s
+    pending = [e for e in endpoints if e.startswith("tcp://")]
+    if len(pending) < len(endpoints):  # ipc:// and friends: no cheap probe, give it a moment
+        time.sleep(0.5)
+    while pending and time.monotonic() < deadline:
+        if child.handle is None or child.handle.poll() is not None:
+            return False
+        host, _, port = pending[0].rpartition("//")[2].rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                pending.pop(0)
+        except OSError:
+            time.sleep(0.05)
+    return not pending
+
+
+def _wait_sim(endpoint: str, timeout_s: float, child: Child) -> bool:
+    from sim.client import AdminClient, SimUnavailable
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.handle is None or child.handle.poll() is not None:
+            return False
+        admin = AdminClient(endpoint, timeout_ms=500)
+        try:
+            admin.ping()
+            return True
+        except SimUnavailable:
+            time.sleep(0.1)
+        finally:
+            close = getattr(admin, "close", None)
+            if close:
+                close()
+    return False

@@ -1,0 +1,186 @@
+"""cli.py and setup_db.py in-process against a temporary store (and a real bus proxy
+for the commands that publish ``ctl``)."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import cli
+import setup_db
+from db import open_store
+from fleet.demo import free_port
+from fleet_harness import sim_account
+from messaging.proxy import Proxy
+from messaging.schema import Control
+from messaging.subscriber import Subscriber
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = "sqlite:///" + (tmp_path / "cli.db").as_posix()
+    store = open_store(url)
+    store.add_account(sim_account("M1", "MASTER", 1001))
+    store.add_account(sim_account("S1"))
+    store.close()
+    return url
+
+
+@pytest.fixture
+def bus():
+    proxy = Proxy(f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
+    yield proxy
+    proxy.stop()
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_command_has_json(db, capsys, tmp_path):
+    for argv in (["status"], ["accounts", "list"], ["accounts", "show", "S1"], ["links", "S1"],
+                 ["reset", "S1"], ["accounts", "set", "S1", "suffix=.c"]):
+        code, out, err = run(capsys, "--db", db, *argv, "--json")
+        assert code == 0, (argv, err)
+        json.loads(out)
+    code, out, _ = run(capsys, "--db", db, "events", "--json")
+    assert code == 0 and all(json.loads(line)["kind"] for line in out.splitlines())
+
+
+def test_account_edits_are_validated_and_audited(db, capsys, tmp_path):
+    code, _, err = run(capsys, "--db", db, "accounts", "set", "S1", "slippage_tolerance=30",
+                       'symbol_map={"XAUUSD":"GOLD"}', "sizing.mode=fixed", "sizing.lot=0.1")
+    assert code == 0, err
+    store = open_store(db)
+    doc = store.get_account("S1")
+    assert doc["slippage_tolerance"] == 30 and doc["symbol_map"] == {"XAUUSD": "GOLD"}
+    assert doc["sizing"] == {"mode": "fixed", "lot": 0.1}
+
+    version = store.accounts_version()
+    code, _, err = run(capsys, "--db", db, "accounts", "set", "S1", "slipage_tolerance=3")
+    assert code == 2 and "slipage_tolerance" in err and "did you mean" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "--db", db, "accounts", "add", json.dumps({"name": "X", "type": "SLAVE"}))
+    assert code == 2 and "terminal" in err
+    code, _, err = run(capsys, "--db", db, "accounts", "add", json.dumps(sim_account("S1")))
+    assert code == 2 and "already exists" in err
+    assert store.accounts_version() == version  # nothing written by refused commands
+
+    path = tmp_path / "s2.json"
+    path.write_text(json.dumps(sim_account("S2", login=2002)))
+    assert run(capsys, "--db", db, "accounts", "add", f"@{path}")[0] == 0
+    assert run(capsys, "--db", db, "accounts", "disable", "S2")[0] == 0
+    assert store.get_account("S2")["enabled"] is False
+    assert run(capsys, "--db", db, "accounts", "remove", "S2")[0] == 2  # no terminal, no --yes
+    assert run(capsys, "--db", db, "accounts", "remove", "S2", "--yes")[0] == 0
+    assert store.get_account("S2") is None
+    commands = [e["data"]["command"] for e in store.list_events(kind="operator_command")]
+    assert commands == ["accounts set", "accounts add", "accounts disable", "accounts remove"]
+    store.close()
+
+
+def test_pause_resume_flatten_kill_switch_persist_flags_and_publish(db, bus, capsys):
+    sub = Subscriber(bus.xpub_endpoint, ["ctl."])
+    base = ["--db", db, "--bus-pub", bus.xsub_endpoint]
+    store = open_store(db)
+
+    def next_ctl():
+        msg = sub.recv(3000)
+        assert isinstance(msg, Control), msg
+        return msg.target, msg.command, msg.args
+
+    assert run(capsys, *base, "pause", "S1")[0] == 0
+    assert store.get_flag("paused:S1") is True and next_ctl() == ("S1", "pause", {})
+    assert run(capsys, *base, "resume", "S1")[0] == 0
+    assert store.get_flag("paused:S1") is None and next_ctl() == ("S1", "resume", {})
+
+    code, _, err = run(capsys, *base, "flatten", "S1")
+    assert code == 2 and "--yes" in err  # no confirmation possible without a terminal
+    assert store.get_flag("flatten:S1") is None
+    assert run(capsys, *base, "flatten", "S1", "--yes")[0] == 0
+    assert store.get_flag("paused:S1") is True and isinstance(store.get_flag("flatten:S1"), int)
+    assert [next_ctl()[1], next_ctl()[1]] == ["pause", "flatten"]
+    assert run(capsys, *base, "flatten", "M1", "--yes")[0] == 2  # masters have no copies
+
+    assert run(capsys, *base, "kill-switch", "on")[0] == 0
+    assert store.get_flag("kill_switch") is True and next_ctl() == ("all", "pause", {"reason": "kill_switch"})
+    code, out, _ = run(capsys, *base, "status")
+    assert "KILL SWITCH ON" in out
+    assert run(capsys, *base, "kill-switch", "off")[0] == 0
+    assert store.get_flag("kill_switch") is None and next_ctl() == ("all", "resume", {"reason": "kill_switch"})
+
+    assert run(capsys, *base, "pause", "Nobody")[0] == 2
+    audited = [e["data"]["command"] for e in store.list_events(kind="operator_command")]
+    assert audited == ["pause", "resume", "flatten", "kill-switch on", "kill-switch off"]
+    sub.close()
+    store.close()
+
+
+def test_flags_are_kept_when_the_bus_is_down(db, capsys):
+    code, out, _ = run(capsys, "--db", db, "--bus-pub", f"tcp://127.0.0.1:{free_port()}", "pause", "S1", "--json")
+    assert code == 0 and json.loads(out) == {"account": "S1", "paused": True, "published": False}
+    store = open_store(db)
+    assert store.get_flag("paused:S1") is True
+    store.close()
+
+
+def test_events_filters_and_since(db, capsys):
+    store = open_store(db)
+    store.add_event("node_crashed", node="launcher", account="S1", level="error", message="boom")
+    store.add_event("node_started", node="launcher", account="M1")
+    store.close()
+    code, out, _ = run(capsys, "--db", db, "events", "--account", "S1", "--since", "5m")
+    assert code == 0 and "node_crashed" in out and "node_started" not in out
+    assert run(capsys, "--db", db, "events", "--since", "last tuesday")[0] == 2
+
+
+def test_bad_store_url_is_one_line_exit_2(capsys):
+    code, _, err = run(capsys, "--db", "postgres://x/y", "status")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_setup_db_twice_changes_nothing_and_check_names_fields(tmp_path, capsys):
+    for url in ("sqlite:///" + (tmp_path / "s.db").as_posix(), "mongomock://setup_db_test"):
+        assert setup_db.main(["--db", url, "--sample", "--demo"]) == 0
+        store = open_store(url)
+        version, flags, nodes = store.accounts_version(), store.list_flags(), store.list_nodes()
+        docs = store.list_accounts()
+        assert {d["name"] for d in docs} == {"FTMO_Master", "Apex_Slave_01", "Demo_Master", "Demo_Prop_Hedge",
+                                             "Demo_Prop_Netting", "Demo_FX_Ratio"}
+        assert setup_db.main(["--db", url, "--sample", "--demo"]) == 0
+        assert store.accounts_version() == version and store.list_accounts() == docs
+        assert store.list_flags() == flags and store.list_nodes() == nodes
+        capsys.readouterr()
+
+        assert setup_db.main(["--db", url, "--check"]) == 0
+        store.update_account("Apex_Slave_01", {"slippage_tolerance": "wide"})
+        store.add_account({"name": "Typo", "type": "SLAVE", "path": "x", "symbl_map": {}})
+        capsys.readouterr()
+        assert setup_db.main(["--db", url, "--check", "--json"]) == 1
+        problems = json.loads(capsys.readouterr().out)["problems"]
+        assert {(p["account"], p["field"]) for p in problems} == {("Apex_Slave_01", "slippage_tolerance"),
+                                                                  ("Typo", "symbl_map")}
+        store.remove_account("Typo")
+        store.remove_account("Apex_Slave_01")
+        store.close()
+
+
+def test_events_follow_prints_new_events_as_they_come(db):
+    import subprocess
+    import sys
+    from fleet_harness import ROOT, wait_for
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", db, "events", "--follow", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # let it print the (empty) backlog and start following
+        store = open_store(db)
+        store.add_event("node_fatal", node="launcher", account="S1", level="critical", message="flapping")
+        store.close()
+        line = wait_for(lambda: proc.stdout.readline(), 10, "a followed event")
+        assert json.loads(line)["kind"] == "node_fatal"
+    finally:
+        proc.kill()
+        proc.wait(10)
