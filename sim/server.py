@@ -74,7 +74,6 @@ class SimServer:
         self._router: zmq.Socket | None = None
         self._pull: zmq.Socket | None = None
         self._ticker: threading.Thread | None = None
-        self._clock_mark = time.monotonic()
         self._loop_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -96,7 +95,6 @@ class SimServer:
         if self.tick_hz > 0:
             with self.sim.lock:
                 self.sim.set_time(datetime.now(timezone.utc))
-                self._clock_mark = time.monotonic()
             self._ticker = threading.Thread(target=self._tick_loop, name="sim-ticker",
                                             daemon=True)
             self._ticker.start()
@@ -184,9 +182,9 @@ class SimServer:
         last tick's time (which would add up to a tick period to every measured latency).
         """
         with self.sim.lock:
-            now = time.monotonic()
-            elapsed, self._clock_mark = now - self._clock_mark, now
-            self.sim.advance(elapsed)
+            lag_ms = time.time_ns() // 1_000_000 - self.sim.now_ms()
+            if lag_ms > 0:  # absolute, so building the world or a slow step never leaves a lag behind
+                self.sim.advance(lag_ms / 1000.0)
 
     # ------------------------------------------------------------------ requests
     # ------------------------------------------------------------------ requests
