@@ -153,7 +153,7 @@ class AccountMetrics:
 
 @dataclass(frozen=True, slots=True)
 class MasterState:
-    """A slave's mirror of one master: positions and pending orders by ticket.
+    """A slave's mirror of one master: positions by identifier, pending orders by ticket.
 
     ``fresh`` is False until a snapshot has been applied and while the mirror is
     stale (no snapshot/delta within the freshness window). A planner must never

@@ -1,0 +1,255 @@
+"""Master state replication after the ZeroMQ Guide's Clone pattern (chapter 5).
+
+Master side, :class:`StatePublisher`: each poll hands it the full current state; it
+publishes one *delta* (sequence ``seq + 1``) holding everything that changed, and a
+full *snapshot* (carrying the current ``seq``) every ``snapshot_interval_ms`` or when
+asked. ``epoch`` identifies one run of the master process, so a restarted master whose
+sequence starts again at 0 is recognised instead of being mistaken for old news.
+
+Slave side, :class:`Mirror`: trusts nothing until a snapshot; applies a delta only if
+it is exactly the next sequence of the same epoch; on a gap or a new epoch it stops
+being fresh and waits for a snapshot (which :class:`SnapshotRequester` asks for). A
+master that goes silent leaves the mirror *stale*, never empty, so "absence is not a
+close" (ARCHITECTURE.md, invariant 1).
+
+Unlike the Guide, snapshots travel in-band on the same PUB topic as deltas (periodic
+plus on request over ``ctl.<master>``) instead of a ROUTER/DEALER side channel: one
+socket per node, and every subscriber heals itself within one interval even if its
+request is lost.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import fields
+from typing import Any, Mapping
+
+from copier.models import AccountMetrics, MasterState, PendingOrder, Position
+from messaging.schema import Control, Delta, Message, Snapshot
+
+# Fields that move with every tick. A change in them alone is not worth a delta:
+# copying does not depend on them, and the next snapshot carries fresh values.
+VOLATILE_POSITION_FIELDS: frozenset[str] = frozenset({"price_current", "profit"})
+
+
+def new_epoch(now_ms: int | None = None) -> str:
+    """A per-process-run id: start time (ms, hex) plus randomness against clashes."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return f"{ms:x}-{secrets.token_hex(4)}"
+
+
+class StatePublisher:
+    """Turns successive full states of one master into deltas and snapshots.
+
+    Positions are keyed by ``identifier``, orders by ``ticket``. Call :meth:`update`
+    only with a state the terminal actually returned: on a terminal error call
+    nothing, so no snapshot goes out and every mirror turns stale rather than empty.
+    ``publisher`` is anything with ``publish(message)`` (a messaging Publisher).
+    """
+
+    def __init__(self, master: str, publisher: Any, *, snapshot_interval_ms: int = 1000,
+                 epoch: str | None = None,
+                 volatile_fields: frozenset[str] = VOLATILE_POSITION_FIELDS) -> None:
+        self.master = master
+        self.publisher = publisher
+        self.snapshot_interval_ms = snapshot_interval_ms
+        self.epoch = epoch or new_epoch()
+        self.seq = 0
+        self._sig_fields = tuple(f.name for f in fields(Position) if f.name not in volatile_fields)
+        self._positions: dict[int, Position] = {}
+        self._orders: dict[int, PendingOrder] = {}
+        self._started = False
+        self._last_snapshot_ms: int | None = None
+        self._snapshot_requested = False
+
+    def request_snapshot(self) -> None:
+        """Publish a full snapshot with the next :meth:`update` (e.g. on ``ctl`` snapshot)."""
+        self._snapshot_requested = True
+
+    def _sig(self, p: Position) -> tuple:
+        return tuple(getattr(p, n) for n in self._sig_fields)
+
+    def update(self, positions: Mapping[int, Position], orders: Mapping[int, PendingOrder],
+               metrics: AccountMetrics | None, now_ms: int) -> Delta | None:
+        """Publish what changed since the last call; return the delta sent, if any.
+
+        The first call publishes a snapshot (seq 0) and no delta. State is committed
+        only after a successful publish, so a refused message (e.g. a NaN price)
+        raises and leaves the publisher where it was.
+        """
+        if positions is None or orders is None:
+            raise ValueError("StatePublisher.update needs the terminal's real state, not None")
+        pos = dict(positions)
+        ords = dict(orders)
+        for k, p in pos.items():
+            if k != p.identifier:
+                raise ValueError(f"positions must be keyed by identifier: {k} != {p.identifier}")
+        for k, o in ords.items():
+            if k != o.ticket:
+                raise ValueError(f"orders must be keyed by ticket: {k} != {o.ticket}")
+
+        if not self._started:
+            self._send_snapshot(pos, ords, metrics, now_ms)
+            self._started = True
+            return None
+
+        up_p = tuple(p for k, p in pos.items()
+                     if k not in self._positions or self._sig(self._positions[k]) != self._sig(p))
+        up_o = tuple(o for k, o in ords.items() if self._orders.get(k) != o)
+        rm_p = tuple(k for k in self._positions if k not in pos)
+        rm_o = tuple(k for k in self._orders if k not in ords)
+        delta = None
+        if up_p or up_o or rm_p or rm_o:
+            delta = Delta(master=self.master, epoch=self.epoch, seq=self.seq + 1, ts_ms=now_ms,
+                          upsert_positions=up_p, upsert_orders=up_o,
+                          remove_positions=rm_p, remove_orders=rm_o)
+            self.publisher.publish(delta)
+            self.seq += 1
+            # Keep the published values of unchanged positions: the diff baseline is
+            # what subscribers hold, not what the terminal says about ticks.
+            for p in up_p:
+                self._positions[p.identifier] = p
+            for k in rm_p:
+                del self._positions[k]
+            self._orders = ords
+
+        last = self._last_snapshot_ms
+        if self._snapshot_requested or last is None or not 0 <= now_ms - last < self.snapshot_interval_ms:
+            self._send_snapshot(pos, ords, metrics, now_ms)
+        return delta
+
+    def _send_snapshot(self, pos: dict[int, Position], ords: dict[int, PendingOrder],
+                       metrics: AccountMetrics | None, now_ms: int) -> None:
+        self.publisher.publish(Snapshot(
+            master=self.master, epoch=self.epoch, seq=self.seq, ts_ms=now_ms,
+            positions=tuple(pos.values()), orders=tuple(ords.values()), metrics=metrics))
+        self._positions = pos
+        self._orders = ords
+        self._last_snapshot_ms = now_ms
+        self._snapshot_requested = False
+
+
+class Mirror:
+    """A subscriber's copy of one master, fed with that master's pos messages."""
+
+    _EPOCHS_KEPT = 8
+
+    def __init__(self, master: str, *, stale_after_ms: int = 3000) -> None:
+        self.master = master
+        self.stale_after_ms = stale_after_ms
+        self.epoch: str | None = None
+        self.seq = -1
+        self.has_snapshot = False
+        self.metrics: AccountMetrics | None = None
+        self.last_msg_ms = 0
+        self.gaps = 0  # how often a gap or a new epoch forced a resync
+        self._gap = False
+        self._positions: dict[int, Position] = {}
+        self._orders: dict[int, PendingOrder] = {}
+        self._seen: dict[str, int] = {}  # epoch -> highest seq seen
+
+    @property
+    def needs_snapshot(self) -> bool:
+        """True until a snapshot arrives, and again after a gap or a master restart."""
+        return not self.has_snapshot or self._gap
+
+    def _note_seen(self, epoch: str, seq: int) -> None:
+        self._seen[epoch] = max(seq, self._seen.get(epoch, -1))
+        if len(self._seen) > self._EPOCHS_KEPT:
+            for old in [e for e in self._seen if e not in (epoch, self.epoch)][: len(self._seen) - self._EPOCHS_KEPT]:
+                del self._seen[old]
+
+    def _lose_sync(self) -> None:
+        if not self._gap:
+            self._gap = True
+            self.gaps += 1
+
+    def apply(self, msg: Message, now_ms: int) -> bool:
+        """Feed one message; True when positions/orders changed or became trustworthy.
+
+        Messages for other masters, and non-pos kinds, are ignored.
+        """
+        if isinstance(msg, Snapshot) and msg.master == self.master:
+            return self._apply_snapshot(msg, now_ms)
+        if isinstance(msg, Delta) and msg.master == self.master:
+            return self._apply_delta(msg, now_ms)
+        return False
+
+    def _apply_snapshot(self, s: Snapshot, now_ms: int) -> bool:
+        if s.seq < self._seen.get(s.epoch, -1):
+            return False  # older than something this epoch already sent
+        self._note_seen(s.epoch, s.seq)
+        positions = {p.identifier: p for p in s.positions}
+        orders = {o.ticket: o for o in s.orders}
+        changed = self.needs_snapshot or positions != self._positions or orders != self._orders
+        self._positions, self._orders = positions, orders
+        self.epoch, self.seq = s.epoch, s.seq
+        self.metrics = s.metrics
+        self.has_snapshot = True
+        self._gap = False
+        self.last_msg_ms = now_ms
+        return changed
+
+    def _apply_delta(self, d: Delta, now_ms: int) -> bool:
+        self._note_seen(d.epoch, d.seq)
+        if not self.has_snapshot:
+            return False  # joined late: nothing to apply a delta to
+        if d.epoch != self.epoch:
+            self._lose_sync()  # master restarted: our state may be arbitrarily old
+            return False
+        if d.seq <= self.seq or self._gap:
+            return False  # duplicate/old, or waiting for a snapshot anyway
+        if d.seq != self.seq + 1:
+            self._lose_sync()
+            return False
+        changed = False
+        for p in d.upsert_positions:
+            changed |= self._positions.get(p.identifier) != p
+            self._positions[p.identifier] = p
+        for o in d.upsert_orders:
+            changed |= self._orders.get(o.ticket) != o
+            self._orders[o.ticket] = o
+        for k in d.remove_positions:
+            changed |= self._positions.pop(k, None) is not None
+        for k in d.remove_orders:
+            changed |= self._orders.pop(k, None) is not None
+        self.seq = d.seq
+        self.last_msg_ms = now_ms
+        return changed
+
+    def fresh(self, now_ms: int) -> bool:
+        return (self.has_snapshot and not self._gap
+                and now_ms - self.last_msg_ms <= self.stale_after_ms)
+
+    def state(self, now_ms: int) -> MasterState:
+        """A copy of the mirrored state; act on closes only when ``fresh``."""
+        return MasterState(master=self.master, seq=self.seq, positions=dict(self._positions),
+                           orders=dict(self._orders), fresh=self.fresh(now_ms),
+                           updated_ms=self.last_msg_ms)
+
+
+class SnapshotRequester:
+    """Asks masters for a snapshot (``ctl.<master>`` ``snapshot``) when a mirror needs one.
+
+    Rate-limited per master, because every slave of a master sees the same gap and a
+    lost request is repaired by the periodic snapshot anyway.
+    """
+
+    def __init__(self, publisher: Any, sender: str, *, min_interval_ms: int = 1000) -> None:
+        self.publisher = publisher
+        self.sender = sender
+        self.min_interval_ms = min_interval_ms
+        self._last: dict[str, int] = {}
+
+    def request(self, master: str, now_ms: int) -> bool:
+        last = self._last.get(master)
+        if last is not None and 0 <= now_ms - last < self.min_interval_ms:
+            return False
+        self.publisher.publish(Control(target=master, command="snapshot", sender=self.sender,
+                                       ts_ms=now_ms, args={}))
+        self._last[master] = now_ms
+        return True
+
+    def maybe_request(self, mirror: Mirror, now_ms: int) -> bool:
+        """Send a request if ``mirror`` needs a snapshot and the rate limit allows."""
+        return mirror.needs_snapshot and self.request(mirror.master, now_ms)
