@@ -18,7 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nodes.runtime import NodeRuntime, run_node, utc_ms  # noqa: E402
 from config import settings  # noqa: E402
+from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
 from copier.diff import diff_state  # noqa: E402
+from copier.orders import RetryPolicy  # noqa: E402
+from copier.risk import RiskConfigError  # noqa: E402
+from monitoring.guardian import Guardian  # noqa: E402
+from nodes.execution import Executor  # noqa: E402
 from messaging.clone import StatePublisher  # noqa: E402
 from messaging.schema import Control  # noqa: E402
 from nodes.convert import estimate_server_offset_ms, metrics_from_mt5, orders_by_ticket, positions_by_identifier  # noqa: E402
@@ -42,6 +47,7 @@ class MasterLoop:
         self.orders: dict = {}
         self.failures = 0
         self._next_heartbeat = 0
+        self.guardian: Guardian | None = None
 
     def poll_once(self) -> bool:
         """Read the terminal and publish. False when the terminal returned an error."""
@@ -104,6 +110,8 @@ class MasterLoop:
         if self.rt.last_error is None:
             self._refresh_metrics(now)
         info = {"positions": len(self.positions), "orders": len(self.orders), "seq": self.publisher.seq, "server_offset_ms": self.offset_ms}
+        if self.guardian is not None:
+            info["risk"] = self.guardian.status_info()
         self.rt.publish_status(self.metrics, info)
 
     def handle(self, msg) -> None:
@@ -123,12 +131,27 @@ def main(rt: NodeRuntime) -> None:
     if mt5 is None:
         return
     loop = MasterLoop(rt, mt5, poll_ms=settings.MASTER_POLL_INTERVAL_MS, heartbeat_ms=settings.HEARTBEAT_INTERVAL_MS)
+    try:
+        alerts = build_dispatcher_from_env(rt.log)
+    except AlertConfigError as exc:
+        rt.refuse_config(str(exc))
+    guardian = Guardian(rt.name, "master", cfg.risk, mt5, rt.store, log=rt.log, event=rt.event, alerts=alerts,
+                        eval_interval_ms=settings.RISK_EVAL_INTERVAL_MS, snapshot_interval_ms=settings.SNAPSHOT_INTERVAL_MS,
+                        executor=Executor(mt5, RetryPolicy(max_attempts=settings.ORDER_MAX_ATTEMPTS)), magic=cfg.magic)
+    try:
+        guardian.start(utc_ms())
+    except RiskConfigError as exc:
+        alerts.close(timeout=1)
+        rt.refuse_config(f"account {rt.name!r}: {exc}")
+    loop.guardian = guardian
     rt.log.info("master_started", poll_ms=settings.MASTER_POLL_INTERVAL_MS)
     backoff = 0.1
     next_poll = time.monotonic()
     while not rt.stopping:
         ok = loop.poll_once()
         loop.heartbeat(utc_ms())
+        if ok:
+            guardian.tick(utc_ms())
         if ok:
             backoff = 0.1
             next_poll += loop.poll_s
@@ -138,7 +161,7 @@ def main(rt: NodeRuntime) -> None:
                 mt5 = rt.connect_terminal(cfg)
                 if mt5 is None:
                     return
-                loop.mt5 = mt5
+                loop.mt5 = guardian.executor.mt5 = mt5
             next_poll = time.monotonic() + backoff
             backoff = min(backoff * 2, 5.0)
         # wait for the next poll while serving control messages
@@ -151,6 +174,8 @@ def main(rt: NodeRuntime) -> None:
                 loop.handle(msg)
         if time.monotonic() - next_poll > 1.0:  # fell far behind (suspend, slow call): resync
             next_poll = time.monotonic()
+    guardian.close(utc_ms())
+    alerts.close(timeout=2)
 
 
 def _quietly(call) -> None:

@@ -29,7 +29,10 @@ from copier.planner import MasterView, PlanContext, plan  # noqa: E402
 from copier.slippage import slippage_points  # noqa: E402
 from copier.symbols import translate_symbol  # noqa: E402
 from copier.tags import parse_tag  # noqa: E402
+from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
+from copier.risk import RiskConfigError  # noqa: E402
 from db import StoreUnavailable  # noqa: E402
+from monitoring.guardian import Guardian  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from nodes.convert import PENDING_TYPE_CODES, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
@@ -85,6 +88,7 @@ class SlaveLoop:
         self.last_copy_ms = 0
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
         self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
+        self.guardian: Guardian | None = None
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -143,7 +147,13 @@ class SlaveLoop:
                 self.rt.event("config_changed_restart", fields=changed)
                 self.rt.request_stop(EXIT_RESTART)
                 return
-            self.cfg = new
+            old_risk, self.cfg = self.cfg.risk, new
+            if self.guardian is not None and new.risk != old_risk:
+                try:
+                    self.guardian.update_risk(new.risk, utc_ms())
+                except RiskConfigError as exc:  # keep the old limits, say why
+                    self.log.error("risk_reload_refused", reason=str(exc))
+                    self.rt.event("config_reload_refused", level="error", reason=str(exc))
             self.log.info("config_reloaded", fields=changed)
             self.rt.event("config_reloaded", fields=changed)
         self.refresh_flags()
@@ -227,7 +237,7 @@ class SlaveLoop:
             quotes=quotes,
             slave_metrics=self.metrics,
             slave_margin_mode=self.margin_mode,
-            paused=self.paused,
+            paused=self.paused or (self.guardian is not None and self.guardian.blocks_opens),
             max_attempts=self.max_attempts,
             available_symbols=self.available,
         )
@@ -364,6 +374,11 @@ class SlaveLoop:
             self._save(key, {"status": SKIPPED, "skip_reason": f"dry run: would {action.side} {action.volume:g} {action.symbol}"})
             log.info("dry_run_open")
             return
+        if self.guardian is not None:
+            refusal = self._risk_refusal(action)
+            if refusal:  # recorded like any skip: SKIPPED with the reason, event copy_skipped
+                self._after_open(action, Outcome(OUT_SKIPPED, reason=refusal), views, log)
+                return
         spec = self.specs.get(action.symbol, (0, None))[1]
         point = spec.point if spec else 0.0
 
@@ -377,6 +392,16 @@ class SlaveLoop:
 
         outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard, quote=self.quotes.get(action.symbol))
         self._after_open(action, outcome, views, log)
+
+    def _risk_refusal(self, action: Open) -> str | None:
+        """The guardian's pre-trade check, counting the new position's risk at its SL."""
+        assert self.guardian is not None
+        spec = self.specs.get(action.symbol, (0, None))[1]
+        if spec is None:
+            return None
+        quote = self.quotes.get(action.symbol) or self._quote(action.symbol)
+        entry = (quote.ask if action.side == "BUY" else quote.bid) if quote else action.master_price
+        return self.guardian.pre_trade(action.symbol, action.side, action.volume, entry, action.sl, spec.tick_size, spec.tick_value)
 
     def _find_tagged(self, symbol: str, tag: str) -> Any | None:
         found = self.mt5.positions_get(symbol=symbol)
@@ -531,6 +556,7 @@ class SlaveLoop:
             "paused": self.paused,
             "masters": {n: m.fresh(utc_ms()) for n, m in self.mirrors.items()},
             "margin_mode": self.margin_mode,
+            "risk": self.guardian.status_info() if self.guardian is not None else None,
             **self.counts,
         }
 
@@ -543,6 +569,19 @@ def main(rt: NodeRuntime) -> None:
         return
     loop = SlaveLoop(rt, mt5, cfg, stale_after_ms=settings.STALE_AFTER_MS, max_attempts=settings.ORDER_MAX_ATTEMPTS)
     loop.start()
+    try:
+        alerts = build_dispatcher_from_env(rt.log)
+    except AlertConfigError as exc:
+        rt.refuse_config(str(exc))
+    guardian = Guardian(rt.name, "slave", cfg.risk, mt5, rt.store, log=rt.log, event=rt.event, alerts=alerts,
+                        eval_interval_ms=settings.RISK_EVAL_INTERVAL_MS, snapshot_interval_ms=settings.SNAPSHOT_INTERVAL_MS,
+                        executor=loop.executor, magic=cfg.magic, close_deviation=max(200, cfg.slippage_tolerance))
+    try:
+        guardian.start(utc_ms())
+    except RiskConfigError as exc:
+        alerts.close(timeout=1)
+        rt.refuse_config(f"account {rt.name!r}: {exc}")
+    loop.guardian = guardian
     rt.state = "RUNNING"
     subscriber = rt.subscriber
     assert subscriber is not None
@@ -553,6 +592,7 @@ def main(rt: NodeRuntime) -> None:
     next_reconcile, next_reload, next_heartbeat = now, now + reload_s, now
     failures = 0
     while not rt.stopping:
+        guardian.tick(utc_ms())
         now = time.monotonic()
         if now >= next_heartbeat:
             rt.publish_status(loop.metrics, loop.status_info())
@@ -561,7 +601,7 @@ def main(rt: NodeRuntime) -> None:
             loop.reload()
             next_reload = now + reload_s
         due = now >= next_reconcile
-        timeout_ms = 0 if due else max(1, int((min(next_reconcile, next_heartbeat, next_reload) - now) * 1000))
+        timeout_ms = 0 if due else max(1, min(int((min(next_reconcile, next_heartbeat, next_reload) - now) * 1000), guardian.ms_until_due(utc_ms())))
         msg = subscriber.recv(timeout_ms=timeout_ms)
         wants = False
         while msg is not None:  # drain what is queued so one pass sees the latest state
@@ -584,6 +624,8 @@ def main(rt: NodeRuntime) -> None:
             else:
                 failures = 0
     rt.publish_status(loop.metrics, loop.status_info())
+    guardian.close(utc_ms())
+    alerts.close(timeout=2)
 
 
 if __name__ == "__main__":
