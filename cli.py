@@ -37,6 +37,7 @@ from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noq
 from fleet.operator import (FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX, RESET_PREFIX,  # noqa: E402
                             apply_assignments, parse_assignment, parse_since, top_level_changes)
 from fleet.report import format_table, status_row, status_table  # noqa: E402
+from monitoring.reports import FORMATS, load_reports, render, request_release  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"
@@ -383,6 +384,35 @@ def cmd_reset(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace, store: Any) -> int:
+    """Daily reports the guardians stored: one row per account and broker day."""
+    if args.account:
+        require_account(store, args.account)
+    try:
+        docs = load_reports(store, account=args.account, day=args.date, since=args.since)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    fmt = "json" if args.json else args.format
+    text = render(docs, fmt)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{len(docs)} report(s) written to {args.output}")
+    else:
+        print(text if docs or fmt != "table" else "no reports yet (nodes write them while they run)")
+    return EXIT_OK
+
+
+def cmd_release(args: argparse.Namespace, store: Any) -> int:
+    """Release an account's risk lock before the firm's next reset (an operator decision)."""
+    require_account(store, args.name)
+    confirm(args, f"release the risk lock on {args.name}? It will trade again")
+    doc = request_release(store, args.name, by=SENDER)
+    audit(store, "release", args.name)
+    emit(args, {"account": args.name, "release_requested": True, **doc},
+         f"lock release requested for {args.name}; its guardian applies it within one evaluation")
+    return EXIT_OK
+
+
 # =========================================================================== parser
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -432,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add("kill-switch", cmd_kill_switch, "fleet-wide: no new opens anywhere").add_argument("state", choices=["on", "off"])
     add("reset", cmd_reset, "clear FATAL / CONFIG_ERROR so the launcher starts the node again").add_argument("name")
+    sp = add("report", cmd_report, "daily reports per account and broker day (table, CSV or JSON)")
+    sp.add_argument("--account")
+    sp.add_argument("--date", help="one broker day, YYYY-MM-DD")
+    sp.add_argument("--since", help="from this day on, YYYY-MM-DD")
+    sp.add_argument("--format", choices=FORMATS, default="table")
+    sp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    sp = add("release", cmd_release, "release an account's risk lock before the next reset")
+    sp.add_argument("name")
+    sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return p
 
 
