@@ -126,7 +126,16 @@ class SlaveLoop:
             del self.mirrors[name]
 
     def reload(self) -> None:
-        """Apply a changed account document without a restart where possible."""
+        """Apply a changed account document without a restart where possible.
+
+        A store that is down only postpones this: copying goes on with what we know.
+        """
+        try:
+            self._reload()
+        except StoreUnavailable as exc:
+            self.log.warning("reload_postponed_store_unavailable", error=str(exc))
+
+    def _reload(self) -> None:
         doc = self.rt.read_account_doc()
         if doc is None:
             return

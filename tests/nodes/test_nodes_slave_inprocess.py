@@ -192,3 +192,44 @@ def test_flatten_closes_copies_but_not_manual_trades(world):
     assert store.list_trades(slave_name="S")[0]["close_reason"] == "operator flatten"
     loop.reconcile()  # flattened links are never reopened
     assert [p.ticket for p in slave.positions_get()] == [manual.order]
+
+
+def test_reload_with_the_store_down_is_postponed_not_fatal(world, monkeypatch):
+    from db import StoreUnavailable
+
+    sim, store, master = world
+    loop = _loop(store, _terminal(sim, 2001))
+
+    def down(*a, **k):
+        raise StoreUnavailable("store is down")
+
+    for name in ("get_account", "get_flag", "list_accounts"):
+        monkeypatch.setattr(store, name, down)
+    loop.reload()  # must not raise
+    assert loop.cfg.name == "S"
+
+
+def test_hot_reload_applies_symbol_map_without_restart(world):
+    sim, store, master = world
+    _buy(master, "XAUUSD", 0.1)
+    slave = _terminal(sim, 2001)
+    loop = _loop(store, slave)
+    loop.on_message(_snapshot(master))
+    loop.reconcile()
+    [skipped] = store.list_trades(slave_name="S")
+    assert skipped["status"] == "SKIPPED" and "XAUUSD.c" in skipped["skip_reason"]
+    store.update_account("S", {"symbol_map": {"XAUUSD": "GOLD"}})
+    loop.reload()
+    assert loop.rt.stop_code is None and loop.cfg.symbol_map == {"XAUUSD": "GOLD"}
+    _buy(master, "XAUUSD", 0.1)
+    loop.on_message(_snapshot(master, seq=2))
+    loop.reconcile()
+    assert [p.symbol for p in slave.positions_get()] == ["GOLD"]
+
+
+def test_change_that_needs_a_restart_exits_75(world):
+    sim, store, master = world
+    loop = _loop(store, _terminal(sim, 2001))
+    store.update_account("S", {"magic": 99})
+    loop.reload()
+    assert loop.rt.stop_code == 75
