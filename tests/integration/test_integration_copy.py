@@ -93,3 +93,21 @@ def test_bad_account_document_refuses_to_start_and_says_why(fleet):
     assert doc["state"] == "CONFIG_ERROR"
     assert "slippage_tolerance" in doc["reason"] and "Bad" in doc["reason"]
     assert "slippage_tolerance" in proc.output()
+
+
+def test_pending_order_is_copied_modified_and_removed(running):
+    m, s1 = running.terminal(1001), running.terminal(2001)
+    tick = m.symbol_info_tick("EURUSD")
+    price = round(tick.ask - 0.0100, 5)
+    r = m.order_send({"action": m.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.10, "type": m.ORDER_TYPE_BUY_LIMIT, "price": price, "type_filling": m.ORDER_FILLING_RETURN, "type_time": m.ORDER_TIME_GTC})
+    assert r is not None and r.retcode in (m.TRADE_RETCODE_DONE, m.TRADE_RETCODE_PLACED), (r, m.last_error())
+    wait_until(lambda: len(s1.orders_get() or ()) == 1, timeout=10, message="pending copy")
+    copy = s1.orders_get()[0]
+    assert copy.symbol == "EURUSD.c" and copy.type == s1.ORDER_TYPE_BUY_LIMIT and abs(copy.price_open - price) < 0.0002
+    new_price = round(price - 0.0020, 5)
+    res = m.order_send({"action": m.TRADE_ACTION_MODIFY, "order": r.order, "price": new_price, "sl": 0.0, "tp": 0.0, "type_time": m.ORDER_TIME_GTC})
+    assert res.retcode == m.TRADE_RETCODE_DONE, res
+    wait_until(lambda: abs(s1.orders_get()[0].price_open - new_price) < 0.0002, timeout=10, message="pending modified")
+    res = m.order_send({"action": m.TRADE_ACTION_REMOVE, "order": r.order})
+    assert res.retcode == m.TRADE_RETCODE_DONE, res
+    wait_until(lambda: (s1.orders_get() or ()) == (), timeout=10, message="pending removed")
