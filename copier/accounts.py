@@ -1,0 +1,378 @@
+"""Account documents -> validated, frozen ``AccountConfig``.
+
+Accepts the seed's documents exactly as written (``name, type, path, enabled, suffix,
+symbol_map, slippage_tolerance`` plus Mongo's ``_id``) and the copyhub extensions
+documented in docs/copier.md. A bad document raises ``AccountConfigError`` naming the
+account, the field, what was expected and what was found, so one bad slave stops loudly
+while the rest of the fleet runs on (invariant 5).
+
+Choices:
+* Unknown keys are refused (a typo such as ``slipage_tolerance`` must not silently fall back
+  to a default); keys starting with ``_`` and the bookkeeping keys in ``IGNORED_KEYS`` pass.
+* Integers may arrive as integral floats (the mongo shell stores ``50`` as a double).
+* A literal ``password`` anywhere is refused and never echoed: use ``password_env``.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterable, Mapping
+
+from copier.filters import follows as _follows
+from copier.sizing import MODES as SIZING_MODES
+from copier.sizing import SizingConfig
+from copier.tags import master_hash
+
+MASTER = "MASTER"
+SLAVE = "SLAVE"
+SLTP_MODES = ("absolute", "distance")
+TERMINAL_KINDS = ("mt5", "mt5linux", "sim")
+IGNORED_KEYS = frozenset({"notes", "description", "created_at", "updated_at"})
+KNOWN_KEYS = frozenset({
+    "name", "type", "path", "enabled", "suffix", "symbol_map", "slippage_tolerance",
+    "terminal", "follows", "sizing", "reverse", "symbols_allow", "symbols_deny", "copy_sltp",
+    "sltp_mode", "max_lot", "max_open_positions", "copy_existing", "copy_pending", "magic",
+    "host", "dry_run", "master_suffix", "master_prefix", "risk",
+})
+# fields a running slave applies on the fly; anything else needs a node restart
+HOT_FIELDS = frozenset({
+    "symbol_map", "suffix", "slippage_tolerance", "sizing", "reverse", "symbols_allow",
+    "symbols_deny", "copy_sltp", "sltp_mode", "max_lot", "max_open_positions", "risk",
+    "dry_run", "follows", "copy_pending", "master_suffix", "master_prefix", "copy_existing",
+})
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "nothing"
+
+
+MISSING: Any = _Missing()
+REDACTED = "a literal password (not shown)"
+
+
+class AccountConfigError(ValueError):
+    """A field of an account document is wrong; ``str()`` is the message for the user."""
+
+    def __init__(self, account: str, field: str, expected: str, got: Any = MISSING) -> None:
+        self.account, self.field, self.expected, self.got = account, field, expected, got
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        got = self.got if isinstance(self.got, str) and self.got == REDACTED else repr(self.got)
+        return f"account {self.account!r}: field {self.field!r} must be {self.expected}, got {got}"
+
+    def __reduce__(self):  # picklable despite the custom __init__
+        return (AccountConfigError, (self.account, self.field, self.expected, self.got))
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One validated account. ``terminal`` is a plain dict (what ``terminals/`` consumes)."""
+
+    name: str
+    type: str
+    enabled: bool = True
+    terminal: dict = field(default_factory=dict)
+    path: str | None = None
+    suffix: str = ""
+    symbol_map: dict = field(default_factory=dict)
+    slippage_tolerance: int = 50
+    follows: tuple[str, ...] | None = None
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    reverse: bool = False
+    symbols_allow: tuple[str, ...] = ()
+    symbols_deny: tuple[str, ...] = ()
+    copy_sltp: bool = True
+    sltp_mode: str = "absolute"
+    max_lot: float | None = None
+    max_open_positions: int | None = None
+    copy_existing: bool = False
+    copy_pending: bool = True
+    magic: int = 234000
+    host: str | None = None
+    dry_run: bool = False
+    master_suffix: str = ""
+    master_prefix: str = ""
+    risk: dict | None = None
+
+    __hash__ = None  # holds dicts; compare, do not hash
+
+    @property
+    def is_master(self) -> bool:
+        return self.type == MASTER
+
+    @property
+    def is_slave(self) -> bool:
+        return self.type == SLAVE
+
+    def follows_master(self, name: str) -> bool:
+        return self.is_slave and _follows(self.follows, name)
+
+    def changed_fields(self, other: "AccountConfig") -> set[str]:
+        return {f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)}
+
+    def hot_reloadable_diff(self, other: "AccountConfig") -> bool:
+        """True when a running node can switch from self to ``other`` without a restart."""
+        return self.changed_fields(other) <= HOT_FIELDS
+
+
+# ---------------------------------------------------------------- field checkers
+class _Checker:
+    def __init__(self, doc: Mapping[str, Any], account: str) -> None:
+        self.doc, self.account = doc, account
+
+    def fail(self, name: str, expected: str, got: Any = MISSING) -> AccountConfigError:
+        return AccountConfigError(self.account, name, expected, got)
+
+    def get(self, key: str, default: Any = MISSING) -> Any:
+        value = self.doc.get(key, MISSING)
+        return default if value is MISSING or value is None else value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        v = self.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(key, "true or false", v)
+        return v
+
+    def string(self, key: str, default: str | None = "", *, nonempty: bool = False) -> str | None:
+        v = self.get(key, default)
+        if v is None and not nonempty:
+            return None
+        if not isinstance(v, str) or (nonempty and not v.strip()):
+            raise self.fail(key, "a non-empty string" if nonempty else "a string", v)
+        return v
+
+    def integer(self, key: str, default: int | None, *, minimum: int = 0, what: str = "a non-negative integer") -> int | None:
+        v = self.get(key, default)
+        if v is None:
+            return None
+        return _as_int(v, minimum, lambda: self.fail(key, what, v))
+
+    def number(self, key: str, default: float | None, *, what: str = "a positive number") -> float | None:
+        v = self.get(key, default)
+        if v is None:
+            return None
+        return _positive(v, lambda: self.fail(key, what, v))
+
+    def string_list(self, key: str) -> tuple[str, ...] | None:
+        v = self.get(key, None)
+        if v is None:
+            return None
+        if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) and s.strip() for s in v):
+            raise self.fail(key, "a list of non-empty strings", v)
+        return tuple(v)
+
+
+def _as_int(v: Any, minimum: int, fail) -> int:
+    if isinstance(v, bool):
+        raise fail()
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or v < minimum:
+        raise fail()
+    return v
+
+
+def _positive(v: Any, fail) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise fail()
+    return float(v)
+
+
+def _find_password(obj: Any, where: str) -> str | None:
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            if isinstance(k, str) and k.lower() == "password":
+                return f"{where}.{k}" if where else k
+            found = _find_password(v, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    return None
+
+
+def _terminal(c: _Checker, path: str | None) -> dict:
+    t = c.get("terminal", None)
+    if t is None:
+        if path is None:
+            raise c.fail("terminal", "a terminal spec {kind: mt5|mt5linux|sim, ...} (or the seed's flat 'path')")
+        return {"kind": "mt5", "path": path}
+    if not isinstance(t, Mapping):
+        raise c.fail("terminal", "an object {kind: mt5|mt5linux|sim, ...}", t)
+    kind = t.get("kind", "mt5")
+    if kind not in TERMINAL_KINDS:
+        raise c.fail("terminal.kind", f"one of {', '.join(TERMINAL_KINDS)}", kind)
+    allowed = {
+        "mt5": {"kind", "path", "login", "server", "password_env", "timeout", "portable"},
+        "mt5linux": {"kind", "host", "port", "path", "login", "server", "password_env", "timeout"},
+        "sim": {"kind", "login", "endpoint", "server", "password_env"},
+    }[kind]
+    for key in t:
+        if key not in allowed:
+            raise c.fail(f"terminal.{key}", f"absent for a {kind!r} terminal (allowed: {', '.join(sorted(allowed))})", t[key])
+    out: dict = {"kind": kind}
+    for key in sorted(allowed - {"kind"}):
+        value = t.get(key)
+        if value is None:
+            continue
+        if key in ("login", "port", "timeout"):
+            value = _as_int(value, 1, lambda: c.fail(f"terminal.{key}", "a positive integer", t.get(key)))
+        elif key == "portable":
+            if not isinstance(value, bool):
+                raise c.fail("terminal.portable", "true or false", value)
+        elif not isinstance(value, str) or not value.strip():
+            raise c.fail(f"terminal.{key}", "a non-empty string", value)
+        out[key] = value
+    if kind == "mt5" and "path" not in out:
+        if path is None:
+            raise c.fail("terminal.path", "the path of terminal64.exe")
+        out["path"] = path
+    if kind == "mt5linux":
+        for key in ("host", "port"):
+            if key not in out:
+                raise c.fail(f"terminal.{key}", "set for an 'mt5linux' terminal")
+    if kind == "sim" and "login" not in out:
+        raise c.fail("terminal.login", "the simulated account's login (a positive integer)")
+    return out
+
+
+def _sizing(c: _Checker) -> SizingConfig:
+    raw = c.get("sizing", "same")
+    spec = {"mode": raw} if isinstance(raw, str) else raw
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("mode"), str):
+        raise c.fail("sizing", f"a mode string or {{mode: ...}} with mode one of {', '.join(SIZING_MODES)}", raw)
+    mode = spec["mode"]
+    if mode not in SIZING_MODES:
+        raise c.fail("sizing.mode", f"one of {', '.join(SIZING_MODES)}", mode)
+    allowed = {"mode", "lot", "multiplier", "percent", "fallback_lot"}
+    for key in spec:
+        if key not in allowed:
+            raise c.fail(f"sizing.{key}", f"one of {', '.join(sorted(allowed))}", spec[key])
+
+    def num(key: str, required: bool, default: float | None = None) -> float | None:
+        if spec.get(key) is None:
+            if required:
+                raise c.fail(f"sizing.{key}", f"a positive number (required by mode {mode!r})")
+            return default
+        return _positive(spec[key], lambda: c.fail(f"sizing.{key}", "a positive number", spec[key]))
+
+    if mode == "fixed":
+        return SizingConfig(mode, lot=num("lot", True))
+    if mode == "multiplier":
+        return SizingConfig(mode, multiplier=num("multiplier", True))
+    if mode in ("balance_ratio", "equity_ratio"):
+        return SizingConfig(mode, multiplier=num("multiplier", False, 1.0))
+    if mode == "risk_percent":
+        pct = num("percent", True)
+        if pct is not None and pct > 100:
+            raise c.fail("sizing.percent", "a percentage in (0, 100]", spec["percent"])
+        return SizingConfig(mode, percent=pct, fallback_lot=num("fallback_lot", False))
+    return SizingConfig("same")
+
+
+def validate_account(doc: Mapping[str, Any], *, default_slippage: int = 50, default_magic: int = 234000) -> AccountConfig:
+    """Validate one account document; raise AccountConfigError on the first bad field."""
+    if not isinstance(doc, Mapping):
+        raise AccountConfigError("<unnamed>", "document", "an object", type(doc).__name__)
+    raw_name = doc.get("name")
+    account = raw_name if isinstance(raw_name, str) and raw_name.strip() else "<unnamed>"
+    c = _Checker(doc, account)
+    name = c.string("name", nonempty=True)
+    where = _find_password(doc, "")
+    if where:
+        raise c.fail(where, "absent: never store passwords in the account document; set 'terminal.password_env' to the name of an environment variable", REDACTED)
+    for key in doc:
+        if not isinstance(key, str) or key.startswith("_") or key in IGNORED_KEYS:
+            continue
+        if key not in KNOWN_KEYS:
+            hint = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
+            raise c.fail(key, "a known account field" + (f" (did you mean {hint[0]!r}?)" if hint else ""), doc[key])
+    typ = c.get("type")
+    if not isinstance(typ, str) or typ.upper() not in (MASTER, SLAVE):
+        raise c.fail("type", "'MASTER' or 'SLAVE'", typ)
+    typ = typ.upper()
+    path = c.string("path", None)
+    if path is not None and not path.strip():
+        raise c.fail("path", "the path of terminal64.exe (a non-empty string)", path)
+
+    symbol_map = c.get("symbol_map", {})
+    if not isinstance(symbol_map, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in symbol_map.items()
+    ):
+        raise c.fail("symbol_map", "an object of master symbol -> slave symbol strings", symbol_map)
+    sltp_mode = c.get("sltp_mode", "absolute")
+    if sltp_mode not in SLTP_MODES:
+        raise c.fail("sltp_mode", "'absolute' or 'distance'", sltp_mode)
+    risk = c.get("risk", None)
+    if risk is not None and not isinstance(risk, Mapping):
+        raise c.fail("risk", "an object of risk rules", risk)
+    follows = c.string_list("follows")
+    return AccountConfig(
+        name=name,
+        type=typ,
+        enabled=c.boolean("enabled", True),
+        terminal=_terminal(c, path),
+        path=path,
+        suffix=c.string("suffix", "") or "",
+        symbol_map=dict(symbol_map),
+        slippage_tolerance=c.integer("slippage_tolerance", default_slippage, what="a non-negative integer (points)"),
+        follows=follows,
+        sizing=_sizing(c),
+        reverse=c.boolean("reverse", False),
+        symbols_allow=c.string_list("symbols_allow") or (),
+        symbols_deny=c.string_list("symbols_deny") or (),
+        copy_sltp=c.boolean("copy_sltp", True),
+        sltp_mode=sltp_mode,
+        max_lot=c.number("max_lot", None, what="a positive number (lots)"),
+        max_open_positions=c.integer("max_open_positions", None, what="a non-negative integer"),
+        copy_existing=c.boolean("copy_existing", False),
+        copy_pending=c.boolean("copy_pending", True),
+        magic=c.integer("magic", default_magic, what="a non-negative integer (the EA magic number)"),
+        host=c.string("host", None),
+        dry_run=c.boolean("dry_run", False),
+        master_suffix=c.string("master_suffix", "") or "",
+        master_prefix=c.string("master_prefix", "") or "",
+        risk=dict(risk) if risk is not None else None,
+    )
+
+
+def validate_accounts(
+    docs: Iterable[Mapping[str, Any]], *, default_slippage: int = 50, default_magic: int = 234000
+) -> tuple[list[AccountConfig], list[AccountConfigError]]:
+    """Validate a fleet. One bad document never hides another; cross-document errors too:
+    duplicate names, ``follows`` naming an unknown master, masters whose tag hashes collide."""
+    configs: list[AccountConfig] = []
+    errors: list[AccountConfigError] = []
+    seen: set[str] = set()
+    for doc in docs:
+        try:
+            cfg = validate_account(doc, default_slippage=default_slippage, default_magic=default_magic)
+        except AccountConfigError as exc:
+            errors.append(exc)
+            continue
+        if cfg.name in seen:
+            errors.append(AccountConfigError(cfg.name, "name", "unique in the fleet (another account has it)", cfg.name))
+            continue
+        seen.add(cfg.name)
+        configs.append(cfg)
+    masters = {c.name for c in configs if c.is_master}
+    hashes: dict[str, str] = {}
+    bad: set[str] = set()
+    for cfg in configs:
+        if cfg.is_master:
+            h = master_hash(cfg.name)
+            if h in hashes:
+                errors.append(AccountConfigError(
+                    cfg.name, "name",
+                    f"distinct from master {hashes[h]!r} in its 4-char comment tag hash (both hash to {h!r}); rename one",
+                    cfg.name))
+                bad.add(cfg.name)
+            else:
+                hashes[h] = cfg.name
+        if cfg.is_slave and cfg.follows is not None:
+            unknown = [m for m in cfg.follows if m not in masters]
+            if unknown:
+                errors.append(AccountConfigError(cfg.name, "follows", f"names of MASTER accounts (known: {sorted(masters)})", unknown))
+                bad.add(cfg.name)
+    return [c for c in configs if c.name not in bad], errors

@@ -1,0 +1,428 @@
+"""The reconcile planner: desired (fresh master states + links) vs actual (slave terminal)
+-> a list of actions. Pure and idempotent: planning again after the actions were applied
+yields no trade action (see docs/copier.md for the rules, numbered as in the tests).
+
+The node must call ``plan`` only with a SUCCESSFUL read of the slave's positions and
+orders (``positions_get() is None`` means "unknown", never "flat").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Container, Iterable, Mapping, Sequence
+
+from copier.accounts import AccountConfig
+from copier.actions import Adopt, Close, MarkClosed, ModifySLTP, Open, RecordSkip, RemovePending, sort_actions
+from copier.decisions import Skip
+from copier.filters import symbol_allowed
+from copier.links import FAILED, KIND_ORDER, KIND_POSITION, PENDING, TERMINAL, Link
+from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec, opposite
+from copier.orders import EXEMODE_MARKET, choose_filling
+from copier.sizing import floor_to_step, normalize_volume, target_volume
+from copier.slippage import current_price, slippage_points, within_tolerance
+from copier.sltp import level_valid, raw_sltp, translate_sltp
+from copier.symbols import translate_symbol
+from copier.planner_pending import PendingOrdersMixin
+from copier.tags import make_tag, master_hash, parse_tag
+
+VOL_EPS = 1e-9
+TRADE_MODE_DISABLED, TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY, TRADE_MODE_CLOSEONLY = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class MasterView:
+    """What a slave knows of one master. ``state.positions`` are keyed by identifier."""
+
+    state: MasterState
+    metrics: AccountMetrics | None = None
+    first_sync: bool = False  # no follow record yet: positions present now existed before following
+
+    @property
+    def fresh(self) -> bool:
+        return bool(self.state.fresh)
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    slave: AccountConfig
+    masters: Mapping[str, MasterView]
+    links: Sequence[Link]
+    slave_positions: Sequence[Position]
+    slave_orders: Sequence[PendingOrder] = ()
+    specs: Mapping[str, SymbolSpec] = field(default_factory=dict)
+    quotes: Mapping[str, Quote] = field(default_factory=dict)
+    slave_metrics: AccountMetrics | None = None
+    slave_margin_mode: str = "hedging"  # "hedging" | "netting"
+    paused: bool = False
+    max_attempts: int = 3
+    available_symbols: Container[str] | None = None  # the slave's full symbol list, if known
+
+
+def plan(ctx: PlanContext) -> list:
+    """All actions for one reconcile pass, in execution order."""
+    return sort_actions(_Planner(ctx).run())
+
+
+class _Planner(PendingOrdersMixin):
+    def __init__(self, ctx: PlanContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.slave
+        self.out: list = []
+        self.opened: set[tuple[str, int]] = set()  # one Open per master ticket per plan
+        self.netting = ctx.slave_margin_mode == "netting"
+        self.links: dict[tuple[str, int], Link] = {}
+        for link in ctx.links:
+            self.links.setdefault(link.key, link)
+        names = set(ctx.masters) | {l.master_name for l in ctx.links}
+        self.by_hash = {master_hash(n): n for n in names}
+        self.pos_by_tag: dict[tuple[str, int], list[Position]] = {}
+        self.pos_by_id: dict[int, Position] = {}
+        for p in ctx.slave_positions:
+            self.pos_by_id[p.identifier] = p
+            key = self._tag_key(p.comment)
+            if key:
+                self.pos_by_tag.setdefault(key, []).append(p)
+        self.ord_by_tag: dict[tuple[str, int], list[PendingOrder]] = {}
+        self.ord_by_ticket = {o.ticket: o for o in ctx.slave_orders}
+        for o in ctx.slave_orders:
+            key = self._tag_key(o.comment)
+            if key:
+                self.ord_by_tag.setdefault(key, []).append(o)
+        self.claimed_pos: set[int] = set()
+        self.claimed_ord: set[int] = set()
+        self.open_count = sum(1 for l in self.links.values() if l.live and l.kind == KIND_POSITION)
+
+    # ------------------------------------------------------------------ helpers
+    def _tag_key(self, comment: str) -> tuple[str, int] | None:
+        parsed = parse_tag(comment)
+        if parsed is None or parsed[0] not in self.by_hash:
+            return None
+        return (self.by_hash[parsed[0]], parsed[1])
+
+    def _fresh_view(self, name: str) -> MasterView | None:
+        view = self.ctx.masters.get(name)
+        return view if view is not None and view.fresh else None
+
+    def link_positions(self, link: Link) -> list[Position]:
+        found = {p.identifier: p for p in self.pos_by_tag.get(link.key, [])}
+        if link.slave_ticket and link.slave_ticket in self.pos_by_id:
+            found.setdefault(link.slave_ticket, self.pos_by_id[link.slave_ticket])
+        return sorted(found.values(), key=lambda p: (p.time_msc, p.identifier))
+
+    def link_orders(self, link: Link) -> list[PendingOrder]:
+        found = {o.ticket: o for o in self.ord_by_tag.get(link.key, [])}
+        if link.slave_ticket and link.slave_ticket in self.ord_by_ticket:
+            found.setdefault(link.slave_ticket, self.ord_by_ticket[link.slave_ticket])
+        return sorted(found.values(), key=lambda o: o.ticket)
+
+    def filling(self, spec: SymbolSpec) -> int:
+        return choose_filling(spec.filling_mode, getattr(spec, "trade_exemode", EXEMODE_MARKET))
+
+    def spec_or_skip(self, symbol: str) -> SymbolSpec | Skip | None:
+        spec = self.ctx.specs.get(symbol)
+        if spec is not None:
+            return spec
+        avail = self.ctx.available_symbols
+        if avail is not None and symbol not in avail:
+            return Skip(f"symbol '{symbol}' not available on slave")
+        return None  # not loaded yet: try again next pass
+
+    def skip(self, master: str, ticket: int, reason: str, *, kind: str = KIND_POSITION, status: str = "SKIPPED",
+             master_symbol: str = "", symbol: str = "", direction: str = "", master_volume: float = 0.0) -> None:
+        self.out.append(RecordSkip(master, ticket, reason, kind, status, master_symbol, symbol, direction, master_volume))
+
+    def close_positions(self, link_key: tuple[str, int], positions: Iterable[Position], reason: str) -> None:
+        for p in positions:
+            spec = self.ctx.specs.get(p.symbol)
+            self.out.append(Close(
+                link_key[0], link_key[1], p.ticket, p.symbol, p.side, p.volume, p.volume, reason,
+                type_filling=self.filling(spec) if spec else 1, deviation=self.cfg.slippage_tolerance,
+                magic=self.cfg.magic, comment=make_tag(*link_key),
+            ))
+
+    @staticmethod
+    def scaled_target(link: Link, master_volume: float, spec: SymbolSpec, max_lot: float | None) -> float | None:
+        """Slave volume that keeps the at-open ratio; 0 when under the minimum; None if unknown."""
+        if link.master_volume <= 0 or link.slave_volume <= 0:
+            return None
+        vol = normalize_volume(link.slave_volume * master_volume / link.master_volume, spec, max_lot=max_lot)
+        return 0.0 if isinstance(vol, Skip) else vol
+
+    # ------------------------------------------------------------------ main
+    def run(self) -> list:
+        live = sorted((l for l in self.links.values() if l.live), key=lambda l: l.key)
+        if self.netting:
+            from copier.planner_netting import plan_netting_links
+
+            plan_netting_links(self, [l for l in live if l.kind == KIND_POSITION])
+            for link in live:
+                if link.kind == KIND_ORDER:
+                    self.order_link(link)
+        else:
+            for link in live:
+                if link.kind == KIND_ORDER:
+                    self.order_link(link)
+                else:
+                    self.position_link(link)
+        for link in live:
+            for p in self.link_positions(link):
+                self.claimed_pos.add(p.identifier)
+            for o in self.link_orders(link):
+                self.claimed_ord.add(o.ticket)
+        for name in sorted(self.ctx.masters):
+            view = self.ctx.masters[name]
+            if not view.fresh or not self.cfg.follows_master(name):
+                continue  # rule 1: only fresh, followed masters start anything
+            for ticket in sorted(view.state.positions):
+                if (name, ticket) not in self.links:
+                    self.new_position(name, view, view.state.positions[ticket])
+            if self.cfg.copy_pending and not self.netting:
+                for ticket in sorted(view.state.orders):
+                    if (name, ticket) not in self.links and ticket not in view.state.positions:
+                        self.new_order(name, view, view.state.orders[ticket])
+        self.orphans()
+        return self.out
+
+    # ------------------------------------------------------------------ new master positions (rules 2, 3)
+    def new_position(self, name: str, view: MasterView, mpos: Position) -> None:
+        key = (name, mpos.identifier)
+        tagged = self.pos_by_tag.get(key)
+        if tagged:  # our copy exists but its row is missing (store lost/reset): adopt, never re-open
+            p = tagged[0]
+            self.claimed_pos.update(x.identifier for x in tagged)
+            self.out.append(Adopt(name, mpos.identifier, p.identifier, sum(x.volume for x in tagged), p.price_open,
+                                  KIND_POSITION, p.symbol, mpos.symbol, p.side, mpos.side, mpos.volume, make_tag(*key)))
+            return
+        common = dict(kind=KIND_POSITION, master_symbol=mpos.symbol, master_volume=mpos.volume)
+        if view.first_sync and not self.cfg.copy_existing:
+            self.skip(name, mpos.identifier, "existed before follow (copy_existing is off)", **common)
+            return
+        if self.ctx.paused:
+            self.skip(name, mpos.identifier, "account paused when the master opened it", **common)
+            return
+        result = self.open_for(name, view, mpos, None, "new")
+        if isinstance(result, Skip):
+            self.skip(name, mpos.identifier, result.reason, **common)
+        elif result is not None:
+            self.emit_open(result)
+            self.open_count += 1
+
+    def emit_open(self, action: Open) -> None:
+        key = (action.master_name, action.master_ticket)
+        if key in self.opened:  # defensive: never two opens for one master ticket in one plan
+            return
+        self.opened.add(key)
+        self.out.append(action)
+
+    def open_for(self, name: str, view: MasterView, mpos: Position, link: Link | None, purpose: str,
+                 *, volume: float | None = None, replaces_order: int = 0) -> Open | Skip | None:
+        """The market copy of ``mpos`` (None = cannot decide yet, e.g. no quote)."""
+        cfg = self.cfg
+        if link is None:
+            refused = symbol_allowed(mpos.symbol, allow=cfg.symbols_allow, deny=cfg.symbols_deny,
+                                     master_prefix=cfg.master_prefix, master_suffix=cfg.master_suffix)
+            if refused:
+                return refused
+        symbol = link.symbol if link is not None and link.symbol else translate_symbol(mpos.symbol, cfg, self.ctx.available_symbols)
+        if isinstance(symbol, Skip):
+            return symbol
+        spec = self.spec_or_skip(symbol)
+        if spec is None or isinstance(spec, Skip):
+            return spec
+        quote = self.ctx.quotes.get(symbol)
+        if quote is None or quote.bid <= 0 or quote.ask <= 0:
+            return None
+        side = link.direction if link is not None and link.direction else (opposite(mpos.side) if cfg.reverse else mpos.side)
+        refused = self.trade_mode_refusal(spec, side)
+        if refused:
+            return refused
+        if self.netting and link is None:
+            manual = self.manual_netting_position(symbol)
+            if manual:
+                return Skip(f"slave has a netting position on {symbol} that copyhub does not own (manual trade); not mixing with it")
+        entry = current_price(side, quote)
+        sl, tp = (0.0, 0.0)
+        if cfg.copy_sltp:
+            sl, tp = translate_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec, quote=quote,
+                                    mode=cfg.sltp_mode, reverse=cfg.reverse)
+        if volume is None:
+            target = self.scaled_target(link, mpos.volume, spec, cfg.max_lot) if link is not None else None
+            if target is not None:
+                volume = target
+            else:
+                sl_level = mpos.tp if cfg.reverse else mpos.sl
+                raw = target_volume(mpos.volume, cfg.sizing, master_metrics=view.metrics, slave_metrics=self.ctx.slave_metrics,
+                                    sl_distance_price=abs(mpos.price_open - sl_level) if sl_level else None, slave_spec=spec)
+                if isinstance(raw, Skip):
+                    return raw
+                volume = normalize_volume(raw, spec, max_lot=cfg.max_lot)
+            if isinstance(volume, Skip):
+                return volume
+            if volume <= 0:
+                return Skip(f"volume below minimum {spec.volume_min:g} for {symbol}")
+        if link is None and cfg.max_open_positions is not None and self.open_count >= cfg.max_open_positions:
+            return Skip(f"max_open_positions {cfg.max_open_positions} reached")
+        ref_price = mpos.price_open if purpose != "add" else (mpos.price_current or 0.0)  # "restore": the entry
+        if ref_price > 0 and not within_tolerance(side, quote, ref_price, spec.point, cfg.slippage_tolerance):
+            pts = slippage_points(side, quote, ref_price, spec.point)
+            return Skip(f"slippage {pts:.1f} points > tolerance {cfg.slippage_tolerance} "
+                        f"({symbol} {side} at {entry:.{spec.digits}f}, master {ref_price:.{spec.digits}f})")
+        return Open(name, mpos.identifier, symbol, side, volume, sl, tp, self.filling(spec), cfg.slippage_tolerance,
+                    cfg.magic, make_tag(name, mpos.identifier), ref_price, entry, mpos.symbol, mpos.side,
+                    mpos.volume if link is None else link.master_volume or mpos.volume, purpose, replaces_order)
+
+    @staticmethod
+    def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:
+        mode = spec.trade_mode
+        if mode in (TRADE_MODE_DISABLED, TRADE_MODE_CLOSEONLY):
+            return Skip(f"trading on {spec.name} is {'disabled' if mode == 0 else 'close-only'} at the slave broker")
+        if (mode == TRADE_MODE_LONGONLY and side == "SELL") or (mode == TRADE_MODE_SHORTONLY and side == "BUY"):
+            return Skip(f"{spec.name} is {'long' if mode == 1 else 'short'}-only at the slave broker")
+        return None
+
+    def manual_netting_position(self, symbol: str) -> Position | None:
+        owned = {l.slave_ticket for l in self.links.values() if l.live and l.slave_ticket}
+        for p in self.ctx.slave_positions:
+            if p.symbol == symbol and parse_tag(p.comment) is None and p.identifier not in owned:
+                return p
+        return None
+
+    # ------------------------------------------------------------------ hedging position links (rules 4-6)
+    def position_link(self, link: Link) -> None:
+        positions = self.link_positions(link)
+        view = self._fresh_view(link.master_name)
+        if link.status == PENDING:
+            if positions:  # rule 4: the intent executed (we crashed or timed out): adopt
+                p = positions[0]
+                self.out.append(Adopt(link.master_name, link.master_ticket, p.identifier, sum(x.volume for x in positions),
+                                      p.price_open, KIND_POSITION, p.symbol, link.master_symbol, p.side, link.master_side,
+                                      link.master_volume, link.tag or make_tag(*link.key)))
+            else:
+                self.retry_pending_link(link, view)
+                return
+        if not positions:
+            gone = view is not None and not self.master_has(view, link.master_ticket)
+            self.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed" if gone else "closed on slave"))
+            return
+        if view is None:
+            return  # rule 1
+        mpos = view.state.positions.get(link.master_ticket)
+        if mpos is None:
+            if link.master_ticket in view.state.orders:
+                return  # slave's pending copy filled before the master's: wait for the master
+            self.close_positions(link.key, positions, "master closed")  # rule 6
+            return
+        if link.master_side and mpos.side != link.master_side:
+            self.close_positions(link.key, positions, "master reversed (netting master)")
+            return
+        self.manage_volume(link, view, mpos, positions)
+
+    def master_has(self, view: MasterView, ticket: int) -> bool:
+        return ticket in view.state.positions or ticket in view.state.orders
+
+    def retry_pending_link(self, link: Link, view: MasterView | None) -> None:
+        if view is None:
+            return  # rule 1: no retry on stale state
+        mpos = view.state.positions.get(link.master_ticket)
+        if mpos is None:
+            if link.master_ticket not in view.state.orders:
+                self.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed before the copy was made"))
+            return
+        if link.master_side and mpos.side != link.master_side:
+            self.out.append(MarkClosed(link.master_name, link.master_ticket, "master reversed before the copy was made"))
+            return
+        if self.ctx.paused:
+            return
+        if link.attempts >= self.ctx.max_attempts:
+            self.skip(link.master_name, link.master_ticket, f"gave up after {link.attempts} attempts", status=FAILED,
+                      master_symbol=link.master_symbol, symbol=link.symbol, direction=link.direction, master_volume=link.master_volume)
+            return
+        result = self.open_for(link.master_name, view, mpos, link, "retry")
+        if isinstance(result, Skip):
+            self.skip(link.master_name, link.master_ticket, result.reason, master_symbol=link.master_symbol,
+                      symbol=link.symbol, direction=link.direction, master_volume=link.master_volume)
+        elif result is not None:
+            self.emit_open(result)
+
+    def manage_volume(self, link: Link, view: MasterView, mpos: Position, positions: list[Position]) -> None:
+        """Rule 5: proportional partial closes, adds on master volume increase, SL/TP sync."""
+        spec = self.ctx.specs.get(positions[0].symbol)
+        if spec is None:
+            return
+        actual = sum(p.volume for p in positions)
+        target = self.scaled_target(link, mpos.volume, spec, self.cfg.max_lot)
+        tol = spec.volume_step / 2 if spec.volume_step > 0 else VOL_EPS
+        closing: dict[int, float] = {}
+        if target is not None and actual - target > tol:
+            reason = "master partial close" if target > 0 else "master partial close (copy below minimum: closed)"
+            excess = actual - target
+            for p in sorted(positions, key=lambda p: (p.time_msc, p.identifier), reverse=True):  # newest first
+                if excess <= tol:
+                    break
+                take = p.volume if target == 0 else min(p.volume, floor_to_step(excess + tol, spec.volume_step))
+                left = p.volume - take
+                if 0 < left < spec.volume_min - VOL_EPS or take < spec.volume_min - VOL_EPS:
+                    take = p.volume
+                if take <= VOL_EPS:
+                    break
+                closing[p.identifier] = take
+                excess -= take
+                self.out.append(Close(link.master_name, link.master_ticket, p.ticket, p.symbol, p.side, take, p.volume, reason,
+                                      self.filling(spec), self.cfg.slippage_tolerance, self.cfg.magic, make_tag(*link.key)))
+        elif (target is not None and target - actual > tol and mpos.volume > link.master_volume + VOL_EPS
+              and not self.ctx.paused):
+            add = floor_to_step(target - actual + tol, spec.volume_step)
+            if add >= spec.volume_min - VOL_EPS:
+                result = self.open_for(link.master_name, view, mpos, link, "add", volume=add)
+                if isinstance(result, Open):
+                    self.emit_open(result)
+        if self.cfg.copy_sltp:
+            for p in positions:
+                if closing.get(p.identifier, 0.0) >= p.volume - VOL_EPS:
+                    continue
+                self.sync_sltp(link, mpos, p, spec)
+
+    def sync_sltp(self, link: Link, master: Position, p: Position, spec: SymbolSpec) -> None:
+        quote = self.ctx.quotes.get(p.symbol)
+        if quote is None:
+            return
+        sl, tp = self.desired_sltp(master, p, spec, quote)
+        half = spec.point / 2
+        if abs(sl - p.sl) > half or abs(tp - p.tp) > half:
+            self.out.append(ModifySLTP(link.master_name, link.master_ticket, p.ticket, p.symbol, sl, tp))
+
+    def desired_sltp(self, master: Position, p: Position, spec: SymbolSpec, quote: Quote) -> tuple[float, float]:
+        """Target levels, without churn: an unplaceable target keeps a valid current level."""
+        raw_sl, raw_tp = raw_sltp(master, slave_side=p.side, slave_entry_price=p.price_open, slave_spec=spec,
+                                  mode=self.cfg.sltp_mode, reverse=self.cfg.reverse)
+        half = spec.point / 2
+        sl, tp = p.sl, p.tp
+        if abs(raw_sl - p.sl) > half:
+            if level_valid("sl", raw_sl, p.side, quote, spec):
+                sl = raw_sl
+            elif not (p.sl and level_valid("sl", p.sl, p.side, quote, spec)):
+                sl = translate_sltp(master, slave_side=p.side, slave_entry_price=p.price_open, slave_spec=spec, quote=quote,
+                                    mode=self.cfg.sltp_mode, reverse=self.cfg.reverse)[0]
+        if abs(raw_tp - p.tp) > half:
+            if level_valid("tp", raw_tp, p.side, quote, spec):
+                tp = raw_tp
+            elif not level_valid("tp", p.tp, p.side, quote, spec):
+                tp = 0.0
+        return sl, tp
+
+    # ------------------------------------------------------------------ orphans (invariant 3)
+    def orphans(self) -> None:
+        """Tagged slave positions/orders no live link claims: close them once their master is
+        fresh and lacks the ticket. Untagged positions are never touched (rule 9)."""
+        for key, positions in sorted(self.pos_by_tag.items()):
+            rest = [p for p in positions if p.identifier not in self.claimed_pos]
+            view = self._fresh_view(key[0])
+            if rest and view is not None and not self.master_has(view, key[1]):
+                link = self.links.get(key)
+                if link is None or link.status in TERMINAL:
+                    self.close_positions(key, rest, "orphan copy: master position gone")
+        for key, orders in sorted(self.ord_by_tag.items()):
+            rest = [o for o in orders if o.ticket not in self.claimed_ord]
+            view = self._fresh_view(key[0])
+            if rest and view is not None and not self.master_has(view, key[1]):
+                for o in rest:
+                    self.out.append(RemovePending(key[0], key[1], o.ticket, o.symbol, "orphan copy: master order gone"))

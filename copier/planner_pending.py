@@ -1,0 +1,203 @@
+"""Rule 8: pending orders on a hedging slave (a mixin of the planner's ``_Planner``).
+
+Prices are copied absolutely (same level, slave digits); SL/TP follow ``sltp_mode`` from the
+order price; ``reverse`` maps BUY_LIMIT<->SELL_STOP and BUY_STOP<->SELL_LIMIT. When the
+master's order fills, the link keeps its key (position identifier == order ticket): a filled
+slave copy is adopted as a position link, a still-pending copy is replaced by a market copy if
+within slippage, else left working. See docs/copier.md.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
+from copier.decisions import Skip
+from copier.filters import symbol_allowed
+from copier.links import FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, Link
+from copier.models import PendingOrder, Quote, SymbolSpec
+from copier.sizing import normalize_volume, target_volume
+from copier.sltp import translate_sltp
+from copier.symbols import translate_symbol
+from copier.tags import make_tag
+
+if TYPE_CHECKING:
+    from copier.planner import MasterView
+
+REVERSED_PENDING = {"BUY_LIMIT": "SELL_STOP", "SELL_LIMIT": "BUY_STOP", "BUY_STOP": "SELL_LIMIT", "SELL_STOP": "BUY_LIMIT"}
+
+
+class PendingOrdersMixin:
+    """Needs the planner's ctx, cfg, out, links, indexes and position-link helpers."""
+
+    def new_order(self, name: str, view: MasterView, order: PendingOrder) -> None:
+        key = (name, order.ticket)
+        tagged = self.ord_by_tag.get(key)
+        if tagged:
+            o = tagged[0]
+            self.claimed_ord.add(o.ticket)
+            self.out.append(Adopt(name, order.ticket, o.ticket, o.volume, o.price_open, KIND_ORDER, o.symbol, order.symbol,
+                                  o.side, order.side, order.volume, make_tag(*key)))
+            return
+        common = dict(kind=KIND_ORDER, master_symbol=order.symbol, master_volume=order.volume)
+        if view.first_sync and not self.cfg.copy_existing:
+            self.skip(name, order.ticket, "pending order existed before follow (copy_existing is off)", **common)
+            return
+        if self.ctx.paused:
+            self.skip(name, order.ticket, "account paused when the master placed it", **common)
+            return
+        result = self.pending_for(name, view, order, None, "new")
+        if isinstance(result, Skip):
+            self.skip(name, order.ticket, result.reason, **common)
+        elif result is not None:
+            self.out.append(result)
+
+    def pending_for(self, name: str, view: MasterView, order: PendingOrder, link: Link | None, purpose: str) -> PlacePending | Skip | None:
+        cfg = self.cfg
+        if link is None:
+            refused = symbol_allowed(order.symbol, allow=cfg.symbols_allow, deny=cfg.symbols_deny,
+                                     master_prefix=cfg.master_prefix, master_suffix=cfg.master_suffix)
+            if refused:
+                return refused
+        symbol = link.symbol if link is not None and link.symbol else translate_symbol(order.symbol, cfg, self.ctx.available_symbols)
+        if isinstance(symbol, Skip):
+            return symbol
+        spec = self.spec_or_skip(symbol)
+        if spec is None or isinstance(spec, Skip):
+            return spec
+        quote = self.ctx.quotes.get(symbol)
+        if quote is None or quote.bid <= 0 or quote.ask <= 0:
+            return None
+        otype = order.type
+        if cfg.reverse:
+            if otype not in REVERSED_PENDING:
+                return Skip(f"reverse copying of {otype} orders is not supported")
+            otype = REVERSED_PENDING[otype]
+        side = "BUY" if otype.startswith("BUY") else "SELL"
+        refused = self.trade_mode_refusal(spec, side)
+        if refused:
+            return refused
+        price = round(order.price_open, spec.digits)
+        stoplimit = round(order.price_stoplimit, spec.digits) if order.price_stoplimit else 0.0
+        if not self.pending_price_valid(otype, price, quote, spec):
+            return Skip(f"{otype} at {price} is on the wrong side of, or within the stops level of, the slave's market "
+                        f"(bid {quote.bid}, ask {quote.ask})")
+        sl, tp = self.pending_sltp(order, side, price, spec)
+        target = self.scaled_target(link, order.volume, spec, cfg.max_lot) if link is not None else None
+        if target:
+            volume: float | Skip = target
+        else:
+            sl_level = order.tp if cfg.reverse else order.sl
+            raw = target_volume(order.volume, cfg.sizing, master_metrics=view.metrics, slave_metrics=self.ctx.slave_metrics,
+                                sl_distance_price=abs(order.price_open - sl_level) if sl_level else None, slave_spec=spec)
+            if isinstance(raw, Skip):
+                return raw
+            volume = normalize_volume(raw, spec, max_lot=cfg.max_lot)
+        if isinstance(volume, Skip):
+            return volume
+        return PlacePending(name, order.ticket, symbol, otype, volume, price, stoplimit, sl, tp, self.filling(spec), cfg.magic,
+                            make_tag(name, order.ticket), order.symbol, order.side, order.volume, purpose)
+
+    def pending_sltp(self, order: PendingOrder, side: str, price: float, spec: SymbolSpec) -> tuple[float, float]:
+        if not self.cfg.copy_sltp:
+            return 0.0, 0.0
+        # stops are measured from the order's own price, which is where the position will start
+        at_price = Quote(bid=price, ask=price)
+        return translate_sltp(order, slave_side=side, slave_entry_price=price, slave_spec=spec, quote=at_price,
+                              mode=self.cfg.sltp_mode, reverse=self.cfg.reverse)
+
+    @staticmethod
+    def pending_price_valid(otype: str, price: float, quote: Quote, spec: SymbolSpec) -> bool:
+        dist = max(spec.stops_level, 0) * spec.point
+        eps = spec.point * 1e-3
+        if otype.startswith("BUY_LIMIT"):
+            return price <= quote.ask - dist + eps and price < quote.ask
+        if otype.startswith("SELL_LIMIT"):
+            return price >= quote.bid + dist - eps and price > quote.bid
+        if otype.startswith("BUY_STOP"):
+            return price >= quote.ask + dist - eps and price > quote.ask
+        if otype.startswith("SELL_STOP"):
+            return price <= quote.bid - dist + eps and price < quote.bid
+        return False
+
+    def order_link(self, link: Link) -> None:
+        orders = self.link_orders(link)
+        positions = self.link_positions(link)
+        view = self._fresh_view(link.master_name)
+        if positions:  # the slave's pending copy filled: from now on it is a position link
+            p = positions[0]
+            self.out.append(Adopt(link.master_name, link.master_ticket, p.identifier, sum(x.volume for x in positions), p.price_open,
+                                  KIND_POSITION, p.symbol, link.master_symbol, p.side, link.master_side, link.master_volume,
+                                  link.tag or make_tag(*link.key)))
+            if self.netting:
+                return  # the netting pass owns positions; it adopts the volume next pass
+            self.position_link(Link(**{**link.to_record(), "kind": KIND_POSITION, "status": OPEN, "slave_ticket": p.identifier}))
+            return
+        if link.status == PENDING and orders:
+            o = orders[0]
+            self.out.append(Adopt(link.master_name, link.master_ticket, o.ticket, o.volume, o.price_open, KIND_ORDER, o.symbol,
+                                  link.master_symbol, o.side, link.master_side, link.master_volume, link.tag or make_tag(*link.key)))
+        if not orders:
+            if link.status == PENDING:
+                self.retry_pending_order(link, view)
+            else:
+                gone = view is not None and not self.master_has(view, link.master_ticket)
+                self.out.append(MarkClosed(link.master_name, link.master_ticket,
+                                           "master order removed" if gone else "pending order removed on slave"))
+            return
+        if view is None:
+            return
+        o = orders[0]
+        morder = view.state.orders.get(link.master_ticket)
+        mpos = view.state.positions.get(link.master_ticket)
+        if morder is not None:
+            self.sync_pending(link, morder, o)
+        elif mpos is not None:
+            # master filled, our copy did not: replace it by a market copy if still within slippage,
+            # else leave it working (it can only fill at the master's price or better for limits)
+            if self.ctx.paused:
+                return
+            result = self.open_for(link.master_name, view, mpos, link, "replace", replaces_order=o.ticket)
+            if isinstance(result, Open):
+                self.out.append(RemovePending(link.master_name, link.master_ticket, o.ticket, o.symbol,
+                                              "master order filled; replacing with a market copy"))
+                self.emit_open(result)
+        else:
+            for x in orders:
+                self.out.append(RemovePending(link.master_name, link.master_ticket, x.ticket, x.symbol, "master order removed"))
+
+    def retry_pending_order(self, link: Link, view: MasterView | None) -> None:
+        if view is None:
+            return
+        morder = view.state.orders.get(link.master_ticket)
+        mpos = view.state.positions.get(link.master_ticket)
+        if morder is None and mpos is None:
+            self.out.append(MarkClosed(link.master_name, link.master_ticket, "master order removed before the copy was placed"))
+            return
+        if self.ctx.paused:
+            return
+        if link.attempts >= self.ctx.max_attempts:
+            self.skip(link.master_name, link.master_ticket, f"gave up after {link.attempts} attempts", kind=KIND_ORDER,
+                      status=FAILED, master_symbol=link.master_symbol, symbol=link.symbol, master_volume=link.master_volume)
+            return
+        if morder is not None:
+            result: object = self.pending_for(link.master_name, view, morder, link, "retry")
+        else:  # the master's order filled meanwhile: copy the position at market
+            result = self.open_for(link.master_name, view, mpos, link, "replace")
+        if isinstance(result, Skip):
+            self.skip(link.master_name, link.master_ticket, result.reason, kind=KIND_ORDER, master_symbol=link.master_symbol,
+                      symbol=link.symbol, master_volume=link.master_volume)
+        elif isinstance(result, Open):
+            self.emit_open(result)
+        elif result is not None:
+            self.out.append(result)
+
+    def sync_pending(self, link: Link, morder: PendingOrder, o: PendingOrder) -> None:
+        spec = self.ctx.specs.get(o.symbol)
+        if spec is None:
+            return
+        price = round(morder.price_open, spec.digits)
+        stoplimit = round(morder.price_stoplimit, spec.digits) if morder.price_stoplimit else 0.0
+        sl, tp = self.pending_sltp(morder, o.side, price, spec)
+        half = spec.point / 2
+        if any(abs(a - b) > half for a, b in ((price, o.price_open), (stoplimit, o.price_stoplimit), (sl, o.sl), (tp, o.tp))):
+            self.out.append(ModifyPending(link.master_name, link.master_ticket, o.ticket, o.symbol, price, stoplimit, sl, tp))

@@ -1,0 +1,189 @@
+"""Builders and a small pure model of a slave terminal + trades store, for the copier tests.
+
+``SlaveModel.apply(actions)`` does what a slave node would do with a plan (including the
+store writes described in copier/actions.py), so tests can check that planning again after
+applying a plan settles.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable
+
+from copier.accounts import validate_account
+from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
+from copier.links import Link
+from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec
+from copier.planner import MasterView, PlanContext, plan
+
+SLAVE = "Apex_Slave_01"
+MASTER = "FTMO_Master"
+
+
+def spec(name: str = "EURUSD.c", *, digits: int = 5, vmin: float = 0.01, step: float = 0.01, vmax: float = 100.0,
+         stops_level: int = 0, tick_value: float = 1.0, filling_mode: int = 3, trade_mode: int = 4) -> SymbolSpec:
+    point = 10.0 ** -digits
+    return SymbolSpec(name=name, digits=digits, point=point, tick_size=point, tick_value=tick_value, contract_size=100000,
+                      volume_min=vmin, volume_step=step, volume_max=vmax, filling_mode=filling_mode,
+                      stops_level=stops_level, trade_mode=trade_mode)
+
+
+def quote(bid: float, spread: float = 0.0001) -> Quote:
+    return Quote(bid=bid, ask=round(bid + spread, 6))
+
+
+def mpos(ident: int, symbol: str = "EURUSD", side: str = "BUY", volume: float = 1.0, price: float = 1.1001,
+         sl: float = 0.0, tp: float = 0.0, price_current: float = 0.0) -> Position:
+    return Position(ticket=ident, identifier=ident, symbol=symbol, side=side, volume=volume, price_open=price, sl=sl, tp=tp,
+                    price_current=price_current)
+
+
+def cfg(**extra):
+    doc = {"name": SLAVE, "type": "SLAVE", "path": "C:/Apex/terminal64.exe", "enabled": True, "suffix": ".c",
+           "symbol_map": {"XAUUSD": "GOLD"}, "slippage_tolerance": 50}
+    doc.update(extra)
+    return validate_account(doc)
+
+
+def view(positions: Iterable[Position] = (), orders: Iterable[PendingOrder] = (), *, fresh: bool = True,
+         first_sync: bool = False, metrics: AccountMetrics | None = None, name: str = MASTER) -> MasterView:
+    state = MasterState(master=name, seq=1, positions={p.identifier: p for p in positions},
+                        orders={o.ticket: o for o in orders}, fresh=fresh)
+    return MasterView(state=state, metrics=metrics, first_sync=first_sync)
+
+
+def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_orders=(), *, specs=None, quotes=None,
+            netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None) -> PlanContext:
+    return PlanContext(
+        slave=slave_cfg or cfg(),
+        masters=masters if masters is not None else {MASTER: view()},
+        links=list(links),
+        slave_positions=list(slave_positions),
+        slave_orders=list(slave_orders),
+        specs=specs if specs is not None else {"EURUSD.c": spec()},
+        quotes=quotes if quotes is not None else {"EURUSD.c": quote(1.1000)},
+        slave_metrics=slave_metrics,
+        slave_margin_mode="netting" if netting else "hedging",
+        paused=paused,
+        max_attempts=max_attempts,
+        available_symbols=available,
+    )
+
+
+class SlaveModel:
+    """A hedging or netting slave account plus its trades rows."""
+
+    def __init__(self, *, netting: bool = False, links: Iterable[Link] = (), positions: Iterable[Position] = (),
+                 orders: Iterable[PendingOrder] = (), slave: str = SLAVE) -> None:
+        self.netting = netting
+        self.slave = slave
+        self.links: dict[tuple[str, int], Link] = {l.key: l for l in links}
+        self.positions: dict[int, Position] = {p.identifier: p for p in positions}
+        self.orders: dict[int, PendingOrder] = {o.ticket: o for o in orders}
+        self.next_ticket = 900000
+        self.clock = 1
+        self.removed_orders: set[int] = set()  # orders this node removed (an Open may replace one)
+
+    def _ticket(self) -> int:
+        self.next_ticket += 1
+        return self.next_ticket
+
+    def _upsert(self, key: tuple[str, int], **fields) -> Link:
+        link = self.links.get(key) or Link(slave_name=self.slave, master_name=key[0], master_ticket=key[1])
+        link = replace(link, **fields)
+        self.links[key] = link
+        return link
+
+    def ctx(self, slave_cfg, masters, **kw) -> PlanContext:
+        return context(slave_cfg, masters, list(self.links.values()), list(self.positions.values()), list(self.orders.values()),
+                       netting=self.netting, **kw)
+
+    def plan(self, slave_cfg, masters, **kw) -> list:
+        return plan(self.ctx(slave_cfg, masters, **kw))
+
+    # -------------------------------------------------------------- execution
+    def _deal(self, symbol: str, side: str, volume: float, price: float, comment: str, sl: float, tp: float) -> int:
+        """Market deal; returns the identifier of the position it opened/changed."""
+        self.clock += 1
+        if self.netting:
+            for p in list(self.positions.values()):
+                if p.symbol != symbol:
+                    continue
+                if p.side == side:
+                    self.positions[p.identifier] = replace(p, volume=round(p.volume + volume, 8), sl=sl or p.sl, tp=tp or p.tp)
+                    return p.identifier
+                left = round(p.volume - volume, 8)
+                if left > 1e-9:
+                    self.positions[p.identifier] = replace(p, volume=left)
+                elif left < -1e-9:
+                    self.positions[p.identifier] = replace(p, side=side, volume=-left, price_open=price, ticket=self._ticket())
+                else:
+                    del self.positions[p.identifier]
+                return p.identifier
+        ident = self._ticket()
+        self.positions[ident] = Position(ticket=ident, identifier=ident, symbol=symbol, side=side, volume=volume,
+                                         price_open=price, sl=sl, tp=tp, comment=comment, time_msc=self.clock)
+        return ident
+
+    def apply(self, actions: Iterable) -> None:
+        removed = self.removed_orders
+        for a in actions:
+            if isinstance(a, Open):
+                key = (a.master_name, a.master_ticket)
+                if a.replaces_order and a.replaces_order not in removed:
+                    continue
+                if a.purpose == "new":
+                    self._upsert(key, kind="position", status="PENDING", symbol=a.symbol, master_symbol=a.master_symbol,
+                                 direction=a.side, master_direction=a.master_side, master_volume=a.master_volume,
+                                 slave_volume=a.volume, attempts=1, tag=a.comment)
+                elif a.purpose in ("retry", "replace"):
+                    link = self.links[key]
+                    self._upsert(key, kind="position", status="PENDING", attempts=link.attempts + 1, symbol=a.symbol,
+                                 direction=link.direction or a.side)
+                ident = self._deal(a.symbol, a.side, a.volume, a.reference_price, a.comment, a.sl, a.tp)
+                if a.purpose not in ("add", "restore"):
+                    self._upsert(key, status="OPEN", slave_ticket=ident)
+            elif isinstance(a, Close):
+                p = next((x for x in self.positions.values() if x.ticket == a.slave_ticket), None)
+                if p is None:
+                    continue
+                left = round(p.volume - a.volume, 8)
+                if left > 1e-9:
+                    self.positions[p.identifier] = replace(p, volume=left)
+                else:
+                    del self.positions[p.identifier]
+            elif isinstance(a, ModifySLTP):
+                p = next((x for x in self.positions.values() if x.ticket == a.slave_ticket), None)
+                if p is not None:
+                    self.positions[p.identifier] = replace(p, sl=a.sl, tp=a.tp)
+            elif isinstance(a, PlacePending):
+                key = (a.master_name, a.master_ticket)
+                if a.purpose == "new":
+                    self._upsert(key, kind="order", status="PENDING", symbol=a.symbol, master_symbol=a.master_symbol,
+                                 direction="BUY" if a.order_type.startswith("BUY") else "SELL", master_direction=a.master_side,
+                                 master_volume=a.master_volume, slave_volume=a.volume, attempts=1, tag=a.comment)
+                else:
+                    self._upsert(key, attempts=self.links[key].attempts + 1)
+                t = self._ticket()
+                self.orders[t] = PendingOrder(ticket=t, symbol=a.symbol, type=a.order_type, volume=a.volume, price_open=a.price,
+                                              price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp, comment=a.comment)
+                self._upsert(key, status="OPEN", slave_ticket=t)
+            elif isinstance(a, ModifyPending):
+                o = self.orders.get(a.slave_order_ticket)
+                if o is not None:
+                    self.orders[o.ticket] = replace(o, price_open=a.price, price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp)
+            elif isinstance(a, RemovePending):
+                if self.orders.pop(a.slave_order_ticket, None) is not None:
+                    removed.add(a.slave_order_ticket)
+            elif isinstance(a, RecordSkip):
+                self._upsert((a.master_name, a.master_ticket), status=a.status, kind=a.kind, reason=a.reason,
+                             master_symbol=a.master_symbol or self.links.get((a.master_name, a.master_ticket), Link("", "", 0)).master_symbol)
+            elif isinstance(a, Adopt):
+                self._upsert((a.master_name, a.master_ticket), status="OPEN", slave_ticket=a.slave_ticket, kind=a.kind,
+                             symbol=a.symbol or self.links.get((a.master_name, a.master_ticket), Link("", "", 0)).symbol,
+                             direction=a.direction, master_direction=a.master_side, master_symbol=a.master_symbol,
+                             **({} if (a.master_name, a.master_ticket) in self.links else
+                                {"master_volume": a.master_volume, "slave_volume": a.volume}))
+            elif isinstance(a, MarkClosed):
+                self._upsert((a.master_name, a.master_ticket), status="CLOSED", reason=a.reason)
+            else:  # pragma: no cover
+                raise TypeError(a)
