@@ -108,6 +108,7 @@ class SymbolSpec:
     stops_level: int = 0  # points
     freeze_level: int = 0  # points
     trade_mode: int = 4  # SYMBOL_TRADE_MODE_FULL
+    trade_exemode: int = 2  # SYMBOL_TRADE_EXECUTION_MARKET; instant/request accept FOK only
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -86,6 +86,7 @@ def spec_from_mt5(info: Any) -> SymbolSpec:
         stops_level=int(info.trade_stops_level),
         freeze_level=int(info.trade_freeze_level),
         trade_mode=int(info.trade_mode),
+        trade_exemode=int(info.trade_exemode),
     )
 
 

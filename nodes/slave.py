@@ -39,6 +39,8 @@ from nodes.convert import PENDING_TYPE_CODES, metrics_from_mt5, order_from_mt5, 
 from nodes.execution import DONE, FAILED as OUT_FAILED, NOOP, SKIPPED as OUT_SKIPPED, UNKNOWN, Executor, Outcome  # noqa: E402
 
 SPEC_TTL_MS = 60_000
+INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
+RETRY_BACKOFF_MS = (1_000, 60_000)  # a failing close/add/restore is retried at 1 s, 2 s … 60 s
 METRICS_TTL_MS = 500  # balance/equity for sizing: fresh enough, and not read on every change
 
 
@@ -89,6 +91,7 @@ class SlaveLoop:
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
         self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
         self.guardian: Guardian | None = None
+        self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -98,11 +101,16 @@ class SlaveLoop:
             self.metrics = metrics_from_mt5(info)
         symbols = self.mt5.symbols_get()
         self.available = {s.name for s in symbols} if symbols is not None else None
+        self.refresh_masters()
+        only_master = next(iter(self.mirrors)) if len(self.mirrors) == 1 else None
         for rec in self.store.list_trades(slave_name=self.rt.name):
-            self.links[(rec["master_name"], int(rec["master_ticket"]))] = rec
+            master = rec.get("master_name") or only_master
+            if not master:  # a seed-era row (no master_name) with several masters: cannot be placed
+                self.log.warning("link_without_master_ignored", master_ticket=rec.get("master_ticket"))
+                continue
+            self.links[(master, int(rec["master_ticket"]))] = {**rec, "master_name": master}
         self.followed = {k.rsplit(":", 1)[1] for k in self.store.list_flags(f"follow:{self.rt.name}:")}
         self.refresh_flags()
-        self.refresh_masters()
         self.log.info("slave_started", margin_mode=self.margin_mode, links=len(self.links), masters=sorted(self.mirrors))
 
     def refresh_flags(self) -> None:
@@ -321,7 +329,23 @@ class SlaveLoop:
         self.links[key] = doc
         return doc
 
+    def _backing_off(self, action: Any) -> bool:
+        """The planner re-issues a failed close or top-up every pass; space the attempts out."""
+        until = self._backoff.get((type(action).__name__, action.master_name, action.master_ticket))
+        return until is not None and utc_ms() < until[0]
+
+    def _note_result(self, action: Any, ok: bool) -> None:
+        key = (type(action).__name__, action.master_name, action.master_ticket)
+        if ok:
+            self._backoff.pop(key, None)
+            return
+        delay = min(self._backoff.get(key, (0, RETRY_BACKOFF_MS[0] // 2))[1] * 2, RETRY_BACKOFF_MS[1])
+        self._backoff[key] = (utc_ms() + delay, delay)
+
     def execute(self, action: Any, views: dict[str, MasterView], removed_orders: set[int]) -> None:
+        repeated = isinstance(action, Close) or (isinstance(action, Open) and action.purpose not in INTENT_PURPOSES)
+        if repeated and self._backing_off(action):
+            return
         if isinstance(action, Open):
             self._open(action, views, removed_orders)
         elif isinstance(action, Close):
@@ -374,7 +398,7 @@ class SlaveLoop:
         if action.replaces_order and action.replaces_order not in removed_orders:
             log.info("open_deferred_until_pending_removed", order=action.replaces_order)
             return
-        if action.purpose != "add":
+        if action.purpose in INTENT_PURPOSES:
             existing = self.links.get(key)
             attempts = int(existing.get("attempts", 0)) + 1 if existing else 1
             intent = {**self._intent_fields(action), "status": PENDING, "attempts": attempts, "master_price": action.master_price, "slave_volume": action.volume}
@@ -423,6 +447,8 @@ class SlaveLoop:
 
     def _after_open(self, action: Open, outcome: Outcome, views: dict[str, MasterView], log: Any) -> None:
         key = (action.master_name, action.master_ticket)
+        if action.purpose not in INTENT_PURPOSES:
+            self._note_result(action, outcome.status == DONE)
         hub_ms = outcome.sent_ms - self.trigger_ts_ms if self.trigger_ts_ms and outcome.sent_ms else None
         if outcome.status == DONE:
             position = None
@@ -432,7 +458,7 @@ class SlaveLoop:
                 position = self._find_tagged(action.symbol, action.comment)
                 slave_ticket = int(position.identifier) if position is not None else 0
             fields: dict[str, Any] = {"status": OPEN, "retcode": outcome.retcode, "attempts_sent": outcome.attempts}
-            if action.purpose != "add":
+            if action.purpose in INTENT_PURPOSES:
                 master_open = self._master_open_ms(views, action)
                 spec = self.specs.get(action.symbol, (0, None))[1]
                 slip = abs(outcome.price - action.master_price) / spec.point if spec and spec.point and action.master_price else None
@@ -448,20 +474,20 @@ class SlaveLoop:
             self.rt.event("copy_opened", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=slave_ticket, symbol=action.symbol, side=action.side, volume=action.volume, price=outcome.price, retcode=outcome.retcode, latency_ms=fields.get("latency_ms"), purpose=action.purpose)
         elif outcome.status == UNKNOWN:
             position = self._find_tagged(action.symbol, action.comment)
-            if position is not None and action.purpose != "add":
+            if position is not None and action.purpose in INTENT_PURPOSES:
                 self._save(key, {"status": OPEN, "slave_ticket": int(position.identifier), "slave_price": float(position.price_open), "open_time": iso_utc(utc_ms())})
                 log.bind(slave_ticket=int(position.identifier)).warning("copy_found_after_unknown_result", reason=outcome.reason)
             else:
                 log.warning("copy_outcome_unknown", reason=outcome.reason)
             self.rt.event("copy_outcome_unknown", level="warning", master=action.master_name, master_ticket=action.master_ticket, reason=outcome.reason, found=position is not None)
         elif outcome.status == OUT_SKIPPED:
-            if action.purpose != "add":
+            if action.purpose in INTENT_PURPOSES:
                 self._save(key, {"status": SKIPPED, "skip_reason": outcome.reason})
             self.counts["skipped"] += 1
             log.warning("copy_skipped", reason=outcome.reason)
             self.rt.event("copy_skipped", level="warning", master=action.master_name, master_ticket=action.master_ticket, reason=outcome.reason)
         else:
-            if action.purpose != "add":
+            if action.purpose in INTENT_PURPOSES:
                 self._save(key, {"status": FAILED, "retcode": outcome.retcode, "skip_reason": outcome.reason})
             self.counts["failed"] += 1
             log.error("copy_failed", retcode=outcome.retcode, reason=outcome.reason, attempts=outcome.attempts)
@@ -471,6 +497,7 @@ class SlaveLoop:
         outcome = self.executor.close_position(ticket=action.slave_ticket, symbol=action.symbol, position_side=action.side_to_close, volume=action.volume, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
         key = (action.master_name, action.master_ticket)
         log = self._trade_log(action, slave_ticket=action.slave_ticket, symbol=action.symbol, volume=action.volume)
+        self._note_result(action, outcome.ok)
         if outcome.ok:
             if not action.partial and key in self.links and self._all_closed(action):
                 self._save(key, {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms()), "close_price": outcome.price})

@@ -233,3 +233,32 @@ def test_change_that_needs_a_restart_exits_75(world):
     store.update_account("S", {"magic": 99})
     loop.reload()
     assert loop.rt.stop_code == 75
+
+
+def test_a_failing_close_is_retried_with_backoff_not_every_pass(world):
+    sim, store, master = world
+    opened = _buy(master)
+    calls = []
+
+    class Counting(CrashAfterSend):
+        def order_send(self, request):
+            calls.append(request.get("position", 0))
+            return self._mt5.order_send(request)
+
+    slave = _terminal(sim, 2001)
+    loop = _loop(store, Counting(slave))
+    loop.on_message(_snapshot(master))
+    loop.reconcile()
+    assert len(slave.positions_get()) == 1
+    close_req = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 1, "position": opened.order, "price": master.symbol_info_tick("EURUSD").bid, "type_filling": 1}
+    assert master.order_send(close_req).retcode == 10009
+    sim.inject_fault(2001, "retcode", code=10006, count=50)  # the slave broker rejects every close
+    loop.on_message(_snapshot(master, seq=2))
+    calls.clear()
+    for _ in range(5):
+        loop.reconcile()
+    assert len(calls) == 1  # one attempt, then backing off (1 s, 2 s, …) instead of hammering
+    sim.clear_faults(2001)
+    loop._backoff.clear()  # as if the backoff delay had passed
+    loop.reconcile()
+    assert slave.positions_get() == ()
