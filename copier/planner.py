@@ -213,16 +213,19 @@ class _Planner(PendingOrdersMixin):
         self.opened.add(key)
         self.out.append(action)
 
-    def open_for(self, name: str, view: MasterView, mpos: Position, link: Link | None, purpose: str,
-                 *, volume: float | None = None, replaces_order: int = 0) -> Open | Skip | None:
-        """The market copy of ``mpos`` (None = cannot decide yet, e.g. no quote)."""
+    def market_for(self, master_symbol: str, link: Link | None) -> tuple[str, SymbolSpec, Quote] | Skip | None:
+        """The slave symbol, its spec and quote for a master symbol (None: not known yet).
+
+        A new copy passes the allow/deny filters and symbol translation; an existing link
+        keeps the symbol it was opened on.
+        """
         cfg = self.cfg
         if link is None:
-            refused = symbol_allowed(mpos.symbol, allow=cfg.symbols_allow, deny=cfg.symbols_deny,
+            refused = symbol_allowed(master_symbol, allow=cfg.symbols_allow, deny=cfg.symbols_deny,
                                      master_prefix=cfg.master_prefix, master_suffix=cfg.master_suffix)
             if refused:
                 return refused
-        symbol = link.symbol if link is not None and link.symbol else translate_symbol(mpos.symbol, cfg, self.ctx.available_symbols)
+        symbol = link.symbol if link is not None and link.symbol else translate_symbol(master_symbol, cfg, self.ctx.available_symbols)
         if isinstance(symbol, Skip):
             return symbol
         spec = self.spec_or_skip(symbol)
@@ -231,6 +234,16 @@ class _Planner(PendingOrdersMixin):
         quote = self.ctx.quotes.get(symbol)
         if quote is None or quote.bid <= 0 or quote.ask <= 0:
             return None
+        return symbol, spec, quote
+
+    def open_for(self, name: str, view: MasterView, mpos: Position, link: Link | None, purpose: str,
+                 *, volume: float | None = None, replaces_order: int = 0) -> Open | Skip | None:
+        """The market copy of ``mpos`` (None = cannot decide yet, e.g. no quote)."""
+        cfg = self.cfg
+        market = self.market_for(mpos.symbol, link)
+        if market is None or isinstance(market, Skip):
+            return market
+        symbol, spec, quote = market
         side = link.direction if link is not None and link.direction else (opposite(mpos.side) if cfg.reverse else mpos.side)
         refused = self.trade_mode_refusal(spec, side)
         if refused:

@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING
 
 from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
 from copier.decisions import Skip
-from copier.filters import symbol_allowed
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import PendingOrder, Quote, SymbolSpec
 from copier.sizing import normalize_volume, target_volume
 from copier.sltp import translate_sltp
-from copier.symbols import translate_symbol
 from copier.tags import make_tag
 
 if TYPE_CHECKING:
@@ -53,20 +51,10 @@ class PendingOrdersMixin:
 
     def pending_for(self, name: str, view: MasterView, order: PendingOrder, link: Link | None, purpose: str) -> PlacePending | Skip | None:
         cfg = self.cfg
-        if link is None:
-            refused = symbol_allowed(order.symbol, allow=cfg.symbols_allow, deny=cfg.symbols_deny,
-                                     master_prefix=cfg.master_prefix, master_suffix=cfg.master_suffix)
-            if refused:
-                return refused
-        symbol = link.symbol if link is not None and link.symbol else translate_symbol(order.symbol, cfg, self.ctx.available_symbols)
-        if isinstance(symbol, Skip):
-            return symbol
-        spec = self.spec_or_skip(symbol)
-        if spec is None or isinstance(spec, Skip):
-            return spec
-        quote = self.ctx.quotes.get(symbol)
-        if quote is None or quote.bid <= 0 or quote.ask <= 0:
-            return None
+        market = self.market_for(order.symbol, link)
+        if market is None or isinstance(market, Skip):
+            return market
+        symbol, spec, quote = market
         otype = order.type
         if cfg.reverse:
             if otype not in REVERSED_PENDING:

@@ -18,11 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nodes.runtime import NodeRuntime, run_node, utc_ms  # noqa: E402
 from config import settings  # noqa: E402
-from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
 from copier.diff import diff_state  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
-from copier.risk import RiskConfigError  # noqa: E402
-from monitoring.guardian import Guardian  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
 from messaging.clone import StatePublisher  # noqa: E402
 from messaging.schema import Control  # noqa: E402
@@ -47,7 +44,7 @@ class MasterLoop:
         self.orders: dict = {}
         self.failures = 0
         self._next_heartbeat = 0
-        self.guardian: Guardian | None = None
+        self.guardian = None
 
     def poll_once(self) -> bool:
         """Read the terminal and publish. False when the terminal returned an error."""
@@ -131,18 +128,7 @@ def main(rt: NodeRuntime) -> None:
     if mt5 is None:
         return
     loop = MasterLoop(rt, mt5, poll_ms=settings.MASTER_POLL_INTERVAL_MS, heartbeat_ms=settings.HEARTBEAT_INTERVAL_MS)
-    try:
-        alerts = build_dispatcher_from_env(rt.log)
-    except AlertConfigError as exc:
-        rt.refuse_config(str(exc))
-    guardian = Guardian(rt.name, "master", cfg.risk, mt5, rt.store, log=rt.log, event=rt.event, alerts=alerts,
-                        eval_interval_ms=settings.RISK_EVAL_INTERVAL_MS, snapshot_interval_ms=settings.SNAPSHOT_INTERVAL_MS,
-                        executor=Executor(mt5, RetryPolicy(max_attempts=settings.ORDER_MAX_ATTEMPTS)), magic=cfg.magic)
-    try:
-        guardian.start(utc_ms())
-    except RiskConfigError as exc:
-        alerts.close(timeout=1)
-        rt.refuse_config(f"account {rt.name!r}: {exc}")
+    guardian, alerts = rt.start_guardian(cfg, mt5, Executor(mt5, RetryPolicy(max_attempts=settings.ORDER_MAX_ATTEMPTS)))
     loop.guardian = guardian
     rt.log.info("master_started", poll_ms=settings.MASTER_POLL_INTERVAL_MS)
     backoff = 0.1

@@ -179,6 +179,26 @@ class NodeRuntime:
         except Exception as exc:  # the bus must never break the trading loop
             self.log.warning("event_not_published", kind=kind, error=str(exc))
 
+    def start_guardian(self, cfg: AccountConfig, mt5: Any, executor: Any) -> tuple[Any, Any]:
+        """Alerts and the risk guardian of this node; a bad ``risk`` or alert setting is a config error."""
+        from alerts import AlertConfigError, build_dispatcher_from_env
+        from copier.risk import RiskConfigError
+        from monitoring.guardian import Guardian
+
+        try:
+            alerts = build_dispatcher_from_env(self.log)
+        except AlertConfigError as exc:
+            self.refuse_config(str(exc))
+        guardian = Guardian(self.name, self.role, cfg.risk, mt5, self.store, log=self.log, event=self.event, alerts=alerts,
+                            eval_interval_ms=settings.RISK_EVAL_INTERVAL_MS, snapshot_interval_ms=settings.SNAPSHOT_INTERVAL_MS,
+                            executor=executor, magic=cfg.magic, close_deviation=max(200, cfg.slippage_tolerance))
+        try:
+            guardian.start(utc_ms())
+        except RiskConfigError as exc:
+            alerts.close(timeout=1)
+            self.refuse_config(f"account {self.name!r}: {exc}")
+        return guardian, alerts
+
     def close(self) -> None:
         for closer in (getattr(self.subscriber, "close", None), self.publisher.close, self.store.close):
             if closer is None:

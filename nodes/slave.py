@@ -29,14 +29,13 @@ from copier.planner import MasterView, PlanContext, plan  # noqa: E402
 from copier.slippage import slippage_points  # noqa: E402
 from copier.symbols import translate_symbol  # noqa: E402
 from copier.tags import parse_tag  # noqa: E402
-from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
 from db import StoreUnavailable  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from nodes.convert import PENDING_TYPE_CODES, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
-from nodes.execution import DONE, FAILED as OUT_FAILED, NOOP, SKIPPED as OUT_SKIPPED, UNKNOWN, Executor, Outcome  # noqa: E402
+from nodes.execution import DONE, FAILED as OUT_FAILED, SKIPPED as OUT_SKIPPED, UNKNOWN, Executor, Outcome  # noqa: E402
 
 SPEC_TTL_MS = 60_000
 INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
@@ -605,18 +604,7 @@ def main(rt: NodeRuntime) -> None:
         return
     loop = SlaveLoop(rt, mt5, cfg, stale_after_ms=settings.STALE_AFTER_MS, max_attempts=settings.ORDER_MAX_ATTEMPTS)
     loop.start()
-    try:
-        alerts = build_dispatcher_from_env(rt.log)
-    except AlertConfigError as exc:
-        rt.refuse_config(str(exc))
-    guardian = Guardian(rt.name, "slave", cfg.risk, mt5, rt.store, log=rt.log, event=rt.event, alerts=alerts,
-                        eval_interval_ms=settings.RISK_EVAL_INTERVAL_MS, snapshot_interval_ms=settings.SNAPSHOT_INTERVAL_MS,
-                        executor=loop.executor, magic=cfg.magic, close_deviation=max(200, cfg.slippage_tolerance))
-    try:
-        guardian.start(utc_ms())
-    except RiskConfigError as exc:
-        alerts.close(timeout=1)
-        rt.refuse_config(f"account {rt.name!r}: {exc}")
+    guardian, alerts = rt.start_guardian(cfg, mt5, loop.executor)
     loop.guardian = guardian
     rt.state = "RUNNING"
     subscriber = rt.subscriber

@@ -64,6 +64,7 @@ def test_master_closes_while_slave_down(running):
     assert volumes(s1) == [0.1, 0.3]
     running.start_node("slave", "S1")
     wait_until(lambda: volumes(s1) == [0.1], timeout=15, message="restarted slave closes its orphan")
+    wait_until(lambda: running.trades("S1", "CLOSED"), timeout=5, message="the link recorded as closed")
     links = {t["master_ticket"]: t for t in running.trades("S1")}
     assert links[opened.order]["status"] == "CLOSED" and links[opened.order]["close_reason"] == "master closed"
     assert links[kept.order]["status"] == "OPEN"

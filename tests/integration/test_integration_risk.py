@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from messaging.subscriber import Subscriber
 from testing.harness import LocalFleet, free_port, wait_until
 from tests.integration.conftest import FAST, SYMBOL_MAP, TOLERANCE
 from tests.integration.mt5ops import close, market, volumes
@@ -68,17 +69,27 @@ def fleet(tmp_path):
 def test_ftmo_account_pauses_flattens_before_the_floor_stays_locked_and_closes_manual_trades(fleet):
     fleet.sim_account("P", "SLAVE", 2004, risk=FTMO_10K, **SLAVE)
     _start(fleet, "P")
+    status = Subscriber(fleet.bus_sub, ["status.P"])
     m, p = fleet.terminal(1001), fleet.terminal(2004)
     market(m, "EURUSD", "BUY", 1.0)
     wait_until(lambda: volumes(p) == [1.0], timeout=10, message="copy on the prop account")
     lowest = p.account_info().equity
     fleet.admin.move_price("EURUSD", -300)  # about 60 % of the daily limit in one go
 
+    def seen_by_guardian(equity: float) -> bool:
+        """The slave's heartbeat reports an evaluation of this equity (or the guardian acted)."""
+        msg = status.recv(timeout_ms=100)
+        risk = (msg.info.get("risk") or {}) if msg is not None else {}
+        return abs((risk.get("equity") or 0) - equity) < 0.005 or bool(risk.get("locked"))
+
     def step(points: int = -10) -> None:
         nonlocal lowest
         fleet.admin.move_price("EURUSD", points)  # $10 per step on 1 lot: 2 % of the 500 limit
-        time.sleep(0.45)  # two evaluations (200 ms) to react
-        lowest = min(lowest, p.account_info().equity)
+        equity = p.account_info().equity
+        lowest = min(lowest, equity)
+        # wait for the guardian to have evaluated this price: no step outruns it, even on a busy box
+        wait_until(lambda: seen_by_guardian(equity) or not p.positions_get(), timeout=15, interval=0,
+                   message="the guardian's evaluation of the step")
 
     for _ in range(30):
         step()
@@ -123,6 +134,7 @@ def test_ftmo_account_pauses_flattens_before_the_floor_stays_locked_and_closes_m
     wait_until(lambda: p.positions_get() == (), timeout=5, message="manual trade closed")
     [closed] = [c for c in _events(fleet, "P", "risk_position_closed") if c["data"]["ticket"] == manual.order]
     assert closed["data"]["why"] == "locked" and closed["data"]["copied"] is False
+    status.close()
 
 
 def test_a_copy_over_the_per_trade_risk_limit_is_skipped_with_the_reason(fleet):

@@ -1,0 +1,158 @@
+"""What the guardian reads from, and does to, its terminal: server time, deal
+history, and closing everything on the account.
+
+Server time comes from tick timestamps only (MT5's broker wall clock), never from the
+local clock: with the simulator at ``--tick-hz 0`` the broker clock is not the wall
+clock at all, and on a real VPS the local clock is not the firm's clock either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from copier.orders import choose_filling
+from copier.risk import Deal
+from copier.tags import parse_tag
+
+DAY_S = 86_400
+MAX_CLOCK_SYMBOLS = 6
+
+
+class ServerTime:
+    """The broker's server time (ms, wall clock as if UTC) from the freshest tick.
+
+    Reads the ticks of the symbols the account holds plus one clock symbol (the first
+    in Market Watch), keeps the maximum, and never goes backwards. ``None`` until a
+    tick has been seen.
+    """
+
+    def __init__(self) -> None:
+        self.latest_ms: int | None = None
+        self.clock_symbol: str | None = None
+
+    def observe(self, ms: int | None) -> None:
+        if ms and (self.latest_ms is None or ms > self.latest_ms):
+            self.latest_ms = int(ms)
+
+    def read(self, mt5: Any, symbols: Iterable[str] = ()) -> int | None:
+        wanted = list(dict.fromkeys(symbols))[: MAX_CLOCK_SYMBOLS - 1]
+        clock = self._clock_symbol(mt5)
+        if clock and clock not in wanted:
+            wanted.append(clock)
+        for sym in wanted:
+            tick = mt5.symbol_info_tick(sym)
+            if tick is not None:
+                self.observe(int(tick.time_msc))
+        return self.latest_ms
+
+    def _clock_symbol(self, mt5: Any) -> str:
+        if self.clock_symbol is None:
+            symbols = mt5.symbols_get()
+            if symbols is None:
+                return ""
+            visible = [s.name for s in symbols if s.visible] or [s.name for s in symbols]
+            self.clock_symbol = visible[0] if visible else ""
+        return self.clock_symbol
+
+
+class DealHistory:
+    """The account's deals, fetched once in full and then incrementally.
+
+    Dates are passed as int seconds in the server epoch, with a generous upper bound
+    (now + 2 days), as the MT5 reference advises against time-zone skew.
+    """
+
+    def __init__(self, *, first_window_days: int | None = None) -> None:
+        self.deals: dict[int, Deal] = {}
+        self.latest_s: int | None = None
+        self.loaded = False
+        self.first_window_days = first_window_days  # None: the whole history
+
+    def refresh(self, mt5: Any, server_ms: int) -> list[Deal] | None:
+        """All deals known so far (sorted), or None when the terminal would not answer."""
+        to_s = server_ms // 1000 + 2 * DAY_S
+        if self.loaded and self.latest_s is not None:
+            from_s = max(0, self.latest_s - DAY_S)
+        elif self.loaded:
+            from_s = max(0, server_ms // 1000 - 2 * DAY_S)
+        elif self.first_window_days is not None:
+            from_s = max(0, server_ms // 1000 - self.first_window_days * DAY_S)
+        else:
+            from_s = 0
+        records = mt5.history_deals_get(from_s, to_s)
+        if records is None and not self.loaded and from_s == 0:
+            # some terminals refuse an unbounded request: fall back to the last 400 days
+            records = mt5.history_deals_get(max(0, server_ms // 1000 - 400 * DAY_S), to_s)
+        if records is None:
+            code, _text = mt5.last_error()
+            if code != 1:  # (1, ...) with None is "nothing there" on some builds
+                return None
+            records = ()
+        for rec in records:
+            deal = Deal.from_mt5(rec)
+            self.deals[deal.ticket] = deal
+            t = deal.time_msc // 1000
+            if self.latest_s is None or t > self.latest_s:
+                self.latest_s = t
+        self.loaded = True
+        return sorted(self.deals.values(), key=lambda d: (d.time_msc, d.ticket))
+
+
+@dataclass
+class CloseResult:
+    ticket: int
+    symbol: str
+    side: str
+    volume: float
+    copied: bool  # carried a copier tag (else: a manual trade or another EA)
+    ok: bool
+    retcode: int
+    reason: str
+    price: float
+    sent_ms: int
+
+
+@dataclass
+class Closer:
+    """Closes positions and removes pending orders through the node's Executor."""
+
+    executor: Any
+    deviation: int = 200
+    magic: int = 0
+    comment: str = "copyhub risk close"
+    _fillings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mt5(self) -> Any:
+        return self.executor.mt5
+
+    def _filling(self, symbol: str) -> int:
+        if symbol not in self._fillings:
+            info = self.mt5.symbol_info(symbol)
+            if info is None:
+                return 1  # IOC: the commonest; a refusal is reported and retried next pass
+            self._fillings[symbol] = choose_filling(int(info.filling_mode), int(info.trade_exemode))
+        return self._fillings[symbol]
+
+    def close_positions(self, positions: Iterable[Any], on_result: Callable[[CloseResult], None] | None = None) -> list[CloseResult]:
+        """Close every position given (losers first: they are what threatens the limit)."""
+        out = []
+        for p in sorted(positions, key=lambda p: float(p.profit)):
+            side = "BUY" if int(p.type) == 0 else "SELL"
+            outcome = self.executor.close_position(
+                ticket=int(p.ticket), symbol=p.symbol, position_side=side, volume=float(p.volume),
+                deviation=self.deviation, magic=self.magic, comment=self.comment,
+                type_filling=self._filling(p.symbol))
+            res = CloseResult(int(p.ticket), str(p.symbol), side, float(p.volume), parse_tag(p.comment) is not None,
+                              outcome.ok, outcome.retcode, outcome.reason, outcome.price, outcome.sent_ms)
+            out.append(res)
+            if on_result is not None:
+                on_result(res)
+        return out
+
+    def remove_orders(self, orders: Iterable[Any]) -> list[tuple[int, bool, str]]:
+        out = []
+        for o in orders:
+            outcome = self.executor.remove_pending(ticket=int(o.ticket), symbol=o.symbol)
+            out.append((int(o.ticket), outcome.ok, outcome.reason))
+        return out
