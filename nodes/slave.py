@@ -216,10 +216,25 @@ class SlaveLoop:
         return msg.command in ("resume", "reload")
 
     # ------------------------------------------------------------------ reconcile
-    def reconcile(self) -> list[Any]:
-        """One level-triggered pass. Returns the actions it executed."""
+    def reconcile(self, *, full: bool = True) -> list[Any]:
+        """One level-triggered pass. Returns the actions it executed.
+
+        ``full=False`` (a pass triggered by a master change) skips reading the slave's
+        pending orders when no pending order is in play: one terminal call less on the
+        copy path; the timer's full pass still looks at every order.
+        """
+        now = utc_ms()
+        views = {
+            name: MasterView(state=mirror.state(now), metrics=mirror.metrics, first_sync=name not in self.followed)
+            for name, mirror in self.mirrors.items()
+        }
         positions = self.mt5.positions_get()
-        orders = self.mt5.orders_get() if positions is not None else None
+        if positions is None:
+            orders = None
+        elif full or self._orders_in_play(views):
+            orders = self.mt5.orders_get()
+        else:
+            orders = ()
         if positions is None or orders is None:
             code, text = self.mt5.last_error()
             if self.rt.last_error is None:
@@ -227,13 +242,8 @@ class SlaveLoop:
             self.rt.set_error(f"terminal error ({code}, {text})")
             return []
         self.rt.set_error(None)
-        now = utc_ms()
         slave_positions = [position_from_mt5(p) for p in positions]
         slave_orders = [o for o in (order_from_mt5(r) for r in orders) if o is not None]
-        views = {
-            name: MasterView(state=mirror.state(now), metrics=mirror.metrics, first_sync=name not in self.followed)
-            for name, mirror in self.mirrors.items()
-        }
         symbols = self._symbols_in_play(views, slave_positions, slave_orders)
         specs = {s: spec for s in symbols if (spec := self._spec(s, now)) is not None}
         quotes = {s: q for s in specs if (q := self._quote(s)) is not None}
@@ -269,6 +279,11 @@ class SlaveLoop:
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)
         return actions
+
+    def _orders_in_play(self, views: dict[str, MasterView]) -> bool:
+        return any(v.fresh and v.state.orders for v in views.values()) or any(
+            r.get("kind") == KIND_ORDER and r.get("status") in (PENDING, OPEN) for r in self.links.values()
+        )
 
     def _record_follow(self, master: str, now: int) -> None:
         try:
@@ -632,7 +647,7 @@ def main(rt: NodeRuntime) -> None:
             wants = loop.on_message(msg) or wants
             msg = subscriber.recv(timeout_ms=0)
         if (due or wants) and not rt.stopping:
-            loop.reconcile()
+            loop.reconcile(full=due)
             next_reconcile = time.monotonic() + reconcile_s
             if rt.last_error is not None:
                 failures += 1
