@@ -47,6 +47,8 @@ class Settings:
     MONGO_URI: str = "mongodb://localhost:27017"
     DATABASE_NAME: str = "prop_copy_trader"
     SQLITE_PATH: str = "data/copyhub.db"
+    # Where a node looks for the KILL_SWITCH file (touch it to stop every new open).
+    DATA_DIR: str = "data"
     # Bus: publishers connect to ZMQ_PUB_PORT (proxy XSUB), subscribers to ZMQ_SUB_PORT (XPUB).
     BUS_HOST: str = "127.0.0.1"
     ZMQ_PUB_PORT: int = 5555

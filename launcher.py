@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=socket.gethostname(),
                    help="run accounts with this host, or with none (default: this machine's name)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
-    p.add_argument("--data-dir", default=None, help="demo: data dir (default: a new temporary dir)")
+    p.add_argument("--data-dir", default=None, help="data dir; nodes stop new opens while DATA_DIR/KILL_SWITCH exists "
+                   "(default: settings.DATA_DIR; demo: a new temporary dir holding the store and logs)")
     p.add_argument("--db", default=None, help="store URL (default: COPYHUB_DATABASE_URL / settings)")
     p.add_argument("--log-dir", default=None, help="log dir (default: settings.LOG_DIR; demo: DATA_DIR/logs)")
     p.add_argument("--bus-pub", default=None, help="proxy XSUB endpoint publishers connect to")
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         bus_sub = args.bus_sub or settings.bus_sub_endpoint
         sim_endpoint = args.sim_endpoint or settings.SIM_ENDPOINT
         sim = None
+        data_dir = Path(args.data_dir or settings.DATA_DIR).resolve()
     log = setup_logging("launcher", log_dir=log_dir, level=settings.LOG_LEVEL)
     try:
         store = open_store(db_url)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                         log_dir=log_dir, host=args.host, nodes_dir=Path(args.nodes_dir).resolve(), policy=policy,
                         reconcile_interval_s=args.reconcile_interval, stats_interval_s=args.stats_interval,
                         master_wait_s=args.master_wait, stop_timeout_s=args.stop_timeout, sim=sim,
-                        monitor=not args.no_monitor)
+                        monitor=not args.no_monitor, data_dir=data_dir)
     fleet = Fleet(store, opts, log)
 
     def on_stop() -> None:

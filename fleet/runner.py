@@ -81,6 +81,7 @@ class FleetOptions:
     ready_timeout_s: float = 15.0
     sim: SimOptions | None = None
     monitor: bool = True
+    data_dir: Path | None = None  # passed to nodes: where they look for the KILL_SWITCH file
 
 
 @dataclass
@@ -445,7 +446,7 @@ class Fleet:
         script = o.nodes_dir / f"{child.kind}.py"
         return [py, str(script), "--name", child.name, "--db", o.db_url, "--bus-pub", o.bus_pub,
                 "--bus-sub", o.bus_sub, "--sim-endpoint", o.sim_endpoint, "--parent-pid", str(self.pid),
-                "--log-dir", str(o.log_dir)]
+                "--log-dir", str(o.log_dir)] + (["--data-dir", str(o.data_dir)] if o.data_dir else [])
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

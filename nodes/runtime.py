@@ -49,6 +49,9 @@ def node_arguments(kind: str) -> argparse.ArgumentParser:
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--log-dir", default=settings.LOG_DIR)
     parser.add_argument("--log-level", default=settings.LOG_LEVEL)
+    parser.add_argument("--data-dir", default=settings.DATA_DIR, help="holds the KILL_SWITCH file")
+    if kind == "slave":
+        parser.add_argument("--dry-run", action="store_true", help="plan and record everything, send nothing")
     return parser
 
 

@@ -10,6 +10,7 @@ Run: ``python nodes/slave.py --name Apex_Slave_01``.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from nodes.convert import PENDING_TYPE_CODES, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
 from nodes.execution import DONE, FAILED as OUT_FAILED, SKIPPED as OUT_SKIPPED, UNKNOWN, Executor, Outcome  # noqa: E402
 
+KILL_SWITCH_FILE = "KILL_SWITCH"  # in the data dir: no new opens while it exists
 SPEC_TTL_MS = 60_000
 INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
 RETRY_BACKOFF_MS = (1_000, 60_000)  # a failing close/add/restore is retried at 1 s, 2 s … 60 s
@@ -91,6 +93,8 @@ class SlaveLoop:
         self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
         self.guardian: Guardian | None = None
         self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}
+        self._dry_run_seen: set[tuple[str, str, int]] = set()
+        self.kill_switch_file = Path(settings.DATA_DIR) / KILL_SWITCH_FILE
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -109,11 +113,17 @@ class SlaveLoop:
                 continue
             self.links[(master, int(rec["master_ticket"]))] = {**rec, "master_name": master}
         self.followed = {k.rsplit(":", 1)[1] for k in self.store.list_flags(f"follow:{self.rt.name}:")}
+        args = getattr(self.rt, "args", None)
+        self.kill_switch_file = Path(getattr(args, "data_dir", None) or settings.DATA_DIR) / KILL_SWITCH_FILE
         self.refresh_flags()
         self.log.info("slave_started", margin_mode=self.margin_mode, links=len(self.links), masters=sorted(self.mirrors))
 
     def refresh_flags(self) -> None:
-        paused = bool(self.store.get_flag(f"paused:{self.rt.name}", False)) or bool(self.store.get_flag("kill_switch", False))
+        paused = (
+            bool(self.store.get_flag(f"paused:{self.rt.name}", False))
+            or bool(self.store.get_flag("kill_switch", False))
+            or self.kill_switch_file.exists()
+        )
         if paused != self.paused:
             self.log.warning("paused" if paused else "resumed")
         self.paused = paused
@@ -152,6 +162,8 @@ class SlaveLoop:
             return
         try:
             new = validate_account(doc, default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE, default_magic=settings.DEFAULT_MAGIC_NUMBER)
+            if getattr(getattr(self.rt, "args", None), "dry_run", False):  # --dry-run outlives reloads
+                new = dataclasses.replace(new, dry_run=True)
         except AccountConfigError as exc:
             self.log.error("config_reload_refused", reason=str(exc))
             self.rt.event("config_reload_refused", level="error", reason=str(exc))
@@ -263,7 +275,7 @@ class SlaveLoop:
             quotes=quotes,
             slave_metrics=self.metrics,
             slave_margin_mode=self.margin_mode,
-            paused=self.paused or (self.guardian is not None and self.guardian.blocks_opens),
+            paused=self.paused or self.kill_switch_file.exists() or (self.guardian is not None and self.guardian.blocks_opens),
             max_attempts=self.max_attempts,
             available_symbols=self.available,
         )
@@ -357,6 +369,9 @@ class SlaveLoop:
         self._backoff[key] = (utc_ms() + delay, delay)
 
     def execute(self, action: Any, views: dict[str, MasterView], removed_orders: set[int]) -> None:
+        if self.cfg.dry_run and isinstance(action, (Close, ModifySLTP, ModifyPending, RemovePending)):
+            self._dry_run_note(action)
+            return
         repeated = isinstance(action, Close) or (isinstance(action, Open) and action.purpose not in INTENT_PURPOSES)
         if repeated and self._backing_off(action):
             return
@@ -388,6 +403,16 @@ class SlaveLoop:
             self.counts["closed"] += 1
             self._trade_log(action).info("link_closed", reason=action.reason)
             self.rt.event("link_closed", master=action.master_name, master_ticket=action.master_ticket, reason=action.reason)
+
+    def _dry_run_note(self, action: Any) -> None:
+        """Dry run: say once what would have been sent, send nothing."""
+        key = (type(action).__name__, action.master_name, action.master_ticket)
+        if key in self._dry_run_seen:
+            return
+        self._dry_run_seen.add(key)
+        kind = f"dry_run_{type(action).__name__.lower()}"
+        self._trade_log(action).info(kind, action=repr(action))
+        self.rt.event(kind, master=action.master_name, master_ticket=action.master_ticket, action=repr(action))
 
     @staticmethod
     def _intent_fields(action: Any) -> dict[str, Any]:
@@ -613,6 +638,8 @@ class SlaveLoop:
 
 def main(rt: NodeRuntime) -> None:
     cfg = rt.load_account()
+    if rt.args.dry_run:
+        cfg = dataclasses.replace(cfg, dry_run=True)
     rt.subscribe([f"ctl.{rt.name}", "ctl.all"])
     mt5 = rt.connect_terminal(cfg)
     if mt5 is None:

@@ -262,3 +262,38 @@ def test_a_failing_close_is_retried_with_backoff_not_every_pass(world):
     loop._backoff.clear()  # as if the backoff delay had passed
     loop.reconcile()
     assert slave.positions_get() == ()
+
+
+def test_kill_switch_file_stops_new_opens(world, tmp_path):
+    sim, store, master = world
+    slave = _terminal(sim, 2001)
+    loop = _loop(store, slave)
+    loop.kill_switch_file = tmp_path / "KILL_SWITCH"
+    loop.kill_switch_file.write_text("")
+    _buy(master)
+    loop.on_message(_snapshot(master))
+    loop.reconcile()
+    assert slave.positions_get() == ()
+    [link] = store.list_trades(slave_name="S")
+    assert link["status"] == "SKIPPED" and "paused" in link["skip_reason"]
+
+
+def test_dry_run_plans_and_records_but_sends_nothing(world):
+    sim, store, master = world
+    opened = _buy(master)
+    slave = _terminal(sim, 2001)
+    loop = _loop(store, slave)
+    loop.on_message(_snapshot(master))
+    loop.reconcile()  # a real copy first
+    assert len(slave.positions_get()) == 1
+    store.update_account("S", {"dry_run": True})
+    loop.reload()
+    master.order_send({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 1, "position": opened.order, "price": master.symbol_info_tick("EURUSD").bid, "type_filling": 1})
+    _buy(master, "GBPUSD")
+    loop.on_message(_snapshot(master, seq=2))
+    loop.reconcile()
+    loop.reconcile()
+    assert [p.symbol for p in slave.positions_get()] == ["EURUSD.c"]  # neither the close nor the open was sent
+    rows = {r["master_symbol"]: r for r in store.list_trades(slave_name="S")}
+    assert rows["GBPUSD"]["status"] == "SKIPPED" and rows["GBPUSD"]["skip_reason"].startswith("dry run")
+    assert sum(1 for kind, _ in loop.rt.events if kind == "dry_run_close") == 1
