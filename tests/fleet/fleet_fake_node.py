@@ -34,7 +34,7 @@ def now_ms() -> int:
 
 def main(role: str) -> None:
     ap = argparse.ArgumentParser()
-    for opt in ("--name", "--db", "--bus-pub", "--bus-sub", "--sim-endpoint", "--log-dir"):
+    for opt in ("--name", "--db", "--bus-pub", "--bus-sub", "--sim-endpoint", "--log-dir", "--data-dir"):
         ap.add_argument(opt)
     ap.add_argument("--parent-pid", type=int)
     args = ap.parse_args()
