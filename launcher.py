@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
 from config import settings  # noqa: E402
 from db import StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import parse_store_url  # noqa: E402
@@ -118,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
                         reconcile_interval_s=args.reconcile_interval, stats_interval_s=args.stats_interval,
                         master_wait_s=args.master_wait, stop_timeout_s=args.stop_timeout, sim=sim,
                         monitor=not args.no_monitor, data_dir=data_dir)
-    fleet = Fleet(store, opts, log)
+    try:
+        alerts = build_dispatcher_from_env(log)
+    except AlertConfigError as exc:
+        print(f"launcher: {exc}", file=sys.stderr)
+        return 2
+    fleet = Fleet(store, opts, log, alerts=alerts)
 
     def on_stop() -> None:
         if fleet.stop_event.is_set():
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     finally:
         fleet.shutdown()
+        alerts.close(timeout=2)
     if code == 0 and (args.demo or args.summary):
         print_summary(store, fleet, started_ms)
     store.close()

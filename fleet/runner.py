@@ -107,7 +107,8 @@ class Fleet:
     """Supervise one host's fleet. ``start()``, then ``run()``, then ``shutdown()``."""
 
     def __init__(self, store: Any, opts: FleetOptions, log: Any, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, alerts: Any = None) -> None:
+        self.alerts = alerts  # an alerts.AlertDispatcher: FATAL and kills reach the phone too
         self.store = store
         self.opts = opts
         self.log = log
@@ -386,7 +387,17 @@ class Fleet:
             elif isinstance(action, Alert):
                 self._event(action.kind, account=target.name if target.is_account else None,
                             level=action.level, node_name=target.name, message=action.message)
+                self._alert(target, action)
                 self._write_node(target)
+
+    def _alert(self, target: Child, action: Alert) -> None:
+        if self.alerts is None or action.level not in ("error", "critical"):
+            return
+        from alerts import Alert as PhoneAlert  # the launcher's only use of alerts/
+
+        self.alerts.send(PhoneAlert(account=target.name, rule="supervision", level="critical",
+                                    action_taken=action.kind.replace("_", " "), message=action.message,
+                                    node=self.store_name))
 
     def _spawn(self, child: Child) -> None:
         now = self.clock()
