@@ -424,6 +424,9 @@ class SlaveLoop:
             "master_direction": getattr(action, "master_side", ""),
             "master_volume": getattr(action, "master_volume", 0.0),
             "tag": getattr(action, "comment", getattr(action, "tag", "")),
+            # master_ticket is the master's position identifier (or its pending-order ticket,
+            # which MT5 reuses as the identifier of the position the order opens)
+            "master_position_id": action.master_ticket,
         }
 
     def _master_open_ms(self, views: dict[str, MasterView], action: Any) -> int:
