@@ -28,11 +28,12 @@ from alerts import Alert
 from copier.models import AccountMetrics
 from copier.orders import RetryPolicy
 from copier.risk import (
+    with_balance_operations,
     DAILY,
     OVERALL,
     AccountRiskState,
     Action,
-    Deal,
+
     Evaluation,
     Level,
     Lock,
@@ -77,26 +78,6 @@ def lock_key(name: str) -> str:
 
 def release_key(name: str) -> str:
     return RELEASE_PREFIX + name
-
-
-def with_todays_deposits(cfg: RiskConfig, state: TrackerState, deals: list[Deal]) -> TrackerState:
-    """Count money deposited (or withdrawn) since the reset as part of the day's start.
-
-    ``rebuild_state`` takes the day-start balance as "current balance minus everything
-    today's deals moved", deposits included. For a challenge funded today (the usual
-    first day) that makes the start 0 and blinds the daily rule for the whole day. A
-    deposit is capital, not profit, so it belongs to the reference (FTMO's first-day
-    reference is the initial balance); a withdrawal likewise lowers it instead of
-    looking like a loss.
-    """
-    if state.day_start_utc_ms is None or state.day_start_balance is None:
-        return state
-    ops = sum(d.net for d in deals if d.is_balance_op and cfg.clock.to_utc_ms(d.time_msc) >= state.day_start_utc_ms)
-    if not ops:
-        return state
-    start = state.day_start_balance + ops
-    return replace(state, day_start_balance=start, day_equity_high=_max(state.day_equity_high, start)
-                   if cfg.reference != "equity_high" else state.day_equity_high)
 
 
 class Guardian:
@@ -277,7 +258,7 @@ class Guardian:
             state = replace(observe(cfg, TrackerState(lock=lock), metrics, server_ms, None), reference_estimated=True)
             self.log.warning("risk_history_unavailable", error=str(mt5.last_error()))
         else:
-            state = with_todays_deposits(cfg, rebuild_state(cfg, metrics, deals, server_ms, lock=lock), deals)
+            state = with_balance_operations(cfg, rebuild_state(cfg, metrics, deals, server_ms, lock=lock), deals)
         if saved.day_id == state.day_id:
             keep_equity = state.day_start_equity is None and saved.day_start_equity is not None
             if deals is None and saved.day_start_balance is not None:
@@ -382,7 +363,7 @@ class Guardian:
         self.ev, self.state, self.metrics = ev, ev.state, metrics
         self._positions_count = len(positions)
         if deals is not None and ev.state.day_id != prev_day:
-            ev = replace(ev, state=with_todays_deposits(cfg, ev.state, deals))
+            ev = replace(ev, state=with_balance_operations(cfg, ev.state, deals))
             self.ev, self.state = ev, ev.state
         if prev_day is not None and ev.state.day_id != prev_day:
             self._day_rolled(prev_day, ev, server_ms)

@@ -39,6 +39,6 @@ from .lock import Lock, is_locked, positions_to_close_when_locked
 from .profiles import PROFILES
 from .reference import rebuild_balance_high, rebuild_day_start_balance, rebuild_eod_balance_high
 from .rules import DAILY, MARGIN, OVERALL, Evaluation, RuleValue, evaluate
-from .tracker import TrackerState, observe, operator_lock, rebuild_state, release_lock
+from .tracker import TrackerState, observe, operator_lock, rebuild_state, release_lock, with_balance_operations
 
 __all__ = [name for name in dir() if not name.startswith("_")]

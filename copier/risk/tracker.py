@@ -189,3 +189,23 @@ def operator_lock(
 def release_lock(state: TrackerState) -> TrackerState:
     """Operator release: copying may resume at once (the rules still apply)."""
     return replace(state, lock=None)
+
+
+def with_balance_operations(cfg: RiskConfig, state: TrackerState, deals: list[Deal]) -> TrackerState:
+    """Count money deposited (or withdrawn) since the reset as part of the day's start.
+
+    ``rebuild_state`` takes the day-start balance as "current balance minus everything
+    today's deals moved", deposits included. For a challenge funded today (the usual
+    first day) that makes the start 0 and blinds the daily rule for the whole day. A
+    deposit is capital, not profit, so it belongs to the reference (FTMO's first-day
+    reference is the initial balance); a withdrawal likewise lowers it instead of
+    looking like a loss.
+    """
+    if state.day_start_utc_ms is None or state.day_start_balance is None:
+        return state
+    ops = sum(d.net for d in deals if d.is_balance_op and cfg.clock.to_utc_ms(d.time_msc) >= state.day_start_utc_ms)
+    if not ops:
+        return state
+    start = state.day_start_balance + ops
+    return replace(state, day_start_balance=start, day_equity_high=_max(state.day_equity_high, start)
+                   if cfg.reference != "equity_high" else state.day_equity_high)
