@@ -77,7 +77,8 @@ class SlaveLoop:
         self.stale_after_ms = stale_after_ms
         self.max_attempts = max_attempts
         self.executor = Executor(mt5, RetryPolicy(max_attempts=max_attempts))
-        self.requester = SnapshotRequester(rt.publisher, rt.name)
+        # a request sent before the bus connection is up is lost (slow joiner): ask again soon
+        self.requester = SnapshotRequester(rt.publisher, rt.name, min_interval_ms=250)
         self.mirrors: dict[str, Mirror] = {}
         self.links: dict[tuple[str, int], dict[str, Any]] = {}
         self.followed: set[str] = set()
@@ -94,6 +95,7 @@ class SlaveLoop:
         self.guardian: Guardian | None = None
         self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}
         self._dry_run_seen: set[tuple[str, str, int]] = set()
+        self._synced: frozenset[str] = frozenset()
         self.kill_switch_file = Path(settings.DATA_DIR) / KILL_SWITCH_FILE
 
     # ------------------------------------------------------------------ setup
@@ -196,6 +198,22 @@ class SlaveLoop:
             self.store.delete_flag(key)
 
     # ------------------------------------------------------------------ bus
+    @property
+    def syncing(self) -> bool:
+        return any(m.needs_snapshot for m in self.mirrors.values())
+
+    def sync_changed(self) -> bool:
+        """True once each time the set of masters with a trustworthy mirror changes."""
+        now = utc_ms()
+        synced = frozenset(n for n, m in self.mirrors.items() if m.fresh(now))
+        changed, self._synced = synced != self._synced, synced
+        return changed
+
+    def ask_for_snapshots(self, now: int) -> None:
+        """Ask each master whose mirror is not trustworthy yet for a snapshot (rate-limited)."""
+        for mirror in self.mirrors.values():
+            self.requester.maybe_request(mirror, now)
+
     def on_message(self, msg: Any) -> bool:
         """Feed a bus message; True when a reconcile should run now."""
         now = utc_ms()
@@ -662,6 +680,7 @@ def main(rt: NodeRuntime) -> None:
     failures = 0
     while not rt.stopping:
         guardian.tick(utc_ms())
+        loop.ask_for_snapshots(utc_ms())
         now = time.monotonic()
         if now >= next_heartbeat:
             rt.publish_status(loop.metrics, loop.status_info())
@@ -670,12 +689,16 @@ def main(rt: NodeRuntime) -> None:
             loop.reload()
             next_reload = now + reload_s
         due = now >= next_reconcile
-        timeout_ms = 0 if due else max(1, min(int((min(next_reconcile, next_heartbeat, next_reload) - now) * 1000), guardian.ms_until_due(utc_ms())))
-        msg = subscriber.recv(timeout_ms=timeout_ms)
+        wait_ms = int((min(next_reconcile, next_heartbeat, next_reload) - now) * 1000)
+        if loop.syncing:  # re-ask for the snapshot we are waiting for
+            wait_ms = min(wait_ms, 250)
+        msg = subscriber.recv(timeout_ms=0 if due else max(1, min(wait_ms, guardian.ms_until_due(utc_ms()))))
         wants = False
         while msg is not None:  # drain what is queued so one pass sees the latest state
             wants = loop.on_message(msg) or wants
             msg = subscriber.recv(timeout_ms=0)
+        if loop.sync_changed():  # a master became trustworthy (or stopped being): say so now
+            next_heartbeat = now
         if (due or wants) and not rt.stopping:
             loop.reconcile(full=due)
             next_reconcile = time.monotonic() + reconcile_s

@@ -28,8 +28,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Callable
 
-import numpy as np
-import numpy.lib.format as _npformat
+import sys
 import zmq
 
 PROTOCOL = 1
@@ -129,14 +128,17 @@ def _enc(v: Any, bufs: list) -> Any:
         return {"$dt": v.isoformat()}
     if isinstance(v, date):
         return {"$date": v.isoformat()}
-    if isinstance(v, np.ndarray):
+    np = sys.modules.get("numpy")  # numpy loads only when arrays are in play (copy_rates/ticks)
+    if np is not None and isinstance(v, np.ndarray):
         if v.dtype.hasobject:
             raise CodecError("numpy arrays of Python objects cannot be sent")
+        import numpy.lib.format as _npformat
+
         arr = np.ascontiguousarray(v)
         bufs.append(arr.tobytes())
         return {"$a": _enc(_npformat.dtype_to_descr(arr.dtype), bufs),
                 "s": list(arr.shape), "i": len(bufs)}
-    if isinstance(v, np.generic):
+    if np is not None and isinstance(v, np.generic):
         return _enc(v.item(), bufs)
     if isinstance(v, (bytes, bytearray, memoryview)):
         return {"$b": base64.b64encode(bytes(v)).decode("ascii")}
@@ -185,6 +187,9 @@ def loads(frames: list[bytes]) -> Any:
             idx = d["i"]
             if not 0 < idx < len(frames):
                 raise CodecError("array frame missing")
+            import numpy as np
+            import numpy.lib.format as _npformat
+
             dtype = _npformat.descr_to_dtype(d["$a"])
             buf = frames[idx]
             return np.frombuffer(buf, dtype=dtype).reshape(d["s"]).copy()
@@ -408,8 +413,8 @@ def _install_constants() -> None:
     for k, v in _terminal_constants().items():
         if not hasattr(SimMT5Client, k):
             setattr(SimMT5Client, k, v)
-    from sim.terminal import Terminal
-    SimMT5Client.__version__ = Terminal.__version__
+    from sim.constants import PACKAGE_VERSION
+    SimMT5Client.__version__ = PACKAGE_VERSION
 
 
 def connect(endpoint: str = DEFAULT_ENDPOINT, login: int | None = None,

@@ -273,6 +273,9 @@ _PREFIXES = (
 )
 
 #: every constant a terminal object exposes, name -> value
+#: ``MetaTrader5.__version__`` as the simulator reports it.
+PACKAGE_VERSION = "5.0.5260"
+
 EXPORTED: dict[str, int] = {
     k: v for k, v in dict(globals()).items() if k.startswith(_PREFIXES) and isinstance(v, int)
 }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-import numpy as np
 
 AccountInfo = namedtuple(
     "AccountInfo",
@@ -93,19 +92,30 @@ RECORD_TYPES: dict[str, type] = {
     )
 }
 
-RATES_DTYPE = np.dtype(
-    [
+_DTYPE_FIELDS = {
+    "RATES_DTYPE": [
         ("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
         ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8"),
-    ]
-)
-
-TICKS_DTYPE = np.dtype(
-    [
+    ],
+    "TICKS_DTYPE": [
         ("time", "<i8"), ("bid", "<f8"), ("ask", "<f8"), ("last", "<f8"), ("volume", "<u8"),
         ("time_msc", "<i8"), ("flags", "<u4"), ("volume_real", "<f8"),
-    ]
-)
+    ],
+}
+
+
+def __getattr__(name: str):
+    """``RATES_DTYPE``/``TICKS_DTYPE`` (numpy), built on first use so that importing the
+    record types does not load numpy (clients start faster)."""
+    fields = _DTYPE_FIELDS.get(name)
+    if fields is None:
+        raise AttributeError(f"module 'sim.records' has no attribute {name!r}")
+    import numpy as np
+
+    value = np.dtype(fields)
+    globals()[name] = value
+    return value
+
 
 #: request fields by expected Python type; ints accept bool-free ints, floats accept ints
 REQUEST_INT_FIELDS = (

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import constants as C
+from .constants import PACKAGE_VERSION
 from . import money as M
 from . import trading
 from .market import TIMEFRAME_SECONDS, Feed
@@ -27,7 +28,6 @@ from .records import (
 )
 from .state import AccountState
 
-PACKAGE_VERSION = "5.0.5260"
 TERMINAL_BUILD = 5260
 BUILD_DATE = "12 Sep 2025"
 MAXBARS = 100_000
