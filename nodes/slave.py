@@ -365,8 +365,10 @@ class SlaveLoop:
         """Write a link (creating it if needed) and keep the in-memory copy in step."""
         master, ticket = key
         if key not in self.links and create is not None:
-            doc, _created = self.store.record_intent({"slave_name": self.rt.name, "master_name": master, "master_ticket": ticket, **create})
+            doc, created = self.store.record_intent({"slave_name": self.rt.name, "master_name": master, "master_ticket": ticket, **create, **fields})
             self.links[key] = doc
+            if created:  # one write on the copy path, not two
+                return doc
         doc = self.store.update_trade(self.rt.name, master, ticket, fields)
         if doc is None:  # row vanished (operator removed it): recreate it from what we know
             doc, _ = self.store.record_intent({"slave_name": self.rt.name, "master_name": master, "master_ticket": ticket, **(create or {}), **fields})
