@@ -46,6 +46,16 @@ def alive(proc: psutil.Process) -> bool:
         return False
 
 
+def kill_tree_seen(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> None:
+    """Kill the launcher if it still runs, and every descendant it was ever seen with."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    for p in seen.values():
+        if alive(p):
+            p.kill()
+
+
 class LauncherRun:
     """One launcher process with its own store, ports, logs and fake-node control dir."""
 
@@ -134,11 +144,6 @@ class LauncherRun:
 
     def close(self) -> None:
         self.track()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        for p in self.seen.values():
-            if alive(p):
-                p.kill()
+        kill_tree_seen(self.proc, self.seen)
         self.store.close()
         self.out.close()

@@ -15,7 +15,7 @@ import pytest
 from copier.tags import parse_tag
 from db import open_store
 from fleet.demo import free_port
-from fleet_harness import ROOT, alive, wait_for
+from fleet_harness import ROOT, alive, kill_tree_seen, wait_for
 
 pytestmark = pytest.mark.integration
 SLAVES = ("Demo_FX_Ratio", "Demo_Prop_Hedge", "Demo_Prop_Netting")
@@ -82,12 +82,7 @@ class Demo:
 
     def close(self) -> None:
         self.track()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        for p in self.seen.values():
-            if alive(p):
-                p.kill()
+        kill_tree_seen(self.proc, self.seen)
         if self._store is not None:
             self._store.close()
         self._out.close()
