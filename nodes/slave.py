@@ -96,7 +96,8 @@ class SlaveLoop:
         self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}
         self._dry_run_seen: set[tuple[str, str, int]] = set()
         self._synced: frozenset[str] = frozenset()
-        self.kill_switch_file = Path(settings.DATA_DIR) / KILL_SWITCH_FILE
+        args = getattr(rt, "args", None)  # tests drive the loop with a runtime that has none
+        self.kill_switch_file = Path(getattr(args, "data_dir", None) or settings.DATA_DIR) / KILL_SWITCH_FILE
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -115,8 +116,6 @@ class SlaveLoop:
                 continue
             self.links[(master, int(rec["master_ticket"]))] = {**rec, "master_name": master}
         self.followed = {k.rsplit(":", 1)[1] for k in self.store.list_flags(f"follow:{self.rt.name}:")}
-        args = getattr(self.rt, "args", None)
-        self.kill_switch_file = Path(getattr(args, "data_dir", None) or settings.DATA_DIR) / KILL_SWITCH_FILE
         self.refresh_flags()
         self.log.info("slave_started", margin_mode=self.margin_mode, links=len(self.links), masters=sorted(self.mirrors))
 
