@@ -13,59 +13,38 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, run_node, utc_ms  # noqa: E402
 from config import settings  # noqa: E402
 from copier.accounts import AccountConfigError, validate_account  # noqa: E402
-from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending  # noqa: E402
-from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED, Link  # noqa: E402
+from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Quote, SymbolSpec  # noqa: E402
-from copier.orders import RetryPolicy, choose_filling  # noqa: E402
+from copier.orders import RetryPolicy  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
-from copier.slippage import slippage_points  # noqa: E402
-from copier.symbols import translate_symbol  # noqa: E402
-from copier.tags import parse_tag  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
+from copier.symbols import translate_symbol  # noqa: E402
 from db import StoreUnavailable  # noqa: E402
-from monitoring.guardian import Guardian  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
-from nodes.convert import PENDING_TYPE_CODES, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
-from nodes.execution import DONE, FAILED as OUT_FAILED, SKIPPED as OUT_SKIPPED, UNKNOWN, Executor, Outcome  # noqa: E402
+from monitoring.guardian import Guardian  # noqa: E402
+from nodes.convert import metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
+from nodes.execution import Executor  # noqa: E402
+from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, run_node, utc_ms  # noqa: E402
+from nodes.slave_actions import SlaveActions  # noqa: E402
 
 KILL_SWITCH_FILE = "KILL_SWITCH"  # in the data dir: no new opens while it exists
 SPEC_TTL_MS = 60_000
-INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
-RETRY_BACKOFF_MS = (1_000, 60_000)  # a failing close/add/restore is retried at 1 s, 2 s … 60 s
 METRICS_TTL_MS = 500  # balance/equity for sizing: fresh enough, and not read on every change
-
-
-def iso_utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _plausible_latency(filled_ms: int, master_open_ms: int) -> int | None:
-    """Master open (UTC, from the master's server clock) to slave fill, when both clocks agree.
-
-    A simulator running on its own clock, or a master whose server offset could not be
-    learnt, gives nonsense; then no latency is recorded rather than a wrong one.
-    """
-    if not master_open_ms or not filled_ms:
-        return None
-    latency = filled_ms - master_open_ms
-    return latency if -1000 <= latency <= 3_600_000 else None
 
 
 def follow_flag(slave: str, master: str) -> str:
     return f"follow:{slave}:{master}"
 
 
-class SlaveLoop:
+class SlaveLoop(SlaveActions):
     """One slave's state and reconcile pass; ``main`` drives it, tests can too."""
 
     def __init__(self, rt: NodeRuntime, mt5: Any, cfg: Any, *, stale_after_ms: int, max_attempts: int) -> None:
@@ -355,295 +334,6 @@ class SlaveLoop:
     def _quote(self, symbol: str) -> Quote | None:
         tick = self.mt5.symbol_info_tick(symbol)
         return None if tick is None else Quote(bid=float(tick.bid), ask=float(tick.ask), time_msc=int(tick.time_msc))
-
-    # ------------------------------------------------------------------ execution
-    def _trade_log(self, action: Any, **kw: Any):
-        return self.log.bind(master=action.master_name, master_ticket=action.master_ticket, **kw)
-
-    def _save(self, key: tuple[str, int], fields: dict[str, Any], *, create: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write a link (creating it if needed) and keep the in-memory copy in step."""
-        master, ticket = key
-        if key not in self.links and create is not None:
-            doc, created = self.store.record_intent({"slave_name": self.rt.name, "master_name": master, "master_ticket": ticket, **create, **fields})
-            self.links[key] = doc
-            if created:  # one write on the copy path, not two
-                return doc
-        doc = self.store.update_trade(self.rt.name, master, ticket, fields)
-        if doc is None:  # row vanished (operator removed it): recreate it from what we know
-            doc, _ = self.store.record_intent({"slave_name": self.rt.name, "master_name": master, "master_ticket": ticket, **(create or {}), **fields})
-        self.links[key] = doc
-        return doc
-
-    def _backing_off(self, action: Any) -> bool:
-        """The planner re-issues a failed close or top-up every pass; space the attempts out."""
-        until = self._backoff.get((type(action).__name__, action.master_name, action.master_ticket))
-        return until is not None and utc_ms() < until[0]
-
-    def _note_result(self, action: Any, ok: bool) -> None:
-        key = (type(action).__name__, action.master_name, action.master_ticket)
-        if ok:
-            self._backoff.pop(key, None)
-            return
-        delay = min(self._backoff.get(key, (0, RETRY_BACKOFF_MS[0] // 2))[1] * 2, RETRY_BACKOFF_MS[1])
-        self._backoff[key] = (utc_ms() + delay, delay)
-
-    def execute(self, action: Any, views: dict[str, MasterView], removed_orders: set[int]) -> None:
-        if self.cfg.dry_run and isinstance(action, (Close, ModifySLTP, ModifyPending, RemovePending)):
-            self._dry_run_note(action)
-            return
-        repeated = isinstance(action, Close) or (isinstance(action, Open) and action.purpose not in INTENT_PURPOSES)
-        if repeated and self._backing_off(action):
-            return
-        if isinstance(action, Open):
-            self._open(action, views, removed_orders)
-        elif isinstance(action, Close):
-            self._close(action)
-        elif isinstance(action, ModifySLTP):
-            outcome = self.executor.modify_sltp(ticket=action.slave_ticket, symbol=action.symbol, sl=action.sl, tp=action.tp, magic=self.cfg.magic)
-            self._report("modify_sltp", action, outcome, slave_ticket=action.slave_ticket, sl=action.sl, tp=action.tp)
-        elif isinstance(action, PlacePending):
-            self._place_pending(action)
-        elif isinstance(action, ModifyPending):
-            outcome = self.executor.modify_pending(ticket=action.slave_order_ticket, symbol=action.symbol, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp)
-            self._report("modify_pending", action, outcome, slave_ticket=action.slave_order_ticket, price=action.price)
-        elif isinstance(action, RemovePending):
-            outcome = self.executor.remove_pending(ticket=action.slave_order_ticket, symbol=action.symbol)
-            if outcome.ok:
-                removed_orders.add(action.slave_order_ticket)
-            self._report("remove_pending", action, outcome, slave_ticket=action.slave_order_ticket, reason=action.reason)
-        elif isinstance(action, RecordSkip):
-            self._record_skip(action)
-        elif isinstance(action, Adopt):
-            self._save((action.master_name, action.master_ticket), {"status": OPEN, "kind": action.kind, "slave_ticket": action.slave_ticket, "slave_price": action.price}, create=self._intent_fields(action))
-            self._trade_log(action, slave_ticket=action.slave_ticket).info("copy_adopted", volume=action.volume)
-            self.rt.event("copy_adopted", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket)
-        elif isinstance(action, MarkClosed):
-            self._save((action.master_name, action.master_ticket), {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms())})
-            self.counts["closed"] += 1
-            self._trade_log(action).info("link_closed", reason=action.reason)
-            self.rt.event("link_closed", master=action.master_name, master_ticket=action.master_ticket, reason=action.reason)
-
-    def _dry_run_note(self, action: Any) -> None:
-        """Dry run: say once what would have been sent, send nothing."""
-        key = (type(action).__name__, action.master_name, action.master_ticket)
-        if key in self._dry_run_seen:
-            return
-        self._dry_run_seen.add(key)
-        kind = f"dry_run_{type(action).__name__.lower()}"
-        self._trade_log(action).info(kind, action=repr(action))
-        self.rt.event(kind, master=action.master_name, master_ticket=action.master_ticket, action=repr(action))
-
-    @staticmethod
-    def _intent_fields(action: Any) -> dict[str, Any]:
-        return {
-            "kind": getattr(action, "kind", KIND_POSITION),
-            "symbol": getattr(action, "symbol", ""),
-            "master_symbol": getattr(action, "master_symbol", ""),
-            "direction": getattr(action, "direction", getattr(action, "side", "")),
-            "master_direction": getattr(action, "master_side", ""),
-            "master_volume": getattr(action, "master_volume", 0.0),
-            "tag": getattr(action, "comment", getattr(action, "tag", "")),
-            # master_ticket is the master's position identifier (or its pending-order ticket,
-            # which MT5 reuses as the identifier of the position the order opens)
-            "master_position_id": action.master_ticket,
-        }
-
-    def _master_open_ms(self, views: dict[str, MasterView], action: Any) -> int:
-        view = views.get(action.master_name)
-        mpos = view.state.positions.get(action.master_ticket) if view else None
-        return int(mpos.time_msc) if mpos is not None else 0
-
-    def _open(self, action: Open, views: dict[str, MasterView], removed_orders: set[int]) -> None:
-        key = (action.master_name, action.master_ticket)
-        log = self._trade_log(action, symbol=action.symbol, side=action.side, volume=action.volume)
-        if action.replaces_order and action.replaces_order not in removed_orders:
-            log.info("open_deferred_until_pending_removed", order=action.replaces_order)
-            return
-        if action.purpose in INTENT_PURPOSES:
-            existing = self.links.get(key)
-            attempts = int(existing.get("attempts", 0)) + 1 if existing else 1
-            intent = {**self._intent_fields(action), "status": PENDING, "attempts": attempts, "master_price": action.master_price, "slave_volume": action.volume}
-            self._save(key, intent, create=intent)  # the intent is durable BEFORE order_send
-        if self.cfg.dry_run:
-            self._save(key, {"status": SKIPPED, "skip_reason": f"dry run: would {action.side} {action.volume:g} {action.symbol}"})
-            log.info("dry_run_open")
-            return
-        if self.guardian is not None:
-            refusal = self._risk_refusal(action)
-            if refusal:  # recorded like any skip: SKIPPED with the reason, event copy_skipped
-                self._after_open(action, Outcome(OUT_SKIPPED, reason=refusal), views, log)
-                return
-        spec = self.specs.get(action.symbol, (0, None))[1]
-        point = spec.point if spec else 0.0
-
-        def guard(q: Quote) -> str | None:
-            if not point or action.master_price <= 0:
-                return None
-            pts = slippage_points(action.side, q, action.master_price, point)
-            if pts > self.cfg.slippage_tolerance:
-                return f"slippage {pts:.1f} points > tolerance {self.cfg.slippage_tolerance} at send time"
-            return None
-
-        outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard, quote=self.quotes.get(action.symbol))
-        self._after_open(action, outcome, views, log)
-
-    def _risk_refusal(self, action: Open) -> str | None:
-        """The guardian's pre-trade check, counting the new position's risk at its SL."""
-        assert self.guardian is not None
-        spec = self.specs.get(action.symbol, (0, None))[1]
-        if spec is None:
-            return None
-        quote = self.quotes.get(action.symbol) or self._quote(action.symbol)
-        entry = (quote.ask if action.side == "BUY" else quote.bid) if quote else action.master_price
-        return self.guardian.pre_trade(action.symbol, action.side, action.volume, entry, action.sl, spec.tick_size, spec.tick_value)
-
-    def _find_tagged(self, symbol: str, tag: str) -> Any | None:
-        found = self.mt5.positions_get(symbol=symbol)
-        for p in found or ():
-            if p.comment.startswith(tag) or (self.margin_mode == "netting" and parse_tag(p.comment) is not None):
-                return p
-        if self.margin_mode == "netting" and found:
-            return found[0]
-        return None
-
-    def _after_open(self, action: Open, outcome: Outcome, views: dict[str, MasterView], log: Any) -> None:
-        key = (action.master_name, action.master_ticket)
-        if action.purpose not in INTENT_PURPOSES:
-            self._note_result(action, outcome.status == DONE)
-        hub_ms = outcome.sent_ms - self.trigger_ts_ms if self.trigger_ts_ms and outcome.sent_ms else None
-        if outcome.status == DONE:
-            position = None
-            if self.margin_mode == "hedging" and outcome.order:
-                slave_ticket = outcome.order
-            else:
-                position = self._find_tagged(action.symbol, action.comment)
-                slave_ticket = int(position.identifier) if position is not None else 0
-            fields: dict[str, Any] = {"status": OPEN, "retcode": outcome.retcode, "attempts_sent": outcome.attempts}
-            if action.purpose in INTENT_PURPOSES:
-                master_open = self._master_open_ms(views, action)
-                spec = self.specs.get(action.symbol, (0, None))[1]
-                slip = abs(outcome.price - action.master_price) / spec.point if spec and spec.point and action.master_price else None
-                fields.update({
-                    "slave_ticket": slave_ticket, "slave_price": outcome.price, "slave_volume": outcome.volume or action.volume,
-                    "open_time": iso_utc(outcome.filled_ms), "filled_ms": outcome.filled_ms, "sent_ms": outcome.sent_ms, "slippage_points": round(slip, 1) if slip is not None else None,
-                    "latency_ms": _plausible_latency(outcome.filled_ms, master_open), "hub_ms": hub_ms,
-                })
-            self._save(key, fields)
-            self.counts["copied"] += 1
-            self.last_copy_ms = outcome.filled_ms
-            log.bind(slave_ticket=slave_ticket).info("copy_opened", price=outcome.price, retcode=outcome.retcode, attempts=outcome.attempts, purpose=action.purpose, latency_ms=fields.get("latency_ms"), hub_ms=hub_ms)
-            self.rt.event("copy_opened", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=slave_ticket, symbol=action.symbol, side=action.side, volume=action.volume, price=outcome.price, retcode=outcome.retcode, latency_ms=fields.get("latency_ms"), purpose=action.purpose)
-        elif outcome.status == UNKNOWN:
-            position = self._find_tagged(action.symbol, action.comment)
-            if position is not None and action.purpose in INTENT_PURPOSES:
-                self._save(key, {"status": OPEN, "slave_ticket": int(position.identifier), "slave_price": float(position.price_open), "open_time": iso_utc(utc_ms())})
-                log.bind(slave_ticket=int(position.identifier)).warning("copy_found_after_unknown_result", reason=outcome.reason)
-            else:
-                log.warning("copy_outcome_unknown", reason=outcome.reason)
-            self.rt.event("copy_outcome_unknown", level="warning", master=action.master_name, master_ticket=action.master_ticket, reason=outcome.reason, found=position is not None)
-        elif outcome.status == OUT_SKIPPED:
-            if action.purpose in INTENT_PURPOSES:
-                self._save(key, {"status": SKIPPED, "skip_reason": outcome.reason})
-            self.counts["skipped"] += 1
-            log.warning("copy_skipped", reason=outcome.reason)
-            self.rt.event("copy_skipped", level="warning", master=action.master_name, master_ticket=action.master_ticket, reason=outcome.reason)
-        else:
-            if action.purpose in INTENT_PURPOSES:
-                self._save(key, {"status": FAILED, "retcode": outcome.retcode, "skip_reason": outcome.reason})
-            self.counts["failed"] += 1
-            log.error("copy_failed", retcode=outcome.retcode, reason=outcome.reason, attempts=outcome.attempts)
-            self.rt.event("copy_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, retcode=outcome.retcode, reason=outcome.reason)
-
-    def _close(self, action: Close) -> None:
-        outcome = self.executor.close_position(ticket=action.slave_ticket, symbol=action.symbol, position_side=action.side_to_close, volume=action.volume, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
-        key = (action.master_name, action.master_ticket)
-        log = self._trade_log(action, slave_ticket=action.slave_ticket, symbol=action.symbol, volume=action.volume)
-        self._note_result(action, outcome.ok)
-        if outcome.ok:
-            if not action.partial and key in self.links and self._all_closed(action):
-                self._save(key, {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms()), "close_price": outcome.price})
-                self.counts["closed"] += 1
-            log.info("copy_closed" if not action.partial else "copy_partially_closed", reason=action.reason, price=outcome.price, retcode=outcome.retcode)
-            self.rt.event("copy_closed" if not action.partial else "copy_partially_closed", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket, volume=action.volume, reason=action.reason, price=outcome.price)
-        else:
-            log.error("close_failed", retcode=outcome.retcode, reason=outcome.reason)
-            self.rt.event("close_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket, retcode=outcome.retcode, reason=outcome.reason)
-
-    def _all_closed(self, action: Close) -> bool:
-        """A hedging link can own several positions (adds); it is closed when none is left."""
-        remaining = self.mt5.positions_get(symbol=action.symbol)
-        if remaining is None:
-            return False
-        return not any(p.comment.startswith(action.comment) and int(p.ticket) != action.slave_ticket for p in remaining) if action.comment else True
-
-    def _place_pending(self, action: PlacePending) -> None:
-        key = (action.master_name, action.master_ticket)
-        existing = self.links.get(key)
-        intent = {**self._intent_fields(action), "kind": KIND_ORDER, "direction": "BUY" if action.order_type.startswith("BUY") else "SELL", "status": PENDING, "attempts": int(existing.get("attempts", 0)) + 1 if existing else 1, "slave_volume": action.volume}
-        self._save(key, intent, create=intent)
-        log = self._trade_log(action, symbol=action.symbol, order_type=action.order_type)
-        if self.cfg.dry_run:
-            self._save(key, {"status": SKIPPED, "skip_reason": f"dry run: would place {action.order_type} {action.volume:g} {action.symbol}"})
-            return
-        outcome = self.executor.place_pending(symbol=action.symbol, order_type=PENDING_TYPE_CODES[action.order_type], volume=action.volume, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
-        if outcome.status == DONE:
-            self._save(key, {"status": OPEN, "slave_ticket": outcome.order, "slave_price": action.price})
-            log.bind(slave_ticket=outcome.order).info("pending_copied", price=action.price)
-            self.rt.event("pending_copied", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=outcome.order, order_type=action.order_type, price=action.price)
-        elif outcome.status == UNKNOWN:
-            log.warning("pending_outcome_unknown", reason=outcome.reason)
-        else:
-            self._save(key, {"status": FAILED if outcome.status == OUT_FAILED else SKIPPED, "retcode": outcome.retcode, "skip_reason": outcome.reason})
-            log.error("pending_failed", retcode=outcome.retcode, reason=outcome.reason)
-            self.rt.event("pending_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, retcode=outcome.retcode, reason=outcome.reason)
-
-    def _record_skip(self, action: RecordSkip) -> None:
-        key = (action.master_name, action.master_ticket)
-        fields = {"status": action.status, "skip_reason": action.reason}
-        create = {"kind": action.kind, "symbol": action.symbol, "master_symbol": action.master_symbol, "direction": action.direction, "master_volume": action.master_volume, **fields}
-        self._save(key, fields, create=create)
-        self.counts["skipped" if action.status == SKIPPED else "failed"] += 1
-        self._trade_log(action).info("copy_skipped" if action.status == SKIPPED else "copy_failed", reason=action.reason)
-        self.rt.event("copy_skipped" if action.status == SKIPPED else "copy_failed", level="warning", master=action.master_name, master_ticket=action.master_ticket, reason=action.reason, master_symbol=action.master_symbol)
-
-    def _report(self, kind: str, action: Any, outcome: Outcome, **data: Any) -> None:
-        log = self._trade_log(action, slave_ticket=data.get("slave_ticket"))
-        if outcome.ok:
-            log.info(kind, retcode=outcome.retcode)
-            self.rt.event(kind, master=action.master_name, master_ticket=action.master_ticket, retcode=outcome.retcode, **data)
-        else:
-            log.error(f"{kind}_failed", retcode=outcome.retcode, reason=outcome.reason)
-            self.rt.event(f"{kind}_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, retcode=outcome.retcode, reason=outcome.reason, **data)
-
-    # ------------------------------------------------------------------ operator
-    def flatten(self, *, reason: str) -> int:
-        """Close every copied position (tagged ones) and remove copied pending orders."""
-        positions = self.mt5.positions_get()
-        orders = self.mt5.orders_get()
-        if positions is None or orders is None:
-            self.log.error("flatten_failed_terminal_error", error=str(self.mt5.last_error()))
-            return 0
-        closed = 0
-        for p in positions:
-            if parse_tag(p.comment) is None and not self._linked(int(p.identifier)):
-                continue  # a manual trade: not ours to close
-            info = self._spec(p.symbol, utc_ms())
-            filling = choose_filling(info.filling_mode, 2) if info else 1
-            side = "BUY" if int(p.type) == 0 else "SELL"
-            outcome = self.executor.close_position(ticket=int(p.ticket), symbol=p.symbol, position_side=side, volume=float(p.volume), deviation=self.cfg.slippage_tolerance, magic=self.cfg.magic, comment="", type_filling=filling)
-            closed += outcome.ok
-            self.log.bind(slave_ticket=int(p.ticket)).info("flatten_close", retcode=outcome.retcode, ok=outcome.ok)
-        for o in orders:
-            if parse_tag(o.comment) is not None:
-                self.executor.remove_pending(ticket=int(o.ticket), symbol=o.symbol)
-        for key, rec in list(self.links.items()):
-            if rec.get("status") in (PENDING, OPEN):
-                self._save(key, {"status": CLOSED, "close_reason": reason, "close_time": iso_utc(utc_ms())})
-        self.rt.event("flattened", level="warning", closed=closed, reason=reason)
-        return closed
-
-    def _linked(self, identifier: int) -> bool:
-        return any(int(r.get("slave_ticket") or 0) == identifier and r.get("status") in (PENDING, OPEN) for r in self.links.values())
 
     # ------------------------------------------------------------------ status
     def status_info(self) -> dict[str, Any]:
