@@ -53,6 +53,71 @@ def account_name(doc: dict) -> str:
     return name
 
 
+def _check_name(value: Any, what: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+
+
+def _check_int(value: Any, what: str, *, minimum: int | None = None) -> None:
+    """ints only (bool is refused although Python counts it as an int)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} must be an int, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, not {value!r}")
+
+
+def check_lease_args(account: Any, holder_id: Any = "-", *, ttl_ms: Any = 1,
+                     now: Any = 0, epoch: Any = 0, holder: Any = None) -> None:
+    """ValueError for a caller bug in a lease call: empty ``account``/``holder_id``,
+    ``ttl_ms`` not a positive int, ``now``/``epoch`` not ints (``now`` >= 0, ms),
+    ``holder`` not a dict with storable keys. Defaults are valid so each call checks
+    only what it passes."""
+    _check_name(account, "lease account")
+    _check_name(holder_id, "lease holder_id")
+    _check_int(ttl_ms, "ttl_ms", minimum=1)
+    _check_int(now, "now_ms", minimum=0)
+    if epoch is not None:
+        _check_int(epoch, "lease epoch")
+    if holder is not None:
+        if not isinstance(holder, dict):
+            raise ValueError(f"lease holder must be a dict, not {type(holder).__name__}")
+        check_field_names(holder, what="lease holder field")
+
+
+def lease_clock(given: int | None) -> int:
+    """The ``now_ms`` a lease call judges with: the caller's value, else the local clock."""
+    return now_ms() if given is None else given
+
+
+def lease_is_released(lease: dict) -> bool:
+    """A released lease keeps its document and epoch but ``expires_ms`` is 0; nobody
+    holds it, not even its last holder (live leases always have ``expires_ms`` >= 1)."""
+    return lease["expires_ms"] == 0
+
+
+def next_lease(current: dict | None, account: str, holder_id: str, holder: dict, *,
+               ttl_ms: int, now: int, steal_epoch: int | None = None) -> dict | None:
+    """The lease ``acquire_lease`` would store, or None when it must refuse.
+
+    Pure rule shared by both backends (each makes it atomic its own way). Granted when
+    there is no lease, when ``current`` expired (``expires_ms <= now``, ms), when
+    ``holder_id`` already holds it (not released), or when ``steal_epoch`` equals the
+    current epoch. The epoch goes up by one whenever the holder changes (a released
+    lease re-acquired by its last holder counts as a change), and never goes down.
+    """
+    if current is None:
+        return {"account": account, "holder_id": holder_id, "holder": dict(holder), "epoch": 1,
+                "since_ms": now, "renewed_ms": now, "expires_ms": now + ttl_ms}
+    same = current["holder_id"] == holder_id and not lease_is_released(current)
+    if not (same or current["expires_ms"] <= now
+            or (steal_epoch is not None and steal_epoch == current["epoch"])):
+        return None
+    return {"account": account, "holder_id": holder_id, "holder": dict(holder),
+            "epoch": current["epoch"] if same else current["epoch"] + 1,
+            "since_ms": current["since_ms"] if same else now,
+            "renewed_ms": now, "expires_ms": now + ttl_ms}
+
+
 class Store(ABC):
     """One repository API over SQLite or MongoDB. See docs/store.md for the contract."""
 
@@ -181,3 +246,44 @@ class Store(ABC):
 
     @abstractmethod
     def list_flags(self, prefix: str = "") -> dict[str, Any]: ...
+
+    # -- leases (invariant 6: one account, one writer) ---------------------------------
+    # A lease is {account, holder_id, holder, epoch, since_ms, renewed_ms, expires_ms}.
+    # The epoch is a fencing token: it never decreases for an account, whatever happens
+    # (documents are never deleted; release keeps the epoch), and it goes up by one each
+    # time the holder changes. Expiry is judged with the caller's clock (``now_ms``).
+    @abstractmethod
+    def get_lease(self, account: str) -> dict | None:
+        """The account's lease document (held, expired or released), or None."""
+
+    @abstractmethod
+    def list_leases(self) -> list[dict]:
+        """Every lease document, sorted by account."""
+
+    @abstractmethod
+    def acquire_lease(self, account: str, holder_id: str, holder: dict, *, ttl_ms: int,
+                      now_ms: int | None = None,
+                      steal_epoch: int | None = None) -> tuple[dict, bool]:
+        """Atomically take the lease -> (new lease, True), or (current lease, False) and
+        nothing changes. Granted when none exists (epoch 1), the current one expired
+        (``expires_ms <= now``), ``holder_id`` already holds it (epoch and ``since_ms``
+        kept, even after its own expiry if nobody took it), or ``steal_epoch`` equals the
+        current epoch (compare-and-swap takeover of a holder proven dead). A new holder
+        gets epoch + 1 and ``since_ms`` = now. Always ``renewed_ms`` = now and
+        ``expires_ms`` = now + ``ttl_ms``. ``now_ms`` (UTC epoch ms) defaults to the
+        local clock. ValueError for an empty account/holder_id or ``ttl_ms`` not a
+        positive int."""
+
+    @abstractmethod
+    def renew_lease(self, account: str, holder_id: str, epoch: int, *, ttl_ms: int,
+                    now_ms: int | None = None) -> dict | None:
+        """Set ``renewed_ms`` = now, ``expires_ms`` = now + ``ttl_ms`` iff the stored
+        lease still has this holder_id and epoch and was not released (it may have
+        expired, as long as nobody took it) -> the renewed lease; otherwise None and
+        nothing changes."""
+
+    @abstractmethod
+    def release_lease(self, account: str, holder_id: str, epoch: int) -> bool:
+        """If held by holder_id at epoch (and not already released): set ``expires_ms``
+        to 0, keeping the document and its epoch so the next holder gets epoch + 1.
+        True when this call released it."""

@@ -19,7 +19,8 @@ import pymongo
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from .base import (Store, account_name, check_field_names, now_ms, statuses, trade_key)
+from .base import (Store, account_name, check_field_names, check_lease_args, lease_clock,
+                   next_lease, now_ms, statuses, trade_key)
 from .errors import DuplicateAccount, StoreUnavailable
 from .urls import DEFAULT_MONGO_DB, mask_url, scrub
 
@@ -91,7 +92,8 @@ class MongoStore(Store):
             raise StoreUnavailable(self._describe(exc)) from None
 
     def _ready(self) -> None:
-        """Unique indexes make record_intent/add_account atomic; make sure they exist."""
+        """Unique indexes make record_intent/add_account/acquire_lease atomic; make sure
+        they exist."""
         if not self._indexes_ready:
             self.ensure_indexes()
 
@@ -114,6 +116,7 @@ class MongoStore(Store):
             db.snapshots.create_index([("account", ASCENDING), ("ts_ms", ASCENDING)],
                                       name="account_ts")
             db.flags.create_index([("key", ASCENDING)], unique=True, name="key_unique")
+            db.leases.create_index([("account", ASCENDING)], unique=True, name="account_unique")
         self._indexes_ready = True
 
     def close(self) -> None:
@@ -403,6 +406,86 @@ class MongoStore(Store):
         q = {"key": {"$regex": "^" + re.escape(prefix)}} if prefix else {}
         with self._guard() as db:
             return {d["key"]: d["value"] for d in db.flags.find(q).sort("key", ASCENDING)}
+
+    # -- leases ----------------------------------------------------------------------
+    # Every write is one conditional find_one_and_update whose filter restates what the
+    # decision was based on (holder/epoch/expiry), so a lease changed in between by
+    # another process or host is never overwritten: the update matches nothing and we
+    # re-read. A missing lease is created by insert_one, guarded by the unique index.
+    _LEASE_ATTEMPTS = 5
+
+    def _find_lease(self, account: str) -> dict | None:
+        with self._guard() as db:
+            return db.leases.find_one({"account": account}, NO_ID)
+
+    def _swap_lease(self, cond: dict, lease: dict) -> dict | None:
+        """Write ``lease`` where the stored one still matches ``cond``; None if it did not."""
+        with self._guard() as db:
+            return db.leases.find_one_and_update({"account": lease["account"], **cond},
+                                                 {"$set": lease}, projection=NO_ID,
+                                                 return_document=ReturnDocument.AFTER)
+
+    @staticmethod
+    def _lease_cond(current: dict, lease: dict, now: int, steal_epoch: int | None) -> dict:
+        """The filter under which ``next_lease`` granted ``lease`` from ``current``."""
+        if lease["epoch"] == current["epoch"]:  # same holder, not released
+            return {"holder_id": lease["holder_id"], "epoch": current["epoch"],
+                    "expires_ms": {"$gt": 0}}
+        if steal_epoch is not None and steal_epoch == current["epoch"]:
+            return {"epoch": current["epoch"]}
+        return {"epoch": current["epoch"], "expires_ms": {"$lte": now}}
+
+    def get_lease(self, account: str) -> dict | None:
+        check_lease_args(account)
+        return self._find_lease(account)
+
+    def list_leases(self) -> list[dict]:
+        with self._guard() as db:
+            return list(db.leases.find({}, NO_ID).sort("account", ASCENDING))
+
+    def acquire_lease(self, account: str, holder_id: str, holder: dict, *, ttl_ms: int,
+                      now_ms: int | None = None,
+                      steal_epoch: int | None = None) -> tuple[dict, bool]:
+        now = lease_clock(now_ms)
+        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, epoch=steal_epoch,
+                         holder=holder)
+        self._ready()
+        for _ in range(self._LEASE_ATTEMPTS):
+            current = self._find_lease(account)
+            lease = next_lease(current, account, holder_id, holder, ttl_ms=ttl_ms, now=now,
+                               steal_epoch=steal_epoch)
+            if lease is None:
+                return current, False  # type: ignore[return-value]  # refused: it exists
+            if current is None:
+                try:
+                    with self._guard() as db:
+                        db.leases.insert_one(dict(lease))
+                    return lease, True
+                except DuplicateKeyError:
+                    continue  # a racing twin created it first: judge its lease instead
+            stored = self._swap_lease(self._lease_cond(current, lease, now, steal_epoch), lease)
+            if stored is not None:
+                return stored, True
+        raise StoreUnavailable(f"MongoDB store {self.label}: acquire_lease {account!r} "
+                               "kept racing other writers")
+
+    def renew_lease(self, account: str, holder_id: str, epoch: int, *, ttl_ms: int,
+                    now_ms: int | None = None) -> dict | None:
+        now = lease_clock(now_ms)
+        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, epoch=epoch)
+        with self._guard() as db:
+            return db.leases.find_one_and_update(
+                {"account": account, "holder_id": holder_id, "epoch": epoch,
+                 "expires_ms": {"$gt": 0}},
+                {"$set": {"renewed_ms": now, "expires_ms": now + ttl_ms}}, projection=NO_ID,
+                return_document=ReturnDocument.AFTER)
+
+    def release_lease(self, account: str, holder_id: str, epoch: int) -> bool:
+        check_lease_args(account, holder_id, epoch=epoch)
+        with self._guard() as db:
+            return db.leases.update_one(
+                {"account": account, "holder_id": holder_id, "epoch": epoch,
+                 "expires_ms": {"$gt": 0}}, {"$set": {"expires_ms": 0}}).modified_count > 0
 
 
 def _query_keys(url: str) -> list[str]:

@@ -17,12 +17,13 @@ import threading
 import time
 from typing import Any, Callable, TypeVar
 
-from .base import (Store, account_name, check_field_names, now_ms, statuses, trade_key)
+from .base import (Store, account_name, check_field_names, check_lease_args, lease_clock,
+                   lease_is_released, next_lease, now_ms, statuses, trade_key)
 from .errors import DuplicateAccount, StoreUnavailable
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: leases
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY,
@@ -67,6 +68,10 @@ CREATE INDEX IF NOT EXISTS snapshots_account_ts ON snapshots (account, ts_ms);
 CREATE TABLE IF NOT EXISTS flags (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    account TEXT PRIMARY KEY,
+    doc     TEXT NOT NULL
 );
 """
 
@@ -450,3 +455,70 @@ class SQLiteStore(Store):
         rows = self._read("SELECT key, value FROM flags WHERE substr(key, 1, ?)=? ORDER BY key",
                           (len(prefix), prefix))
         return {k: json.loads(v) for k, v in rows}
+
+    # -- leases ----------------------------------------------------------------------
+    # Each operation reads and writes inside one BEGIN IMMEDIATE transaction (via
+    # ``_write``), so the decision and the write are atomic across processes.
+    @staticmethod
+    def _lease_row(conn: sqlite3.Connection, account: str) -> dict | None:
+        row = conn.execute("SELECT doc FROM leases WHERE account=?", (account,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @staticmethod
+    def _put_lease(conn: sqlite3.Connection, lease: dict) -> None:
+        conn.execute("INSERT INTO leases(account, doc) VALUES (?, ?) "
+                     "ON CONFLICT(account) DO UPDATE SET doc=excluded.doc",
+                     (lease["account"], _dumps(lease)))
+
+    def get_lease(self, account: str) -> dict | None:
+        check_lease_args(account)
+        rows = self._read("SELECT doc FROM leases WHERE account=?", (account,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def list_leases(self) -> list[dict]:
+        return [json.loads(d) for (d,) in self._read("SELECT doc FROM leases ORDER BY account")]
+
+    def acquire_lease(self, account: str, holder_id: str, holder: dict, *, ttl_ms: int,
+                      now_ms: int | None = None,
+                      steal_epoch: int | None = None) -> tuple[dict, bool]:
+        now = lease_clock(now_ms)
+        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, epoch=steal_epoch,
+                         holder=holder)
+
+        def acquire(conn: sqlite3.Connection) -> tuple[dict, bool]:
+            current = self._lease_row(conn, account)
+            lease = next_lease(current, account, holder_id, holder, ttl_ms=ttl_ms, now=now,
+                               steal_epoch=steal_epoch)
+            if lease is None:
+                return current, False  # type: ignore[return-value]  # refused: it exists
+            self._put_lease(conn, lease)
+            return lease, True
+        return self._write(acquire)
+
+    def renew_lease(self, account: str, holder_id: str, epoch: int, *, ttl_ms: int,
+                    now_ms: int | None = None) -> dict | None:
+        now = lease_clock(now_ms)
+        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, epoch=epoch)
+
+        def renew(conn: sqlite3.Connection) -> dict | None:
+            lease = self._lease_row(conn, account)
+            if (lease is None or lease["holder_id"] != holder_id or lease["epoch"] != epoch
+                    or lease_is_released(lease)):
+                return None
+            lease.update(renewed_ms=now, expires_ms=now + ttl_ms)
+            self._put_lease(conn, lease)
+            return lease
+        return self._write(renew)
+
+    def release_lease(self, account: str, holder_id: str, epoch: int) -> bool:
+        check_lease_args(account, holder_id, epoch=epoch)
+
+        def release(conn: sqlite3.Connection) -> bool:
+            lease = self._lease_row(conn, account)
+            if (lease is None or lease["holder_id"] != holder_id or lease["epoch"] != epoch
+                    or lease_is_released(lease)):
+                return False
+            lease["expires_ms"] = 0
+            self._put_lease(conn, lease)
+            return True
+        return self._write(release)
