@@ -67,17 +67,19 @@ def _check_int(value: Any, what: str, *, minimum: int | None = None) -> None:
 
 
 def check_lease_args(account: Any, holder_id: Any = "-", *, ttl_ms: Any = 1,
-                     now: Any = 0, epoch: Any = 0, holder: Any = None) -> None:
+                     now: Any = 0, epoch: Any = 0, steal_epoch: Any = None,
+                     holder: Any = None) -> None:
     """ValueError for a caller bug in a lease call: empty ``account``/``holder_id``,
     ``ttl_ms`` not a positive int, ``now``/``epoch`` not ints (``now`` >= 0, ms),
-    ``holder`` not a dict with storable keys. Defaults are valid so each call checks
-    only what it passes."""
+    ``steal_epoch`` neither None nor an int, ``holder`` not a dict with storable keys.
+    Defaults are valid so each call checks only what it passes."""
     _check_name(account, "lease account")
     _check_name(holder_id, "lease holder_id")
     _check_int(ttl_ms, "ttl_ms", minimum=1)
     _check_int(now, "now_ms", minimum=0)
-    if epoch is not None:
-        _check_int(epoch, "lease epoch")
+    _check_int(epoch, "lease epoch")
+    if steal_epoch is not None:
+        _check_int(steal_epoch, "steal_epoch")
     if holder is not None:
         if not isinstance(holder, dict):
             raise ValueError(f"lease holder must be a dict, not {type(holder).__name__}")

@@ -447,7 +447,7 @@ class MongoStore(Store):
                       now_ms: int | None = None,
                       steal_epoch: int | None = None) -> tuple[dict, bool]:
         now = lease_clock(now_ms)
-        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, epoch=steal_epoch,
+        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, steal_epoch=steal_epoch,
                          holder=holder)
         self._ready()
         for _ in range(self._LEASE_ATTEMPTS):

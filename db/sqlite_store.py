@@ -482,7 +482,7 @@ class SQLiteStore(Store):
                       now_ms: int | None = None,
                       steal_epoch: int | None = None) -> tuple[dict, bool]:
         now = lease_clock(now_ms)
-        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, epoch=steal_epoch,
+        check_lease_args(account, holder_id, ttl_ms=ttl_ms, now=now, steal_epoch=steal_epoch,
                          holder=holder)
 
         def acquire(conn: sqlite3.Connection) -> tuple[dict, bool]:

@@ -1,5 +1,5 @@
-"""Many real processes on one SQLite file: the race record_intent must win exactly once,
-and concurrent writers never surface "database is locked". Uses subprocess (not fork)
+"""Many real processes on one SQLite file: the races record_intent and acquire_lease must
+win exactly once, and concurrent writers never surface "database is locked". Uses subprocess (not fork)
 so the test means the same on Windows."""
 from __future__ import annotations
 
@@ -51,6 +51,23 @@ for i in range({ops}):
     store.upsert_account({{"name": "shared", "writer": me, "i": i}})
 store.close()
 print("ok")
+"""
+
+LEASE_RACE = r"""
+import json, os, sys, time
+sys.path.insert(0, {root!r})
+from db import open_store
+store = open_store({url!r})
+go = {go!r}
+while not os.path.exists(go):
+    time.sleep(0.001)
+out = []
+for i in range({keys}):
+    lease, ok = store.acquire_lease(f"A{{i}}", "p{idx}", {{"pid": os.getpid()}},
+                                    ttl_ms=600000, steal_epoch={steal})
+    out.append([i, ok, lease["holder_id"], lease["epoch"]])
+store.close()
+print(json.dumps(out))
 """
 
 
@@ -150,3 +167,47 @@ def test_mongomock_record_intent_threads_race_once():
         th.join()
     assert sorted(results) == [False] * 5 + [True]
     assert stores[0].count_trades() == 1
+
+
+def _lease_race(tmp_path, *, setup, steal) -> list[list]:
+    """6 processes race acquire_lease on 20 accounts; per account: each process's
+    [ok, holder_id it saw, epoch it saw]."""
+    url = f"sqlite:///{tmp_path / 'lease.db'}"
+    nproc, keys = 6, 20
+    with open_store(url) as s:
+        for i in range(keys):
+            setup(s, f"A{i}")
+    go = tmp_path / "go"
+    codes = [LEASE_RACE.format(root=ROOT, url=url, go=str(go), keys=keys, idx=p, steal=steal)
+             for p in range(nproc)]
+    results = [json.loads(o) for o in _run_all(codes, go)]
+    per_account = [[r[i][1:] for r in results] for i in range(keys)]
+    with open_store(url) as s:
+        for i, rows in enumerate(per_account):
+            winners = [holder for ok, holder, _ in rows if ok]
+            assert len(winners) == 1, rows
+            stored = s.get_lease(f"A{i}")
+            assert stored["holder_id"] == winners[0]
+            # everyone saw the winner's lease: the losers got it back with their refusal
+            assert {(holder, epoch) for _, holder, epoch in rows} == \
+                {(stored["holder_id"], stored["epoch"])}, rows
+    return per_account
+
+
+def test_acquire_lease_race_has_exactly_one_winner(tmp_path):
+    per_account = _lease_race(tmp_path, setup=lambda s, a: None, steal=None)
+    assert all(epoch == 1 for rows in per_account for _, _, epoch in rows)
+
+
+def test_acquire_lease_race_after_expiry_one_winner_next_epoch(tmp_path):
+    def expired(s, account):  # epoch 1 held by a dead node, long expired
+        s.acquire_lease(account, "dead", {}, ttl_ms=1, now_ms=1)
+    per_account = _lease_race(tmp_path, setup=expired, steal=None)
+    assert all(epoch == 2 for rows in per_account for _, _, epoch in rows)
+
+
+def test_steal_lease_race_one_winner_next_epoch(tmp_path):
+    def valid(s, account):  # epoch 1 still valid: only the compare-and-swap can take it
+        s.acquire_lease(account, "frozen", {}, ttl_ms=3_600_000)
+    per_account = _lease_race(tmp_path, setup=valid, steal=1)
+    assert all(epoch == 2 for rows in per_account for _, _, epoch in rows)
