@@ -32,11 +32,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config import settings  # noqa: E402
-from copier.accounts import AccountConfigError, validate_account  # noqa: E402
+from copier.accounts import AccountConfigError, terminal_conflicts, validate_account  # noqa: E402
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
 from fleet.operator import (FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX, RESET_PREFIX,  # noqa: E402
                             apply_assignments, parse_assignment, parse_since, top_level_changes)
 from fleet.report import format_table, status_row, status_table  # noqa: E402
+from nodes.identity import pin_key  # noqa: E402
+from nodes.lease import describe_holder  # noqa: E402
 from monitoring.reports import FORMATS, load_reports, render, request_release  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -86,12 +88,17 @@ def require_account(store: Any, name: str) -> dict[str, Any]:
     return doc
 
 
-def validated(doc: dict[str, Any]) -> None:
+def validated(doc: dict[str, Any], store: Any) -> None:
+    """The loader's rules for one document, and one terminal per enabled account across the fleet."""
     try:
         validate_account(doc, default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE,
                          default_magic=settings.DEFAULT_MAGIC_NUMBER)
     except AccountConfigError as exc:
         raise CliError(f"refused: {exc}") from None
+    others = [d for d in store.list_accounts() if d.get("name") != doc.get("name")]
+    conflict = terminal_conflicts([*others, doc], default_sim_endpoint=settings.SIM_ENDPOINT).get(doc["name"])
+    if conflict:
+        raise CliError(f"refused: {conflict}")
 
 
 def bus_reachable(endpoint: str, timeout_s: float) -> bool:
@@ -135,7 +142,15 @@ def bus_note(sent: bool, topic: str) -> str:
 def cmd_status(args: argparse.Namespace, store: Any) -> int:
     now = now_ms()
     flags = store.list_flags()
-    rows = [status_row(d, now_ms=now, flags=flags) for d in store.list_nodes()]
+    docs = store.list_nodes()
+    leases = {lease["account"]: lease for lease in store.list_leases()}
+    standby: dict[str, list[str]] = {}
+    for d in docs:  # each launcher lists the standby processes it keeps
+        if d.get("kind") == "launcher":
+            for account in d.get("standby") or ():
+                standby.setdefault(account, []).append(str(d.get("launcher_host")))
+    rows = [status_row(d, now_ms=now, flags=flags, lease=leases.get(d.get("name")), standby=standby.get(d.get("name")))
+            for d in docs]
     extra = []
     if flags.get(KILL_SWITCH):
         extra.append("KILL SWITCH ON: no new opens anywhere (python cli.py kill-switch off)")
@@ -148,7 +163,7 @@ def cmd_status(args: argparse.Namespace, store: Any) -> int:
 
 def cmd_accounts(args: argparse.Namespace, store: Any) -> int:
     return {"list": acc_list, "show": acc_show, "add": acc_add, "set": acc_set, "enable": acc_enable,
-            "disable": acc_disable, "remove": acc_remove}[args.action](args, store)
+            "disable": acc_disable, "remove": acc_remove, "pin": acc_pin}[args.action](args, store)
 
 
 def acc_list(args: argparse.Namespace, store: Any) -> int:
@@ -173,7 +188,45 @@ def acc_list(args: argparse.Namespace, store: Any) -> int:
 
 def acc_show(args: argparse.Namespace, store: Any) -> int:
     doc = require_account(store, args.name)
-    emit(args, doc, json.dumps(doc, indent=2, default=str))
+    pin = store.get_flag(pin_key(args.name))
+    lease = store.get_lease(args.name)
+    extra = {"pinned_login": pin, "lease": lease}
+    text = json.dumps(doc, indent=2, default=str)
+    if pin:
+        text += f"\npinned login: {pin.get('login')} on {pin.get('server')!r} ({pin.get('by', '')})"
+    if lease:
+        text += f"\nlease: {describe_holder(lease)}"
+    emit(args, {**doc, "_copyhub": extra}, text)
+    return EXIT_OK
+
+
+def acc_pin(args: argparse.Namespace, store: Any) -> int:
+    """Accept the login a path-only account's terminal now reports (or the one given), or clear the pin.
+
+    A node that refused to trade because its terminal changed login (state WRONG_ACCOUNT)
+    reports that login in its status; ``accounts pin NAME`` accepts it.
+    """
+    doc = require_account(store, args.name)
+    if (doc.get("terminal") or {}).get("login") is not None:
+        raise CliError(f"account {args.name!r} names its login in the document (terminal.login); "
+                       "change that with accounts set instead of pinning")
+    key = pin_key(args.name)
+    if args.clear:
+        store.delete_flag(key)
+        audit(store, "accounts pin --clear", args.name)
+        emit(args, {"account": args.name, "pin": None}, f"pin cleared: {args.name} pins the next login its terminal reports")
+        return EXIT_OK
+    login, server = args.login, args.server
+    if login is None:
+        reported = ((store.get_node(args.name) or {}).get("info") or {}).get("terminal_account") or {}
+        login, server = reported.get("login"), server or reported.get("server")
+        if login is None:
+            raise CliError(f"no login reported by {args.name}'s node (it is not in WRONG_ACCOUNT); give --login N")
+    pin = {"login": int(login), "server": server or "", "since_ms": now_ms(), "by": f"operator ({SENDER})"}
+    store.set_flag(key, pin)
+    audit(store, "accounts pin", args.name, login=int(login), server=server or "")
+    emit(args, {"account": args.name, "pin": pin},
+         f"{args.name} now trades login {login}{f' on {server!r}' if server else ''}; its node resumes within seconds")
     return EXIT_OK
 
 
@@ -199,7 +252,7 @@ def _read_doc(source: str) -> dict[str, Any]:
 
 def acc_add(args: argparse.Namespace, store: Any) -> int:
     doc = _read_doc(args.doc)
-    validated(doc)
+    validated(doc, store)
     try:
         store.add_account(doc)
     except DuplicateAccount:
@@ -211,7 +264,7 @@ def acc_add(args: argparse.Namespace, store: Any) -> int:
 
 def _update(args: argparse.Namespace, store: Any, name: str, new: dict[str, Any], command: str, **data: Any) -> int:
     old = require_account(store, name)
-    validated(new)
+    validated(new, store)
     sets, unsets = top_level_changes(old, new)
     changed = False
     if sets:
@@ -439,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = acts.add_parser("set", parents=[common], help="KEY=VALUE (JSON values, dotted keys, null removes)")
     s.add_argument("name")
     s.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    pn = acts.add_parser("pin", parents=[common], help="accept the login a path-only account's terminal reports")
+    pn.add_argument("name")
+    pn.add_argument("--login", type=int, default=None, help="pin this login (default: the one the node reports)")
+    pn.add_argument("--server", default=None)
+    pn.add_argument("--clear", action="store_true", help="forget the pin: the next login seen is pinned")
     r = acts.add_parser("remove", parents=[common], help="delete the account (its node stops)")
     r.add_argument("name")
     r.add_argument("--yes", action="store_true")

@@ -62,6 +62,10 @@ class Settings:
     DEFAULT_SLIPPAGE_TOLERANCE: int = 50
     DEFAULT_MAGIC_NUMBER: int = 234000
     ORDER_MAX_ATTEMPTS: int = 4
+    # Account lease (one writer per account): renewed with every heartbeat; the holder
+    # stops trading LEASE_MARGIN_MS before the lease would expire in the store.
+    LEASE_TTL_MS: int = 10000
+    LEASE_MARGIN_MS: int = 2000
     # Simulator.
     SIM_ENDPOINT: str = "tcp://127.0.0.1:5570"
     SIM_COMMENT_LIMIT: int = 31
@@ -120,6 +124,8 @@ _VALIDATORS: dict[str, tuple[str, Any]] = {
     "DEFAULT_SLIPPAGE_TOLERANCE": ("an integer >= 0 (points)", lambda v: v >= 0),
     "DEFAULT_MAGIC_NUMBER": ("an integer 0..4294967295", lambda v: 0 <= v <= 0xFFFFFFFF),
     "ORDER_MAX_ATTEMPTS": ("an integer 1..20", lambda v: 1 <= v <= 20),
+    "LEASE_TTL_MS": ("an integer >= 1000 (ms)", lambda v: v >= 1000),
+    "LEASE_MARGIN_MS": ("an integer >= 100 (ms), below LEASE_TTL_MS", lambda v: v >= 100),
     "SIM_COMMENT_LIMIT": ("an integer 8..64", lambda v: 8 <= v <= 64),
     "RISK_EVAL_INTERVAL_MS": ("an integer >= 50 (ms)", lambda v: v >= 50),
     "SNAPSHOT_INTERVAL_MS": ("an integer >= 1000 (ms)", lambda v: v >= 1000),
@@ -160,6 +166,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"{ENV_PREFIX}{name}={merged[name]!r}: expected {expected}")
     if merged["ZMQ_PUB_PORT"] == merged["ZMQ_SUB_PORT"]:
         raise SettingsError(f"{ENV_PREFIX}ZMQ_PUB_PORT and {ENV_PREFIX}ZMQ_SUB_PORT must differ")
+    if merged["LEASE_MARGIN_MS"] >= merged["LEASE_TTL_MS"]:
+        raise SettingsError(f"{ENV_PREFIX}LEASE_MARGIN_MS={merged['LEASE_MARGIN_MS']} must be below "
+                            f"{ENV_PREFIX}LEASE_TTL_MS={merged['LEASE_TTL_MS']}")
     return Settings(**values, _mongo_explicit=ENV_PREFIX + "MONGO_URI" in env)
 
 

@@ -375,4 +375,93 @@ def validate_accounts(
             if unknown:
                 errors.append(AccountConfigError(cfg.name, "follows", f"names of MASTER accounts (known: {sorted(masters)})", unknown))
                 bad.add(cfg.name)
+    for name, reason in terminal_conflicts(
+            [{"name": c.name, "enabled": c.enabled, "host": c.host, "terminal": c.terminal or None, "path": c.path}
+             for c in configs if c.name not in bad]).items():
+        errors.append(TerminalConflict(name, reason))
+        bad.add(name)
     return [c for c in configs if c.name not in bad], errors
+
+
+class TerminalConflict(AccountConfigError):
+    """Two enabled accounts name one terminal; ``str()`` names both."""
+
+    def __init__(self, account: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(account, "terminal", "a terminal no other enabled account uses", MISSING)
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def __reduce__(self):
+        return (TerminalConflict, (self.account, self.reason))
+
+
+# ----------------------------------------------------------------------- one terminal, one account
+def normalise_terminal_path(path: str) -> str:
+    """Windows compares paths without case and with either separator: ``C:/MT5/terminal64.exe``,
+    ``c:\\mt5\\\\terminal64.exe`` and ``C:\\MT5\\terminal64.exe`` name one file."""
+    p = path.strip().replace("/", "\\")
+    while "\\\\" in p:
+        p = p.replace("\\\\", "\\")
+    return p.rstrip("\\").casefold()
+
+
+def terminal_identity(doc: Mapping[str, Any], *, default_sim_endpoint: str = "") -> tuple[tuple, str] | None:
+    """What one running terminal is for this document, and how to name it to a user.
+
+    A real terminal is its ``terminal64.exe`` path (the seed's ``path`` or ``terminal.path``);
+    an mt5linux bridge is its ``host:port`` (one terminal behind each bridge server); a
+    simulated account is its login on its simulator endpoint (or its simulated terminal
+    path when one is given). None when the document names no terminal.
+    """
+    spec = doc.get("terminal") if isinstance(doc.get("terminal"), Mapping) else None
+    if spec is None:
+        path = doc.get("path")
+        return ((("path", normalise_terminal_path(path)), path) if isinstance(path, str) and path.strip() else None)
+    kind = spec.get("kind", "mt5")
+    if kind == "mt5linux":
+        host, port = str(spec.get("host", "localhost")), spec.get("port", 18812)
+        return ("bridge", host.casefold(), str(port)), f"mt5linux bridge {host}:{port}"
+    path = spec.get("path")
+    if isinstance(path, str) and path.strip():
+        return ("path", normalise_terminal_path(path)), path
+    if kind == "sim" and spec.get("login") is not None:
+        endpoint = spec.get("endpoint") or default_sim_endpoint
+        return ("sim", str(endpoint), str(spec.get("login"))), f"simulated login {spec.get('login')} at {endpoint or 'the default simulator'}"
+    return None
+
+
+def _may_share_host(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two accounts can run on one machine unless both name different hosts."""
+    ha, hb = a.get("host"), b.get("host")
+    return not ha or not hb or str(ha).casefold() == str(hb).casefold()
+
+
+def terminal_conflicts(docs: Iterable[Mapping[str, Any]], *, default_sim_endpoint: str = "") -> dict[str, str]:
+    """``{account name: reason}`` for every enabled account sharing a terminal with another.
+
+    One terminal is logged into one account at a time: a second ``initialize(login=…)``
+    on it switches the first node's terminal to the second account, which then receives
+    the first account's copies (invariant 6). Accounts on different named hosts may
+    share a path (each VPS has its own ``C:\\MT5\\terminal64.exe``). The reason names
+    every account involved.
+    """
+    found: list[tuple[Mapping[str, Any], tuple, str]] = []
+    for doc in docs:
+        if not isinstance(doc, Mapping) or doc.get("enabled", True) is False or not isinstance(doc.get("name"), str):
+            continue
+        ident = terminal_identity(doc, default_sim_endpoint=default_sim_endpoint)
+        if ident is not None:
+            found.append((doc, *ident))
+    out: dict[str, str] = {}
+    for doc, key, label in found:
+        others = sorted(str(o["name"]) for o, k, _ in found if o is not doc and k == key and _may_share_host(doc, o))
+        if others:
+            everyone = [repr(n) for n in sorted([str(doc["name"]), *others])]
+            names = ", ".join(everyone[:-1]) + " and " + everyone[-1]
+            out[str(doc["name"])] = (
+                f"accounts {names} use the same terminal ({label}); one terminal is logged into one account at "
+                "a time, so one would trade the other's account: give each account its own terminal "
+                "(a portable install per account), or disable one")
+    return out

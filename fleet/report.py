@@ -79,8 +79,14 @@ def display_state(doc: Mapping[str, Any]) -> str:
     return str(doc.get("state"))
 
 
-def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any]) -> dict[str, Any]:
-    """One node's line of ``cli.py status`` as a dict (the JSON form)."""
+def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any],
+               lease: Mapping[str, Any] | None = None, standby: list[str] | None = None) -> dict[str, Any]:
+    """One node's line of ``cli.py status`` as a dict (the JSON form).
+
+    ``lease``: the account's lease document; its holder's host is where the account runs
+    (with launchers on several hosts, the lease decides). ``standby``: hosts whose
+    launcher keeps a standby process for it.
+    """
     name = doc.get("name")
     kind = doc.get("role") or doc.get("kind") or "?"
     info = doc.get("info") if isinstance(doc.get("info"), Mapping) else {}
@@ -94,7 +100,16 @@ def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any])
         "heartbeat_age_ms": (now_ms - hb) if isinstance(hb, (int, float)) else None,
         "last_exit_code": doc.get("last_exit_code"),
         "reason": doc.get("supervisor_reason") or doc.get("reason") or doc.get("error") or None,
+        "host": doc.get("launcher_host"),
     }
+    if lease:
+        live = int(lease.get("expires_ms", 0)) > now_ms
+        holder = lease.get("holder") or {}
+        row["host"] = holder.get("host") if live else row["host"]
+        row["lease"] = {"holder": holder, "epoch": lease.get("epoch"), "live": live,
+                        "since_ms": lease.get("since_ms"), "expires_ms": lease.get("expires_ms")}
+    if standby:
+        row["standby_hosts"] = sorted(standby)
     if kind == "slave":
         row["links_open"] = info.get("links_open")
         row["last_copy_ms"] = info.get("last_copy_ms")
@@ -103,14 +118,17 @@ def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any])
 
 
 def status_table(rows: list[dict[str, Any]], *, now_ms: int) -> str:
-    headers = ["NAME", "KIND", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "RSS", "HEARTBEAT",
+    headers = ["NAME", "KIND", "HOST", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "RSS", "HEARTBEAT",
                "LINKS", "LAST COPY", "PAUSED", "REASON"]
     out = []
     for r in rows:
         slave = r["kind"] == "slave"
         last_copy = r.get("last_copy_ms")
+        host = r.get("host") or "-"
+        if r.get("standby_hosts"):
+            host += f" (standby: {', '.join(r['standby_hosts'])})"
         out.append([
-            r["name"], r["kind"], r["state"], r["pid"] or "-",
+            r["name"], r["kind"], host, r["state"], r["pid"] or "-",
             fmt_age(max(1000, r["uptime_s"] * 1000)) if isinstance(r.get("uptime_s"), (int, float)) else "-",
             r["restarts"] if r["restarts"] is not None else "-",
             f"{r['cpu_percent']:.1f}%" if isinstance(r.get("cpu_percent"), (int, float)) else "-",

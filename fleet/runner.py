@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import psutil
 
-from copier.accounts import AccountConfigError, validate_account
+from copier.accounts import AccountConfigError, terminal_conflicts, validate_account
 from db import StoreError, now_ms
 from fleet.procs import ProcessHandle, ProcStats
 from fleet.reconcile import Desired, desired_nodes, plan
@@ -35,6 +35,7 @@ from fleet.supervision import (EXIT_CONFIG, Action, Alert, Kill, Policy, Spawn, 
 from messaging.publisher import Publisher
 from messaging.schema import Event, Status, is_valid_name
 from messaging.subscriber import Subscriber
+from nodes.pulse import STORE_WAIT
 from utils.process import kill_tree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,8 @@ class Child:
     stats: ProcStats | None = None
     stop_deadline: float | None = None
     removed: bool = False  # account deleted: drop the nodes doc once stopped
+    standby: bool = False  # waiting for the account's lease, held by another process (maybe another host)
+    note: str | None = None  # what the node says about itself: "standby: …", "waiting on the store …"
 
     @property
     def is_account(self) -> bool:
@@ -330,9 +333,20 @@ class Fleet:
         while msg is not None:
             if isinstance(msg, Status) and msg.role in ("master", "slave", "monitor"):
                 child = self.children.get(msg.node)
-                if child is not None:
+                if child is not None and (child.sup.pid is None or msg.pid == child.sup.pid):
                     child.sup.heartbeat(self.clock(), msg.pid)
+                    self._note_status(child, msg)
             msg = self.subscriber.recv(0)
+
+    def _note_status(self, child: Child, msg: Status) -> None:
+        """A node waiting on the store, or standing by for its lease, is alive: say which."""
+        waiting = msg.state == STORE_WAIT
+        if waiting and not (child.note or "").startswith("waiting on the store"):
+            self.log.warning("node_blocked_on_store", node=child.name, pid=msg.pid, detail=msg.error)
+        elif not waiting and (child.note or "").startswith("waiting on the store"):
+            self.log.info("node_store_wait_over", node=child.name, pid=msg.pid)
+        child.standby = msg.state == "STANDBY"
+        child.note = msg.error if (waiting or child.standby) else None
 
     def _poll_exits(self, now: float) -> None:
         for child in list(self.children.values()):
@@ -437,7 +451,7 @@ class Fleet:
             validate_account(doc)
         except AccountConfigError as exc:
             return str(exc)
-        return None
+        return terminal_conflicts(self._accounts.values(), default_sim_endpoint=self.opts.sim_endpoint).get(child.name)
 
     def _argv(self, child: Child) -> list[str]:
         o, py = self.opts, self.opts.python
@@ -455,7 +469,9 @@ class Fleet:
                     "--endpoint", o.sim_endpoint, "--login", str(o.sim.trader_login),
                     "--rate", str(o.sim.trader_rate), "--seed", str(o.sim.seed)]
         script = o.nodes_dir / f"{child.kind}.py"
-        return [py, str(script), "--name", child.name, "--db", o.db_url, "--bus-pub", o.bus_pub,
+        # --standby: with launchers on several hosts (or a restart while the old process still
+        # holds the lease) the account's lease decides who trades; the other waits.
+        return [py, str(script), "--name", child.name, "--standby", "--db", o.db_url, "--bus-pub", o.bus_pub,
                 "--bus-sub", o.bus_sub, "--sim-endpoint", o.sim_endpoint, "--parent-pid", str(self.pid),
                 "--log-dir", str(o.log_dir)] + (["--data-dir", str(o.data_dir)] if o.data_dir else [])
 
@@ -482,7 +498,8 @@ class Fleet:
             info[child.name] = self._write_node(child)
         self._safe(self.store.upsert_node, self.store_name, {
             "kind": "launcher", "supervisor_state": "RUNNING", "proc_pid": self.pid, "launcher_host": self.opts.host,
-            "started_ms": self._started_ms, "stats_ms": now_ms(), "nodes": sorted(self.children)})
+            "started_ms": self._started_ms, "stats_ms": now_ms(), "nodes": sorted(self.children),
+            "standby": sorted(c.name for c in self.children.values() if c.standby and c.handle is not None)})
         if self.publisher is not None:
             try:
                 self.publisher.publish(Status(node=LAUNCHER_NODE, role="launcher", state="RUNNING", pid=self.pid,
@@ -493,7 +510,7 @@ class Fleet:
     def node_fields(self, child: Child) -> dict[str, Any]:
         sup, st = child.sup, child.stats
         return {
-            "kind": child.kind, "supervisor_state": sup.state.value, "supervisor_reason": sup.reason or None,
+            "kind": child.kind, "supervisor_state": sup.state.value, "supervisor_reason": sup.reason or child.note or None,
             "restarts": sup.restarts, "uptime_s": round(sup.uptime(self.clock()), 1),
             "cpu_percent": st.cpu_percent if st else None, "rss_bytes": st.rss_bytes if st else None,
             "last_exit_code": sup.last_exit_code, "started_ms": child.started_ms, "proc_pid": sup.pid,
@@ -504,6 +521,8 @@ class Fleet:
         fields = self.node_fields(child)
         if not child.is_account:
             fields["role"] = child.kind  # infra processes write no doc of their own
+        if child.standby and child.sup.state in (State.STARTING, State.RUNNING):
+            return fields  # the lease holder's launcher (maybe on another host) owns that document
         self._safe(self.store.upsert_node, child.name, fields)
         return fields
 

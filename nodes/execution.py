@@ -46,10 +46,14 @@ def _now_ms() -> int:
 class Executor:
     """Order sending for one terminal; ``sleep`` is injectable so tests need no waiting."""
 
-    def __init__(self, mt5: Any, policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, mt5: Any, policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep,
+                 fence: Callable[[], None] | None = None) -> None:
+        """``fence()`` runs right before every ``order_send`` and raises (``nodes.lease.LeaseLost``)
+        when this process may not trade the account: the last check, microseconds before the send."""
         self.mt5 = mt5
         self.policy = policy
         self.sleep = sleep
+        self.fence = fence
 
     def _quote(self, symbol: str) -> Quote | None:
         tick = self.mt5.symbol_info_tick(symbol)
@@ -76,6 +80,8 @@ class Executor:
                 request = build(quote)
                 if isinstance(request, str):  # the guard refused this price
                     return Outcome(SKIPPED, reason=request, attempts=attempts, quote=quote)
+                if self.fence is not None:
+                    self.fence()
                 sent_ms = _now_ms()
                 result = self.mt5.order_send(request)
                 if result is None:

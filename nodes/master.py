@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nodes.identity import WrongAccount  # noqa: E402
+from nodes.lease import LeaseLost  # noqa: E402
 from nodes.runtime import NodeRuntime, run_node, utc_ms  # noqa: E402
 from config import settings  # noqa: E402
 from copier.diff import diff_state  # noqa: E402
@@ -31,9 +33,10 @@ MAX_OFFSET_MS = 14 * 3600_000
 class MasterLoop:
     """One master's poll → publish loop; separated from ``main`` so tests can drive it."""
 
-    def __init__(self, rt: NodeRuntime, mt5, *, poll_ms: int, heartbeat_ms: int) -> None:
+    def __init__(self, rt: NodeRuntime, mt5, *, poll_ms: int, heartbeat_ms: int, cfg=None) -> None:
         self.rt = rt
         self.mt5 = mt5
+        self.cfg = cfg  # the account document: its login is re-checked with every metrics read
         self.poll_s = poll_ms / 1000.0
         self.heartbeat_ms = heartbeat_ms
         self.publisher = StatePublisher(rt.name, rt.publisher, snapshot_interval_ms=heartbeat_ms)
@@ -47,7 +50,16 @@ class MasterLoop:
         self.guardian = None
 
     def poll_once(self) -> bool:
-        """Read the terminal and publish. False when the terminal returned an error."""
+        """Read the terminal and publish. False when the terminal returned an error.
+
+        Raises LeaseLost when this process no longer holds the account (it must not
+        publish), WrongAccount when the terminal is logged into another account: a
+        change is published only after ``account_info()`` confirmed the login, so
+        another account's positions never reach the slaves as this master's.
+        """
+        fence = getattr(self.rt, "fence", None)
+        if fence is not None:
+            fence()
         positions = self.mt5.positions_get()
         orders = self.mt5.orders_get() if positions is not None else None
         now = utc_ms()
@@ -68,6 +80,8 @@ class MasterLoop:
         new_orders = orders_by_ticket(orders, offset_ms=self.offset_ms)
         if now >= self._next_heartbeat:
             self._refresh_metrics(now)
+        elif (new_positions != self.positions or new_orders != self.orders) and self.cfg is not None:
+            self._confirm_account()
         delta = self.publisher.update(new_positions, new_orders, self.metrics, now)
         if delta is not None:
             self._record_changes(new_positions, new_orders)
@@ -76,6 +90,9 @@ class MasterLoop:
 
     def _refresh_metrics(self, now: int) -> None:
         info = self.mt5.account_info()
+        verify = getattr(self.rt, "verify_account", None)
+        if info is not None and verify is not None and self.cfg is not None:  # raises WrongAccount
+            verify(self.mt5, self.cfg, info)
         server_ms = self._server_time_ms()
         if server_ms:
             offset = estimate_server_offset_ms(server_ms, now)
@@ -83,6 +100,16 @@ class MasterLoop:
                 self.offset_ms = offset
         if info is not None:
             self.metrics = metrics_from_mt5(info, server_time_msc=server_ms or 0)
+
+    def _confirm_account(self) -> None:
+        """One ``account_info()`` before a change goes out (raises WrongAccount)."""
+        verify = getattr(self.rt, "verify_account", None)
+        if verify is None:
+            return
+        info = self.mt5.account_info()
+        if info is not None:
+            verify(self.mt5, self.cfg, info)
+            self.metrics = metrics_from_mt5(info, server_time_msc=self.metrics.server_time_msc if self.metrics else 0)
 
     def _server_time_ms(self) -> int:
         if self.clock_symbol is None:
@@ -123,21 +150,35 @@ class MasterLoop:
 
 def main(rt: NodeRuntime) -> None:
     cfg = rt.load_account()
+    if not rt.claim_lease():
+        return
     subscriber = rt.subscribe([f"ctl.{rt.name}", "ctl.all"])
     mt5 = rt.connect_terminal(cfg)
     if mt5 is None:
         return
-    loop = MasterLoop(rt, mt5, poll_ms=settings.MASTER_POLL_INTERVAL_MS, heartbeat_ms=settings.HEARTBEAT_INTERVAL_MS)
-    guardian, alerts = rt.start_guardian(cfg, mt5, Executor(mt5, RetryPolicy(max_attempts=settings.ORDER_MAX_ATTEMPTS)))
+    loop = MasterLoop(rt, mt5, poll_ms=settings.MASTER_POLL_INTERVAL_MS, heartbeat_ms=settings.HEARTBEAT_INTERVAL_MS, cfg=cfg)
+    executor = Executor(mt5, RetryPolicy(max_attempts=settings.ORDER_MAX_ATTEMPTS), fence=rt.fence)
+    guardian, alerts = rt.start_guardian(cfg, mt5, executor)
     loop.guardian = guardian
     rt.log.info("master_started", poll_ms=settings.MASTER_POLL_INTERVAL_MS)
     backoff = 0.1
     next_poll = time.monotonic()
     while not rt.stopping:
-        ok = loop.poll_once()
-        loop.heartbeat(utc_ms())
-        if ok:
-            guardian.tick(utc_ms())
+        try:
+            ok = loop.poll_once()
+            loop.heartbeat(utc_ms())
+            if ok:
+                guardian.tick(utc_ms())
+        except LeaseLost as exc:  # another process publishes for this master now
+            rt.lease_lost(str(exc))
+            break
+        except WrongAccount:  # never publish another account's positions as this master's
+            _quietly(mt5.shutdown)
+            mt5 = rt.connect_terminal(cfg)
+            if mt5 is None:
+                return
+            loop.mt5 = guardian.executor.mt5 = mt5
+            continue
         if ok:
             backoff = 0.1
             next_poll += loop.poll_s

@@ -2,8 +2,15 @@
 
 A node is a thin loop: this module does the plumbing so ``master.py`` and ``slave.py``
 only hold their own loop. Exit codes are the contract with the launcher:
-0 stopped on request, 75 restart me (config change I cannot hot-reload),
-78 my account document is invalid (do not restart until it changes), other = crash.
+0 stopped on request, 75 restart me (config change I cannot hot-reload, or the account
+lease was lost: the restart comes back as a standby), 73 another live process holds this
+account's lease (started without ``--standby``), 78 my account document is invalid (do not
+restart until it changes), other = crash.
+
+Before it touches its terminal a node takes its account's lease (nodes/lease.py); after
+every connect it checks that the terminal is logged into the configured account
+(nodes/identity.py); while it waits on a slow store a pulse thread tells the launcher it
+is alive (nodes/pulse.py).
 """
 from __future__ import annotations
 
@@ -25,13 +32,18 @@ from db import StoreUnavailable, open_store  # noqa: E402
 from messaging.publisher import Publisher  # noqa: E402
 from messaging.schema import Event, Status  # noqa: E402
 from messaging.subscriber import Subscriber  # noqa: E402
+from nodes.identity import WrongAccount, check_account  # noqa: E402
+from nodes.lease import AccountLease, LeaseHeld, LeaseLost, LeaseTiming, describe_holder  # noqa: E402
+from nodes.pulse import STORE_WAIT, StorePulse, WatchedStore  # noqa: E402
 from terminals import TerminalError, open_terminal  # noqa: E402
 from utils.logging import setup_logging  # noqa: E402
 from utils.process import install_stop_handlers, watch_parent  # noqa: E402
 
 EXIT_OK = 0
+EXIT_LEASE_HELD = 73
 EXIT_RESTART = 75
 EXIT_BAD_CONFIG = 78
+WRONG_ACCOUNT_RETRY_S = 5.0
 
 
 def utc_ms() -> int:
@@ -50,6 +62,9 @@ def node_arguments(kind: str) -> argparse.ArgumentParser:
     parser.add_argument("--log-dir", default=settings.LOG_DIR)
     parser.add_argument("--log-level", default=settings.LOG_LEVEL)
     parser.add_argument("--data-dir", default=settings.DATA_DIR, help="holds the KILL_SWITCH file")
+    parser.add_argument("--standby", action="store_true",
+                        help="if another process holds this account's lease, wait and take over when it expires "
+                             "(default: exit 73 naming the holder)")
     if kind == "slave":
         parser.add_argument("--dry-run", action="store_true", help="plan and record everything, send nothing")
     return parser
@@ -68,12 +83,16 @@ class NodeRuntime:
         self.exit_code = EXIT_OK
         install_stop_handlers(self.request_stop)
         watch_parent(args.parent_pid, self._orphaned)
-        self.store = open_store(args.db or settings.database_url)
+        self.store = WatchedStore(open_store(args.db or settings.database_url), on_slow=self._store_was_slow)
         self.publisher = Publisher(args.bus_pub)
         self.subscriber: Subscriber | None = None
         self.state = "STARTING"
         self.last_error: str | None = None
+        self.lease: AccountLease | None = None
+        self._alerts: Any = None
+        self._wrong_account: str | None = None
         self._last_store_heartbeat = 0
+        self.pulse = self._start_pulse()
 
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self, code: int = EXIT_OK) -> None:
@@ -92,6 +111,90 @@ class NodeRuntime:
     def subscribe(self, topics: list[str]) -> Subscriber:
         self.subscriber = Subscriber(self.args.bus_sub, topics)
         return self.subscriber
+
+    # ------------------------------------------------------------------ store wait
+    def _start_pulse(self) -> StorePulse:
+        local: dict[str, Publisher] = {}
+
+        def publish(msg: Status) -> None:  # the pulse thread's own socket, made in that thread
+            if "pub" not in local:
+                local["pub"] = Publisher(self.args.bus_pub)
+            local["pub"].publish(msg)
+
+        def make_status(call: str, waited_s: float) -> Status:
+            return Status(node=self.name, role=self.role, state=STORE_WAIT, pid=self.pid, ts_ms=utc_ms(),
+                          error=f"waiting on the store for {waited_s:.1f} s ({call})",
+                          info={"store_wait_s": round(waited_s, 1), "store_call": call, "was": self.state})
+
+        def close() -> None:
+            if "pub" in local:
+                local["pub"].close()
+
+        interval = settings.HEARTBEAT_INTERVAL_MS / 1000
+        return StorePulse(self.store, make_status, publish, interval_s=interval, after_s=interval, close=close).start()
+
+    def _store_was_slow(self, call: str, waited_s: float) -> None:
+        self.log.warning("store_wait_over", call=call, waited_s=round(waited_s, 1))
+
+    # ------------------------------------------------------------------ lease
+    def claim_lease(self) -> bool:
+        """Hold this account's lease before anything else, or say plainly why not.
+
+        Without ``--standby`` a lease held by another live process exits 73 naming the
+        holder; with it the node waits (status STANDBY) and takes over once the lease
+        expires. False when stopped while waiting.
+        """
+        timing = LeaseTiming(ttl_ms=settings.LEASE_TTL_MS, margin_ms=settings.LEASE_MARGIN_MS,
+                             renew_every_ms=settings.HEARTBEAT_INTERVAL_MS)
+        self.lease = lease = AccountLease(self.store, self.name, node=self.name, role=self.role, timing=timing)
+        if getattr(self.args, "standby", False):
+            self.state = "STANDBY"
+            said: dict[str, Any] = {}
+
+            def on_wait(current: dict[str, Any] | None) -> None:
+                holder = describe_holder(current) if current else "unknown (store unavailable)"
+                self.publisher.publish(Status(node=self.name, role=self.role, state="STANDBY", pid=self.pid, ts_ms=utc_ms(),
+                                              error=f"standby: lease held by {holder}",
+                                              info={"standby": True, "host": lease.host, "holder": (current or {}).get("holder")}))
+                if current and said.get("epoch") != current.get("epoch"):
+                    said["epoch"] = current.get("epoch")
+                    self.log.warning("standby_waiting_for_lease", holder=holder)
+
+            if not lease.wait(lambda: self.stopping, on_wait, poll_s=min(1.0, settings.HEARTBEAT_INTERVAL_MS / 1000)):
+                return False
+        else:
+            try:
+                lease.acquire()
+            except LeaseHeld as exc:
+                reason = (f"account {self.name!r} is already traded by another process ({describe_holder(exc.lease)}); "
+                          "this one sends nothing. Stop the other process, or start this one with --standby to take over "
+                          "when its lease expires")
+                self.log.error("lease_held_elsewhere", reason=reason, holder=(exc.lease or {}).get("holder"))
+                print(f"copyhub {self.role} {self.name}: {reason}", file=sys.stderr)
+                self.pulse.stop()
+                self.close(release=False)
+                raise SystemExit(EXIT_LEASE_HELD) from None
+        assert lease.lease is not None
+        self.state = "STARTING"
+        self.log.info("lease_acquired", epoch=lease.epoch, host=lease.host)
+        self.event("lease_acquired", epoch=lease.epoch, host=lease.host, pid=self.pid)
+        return True
+
+    def fence(self) -> None:
+        """Before any order or trading record: raise LeaseLost unless this process may trade.
+
+        Two clock reads while the lease is fresh (nodes/lease.py): no store read on the copy path.
+        """
+        if self.lease is not None:
+            self.lease.check()
+
+    def lease_lost(self, reason: str) -> None:
+        """Stop trading at once; the launcher restarts the node, which comes back as a standby."""
+        if self.stopping:
+            return
+        self.log.critical("lease_lost", reason=reason)
+        self.event("lease_lost", level="critical", reason=reason)
+        self.request_stop(EXIT_RESTART)
 
     # ------------------------------------------------------------------ account
     def load_account(self) -> AccountConfig:
@@ -134,7 +237,12 @@ class NodeRuntime:
 
     # ------------------------------------------------------------------ terminal
     def connect_terminal(self, cfg: AccountConfig) -> Any | None:
-        """Open the terminal, retrying with backoff until it answers or we are stopped."""
+        """Open the terminal and check its account, retrying until both are right or we are stopped.
+
+        A terminal that does not answer is retried with backoff (state TERMINAL_ERROR); one
+        logged into another account is retried every few seconds (state WRONG_ACCOUNT, an
+        event and an alert once): nothing is sent to it meanwhile.
+        """
         delay = 0.5
         account: Any = cfg
         if self.args.path:
@@ -142,34 +250,133 @@ class NodeRuntime:
         while not self.stopping:
             try:
                 mt5 = open_terminal(account, default_sim_endpoint=self.args.sim_endpoint)
-                self.log.info("terminal_connected")
-                return mt5
             except TerminalError as exc:
                 self.set_error(str(exc))
                 self.log.warning("terminal_unavailable", error=str(exc), retry_in_s=delay)
                 self.publish_status()
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 10.0)
+                continue
+            try:
+                self.verify_account(mt5, cfg)
+            except WrongAccount:
+                _quietly(mt5.shutdown)
+                self.publish_status()
+                self.stop_event.wait(WRONG_ACCOUNT_RETRY_S)
+                continue
+            except StoreUnavailable as exc:  # cannot read the pin: do not guess
+                self.set_error(f"cannot check the account's pinned login: {exc}")
+                _quietly(mt5.shutdown)
+                self.publish_status()
+                self.stop_event.wait(delay)
+                continue
+            if mt5 is None:
+                continue
+            self.log.info("terminal_connected")
+            return mt5
         return None
+
+    def verify_account(self, mt5: Any, cfg: AccountConfig, info: Any = None) -> None:
+        """Raise WrongAccount unless the terminal is logged into ``cfg``'s account.
+
+        ``info``: an ``account_info()`` record already read (the loops pass theirs, so the
+        check costs no terminal call); None reads one. A terminal that cannot say
+        (``None``) is a terminal error, not a match.
+        """
+        info = mt5.account_info() if info is None else info
+        if info is None:
+            code, text = mt5.last_error()
+            self.set_error(f"terminal error ({code}, {text}) while checking its account")
+            raise WrongAccount(f"account {self.name!r}: the terminal cannot say which account it is logged into ({code}, {text})")
+        try:
+            note = check_account(self.store, self.name, cfg.terminal, info)
+        except WrongAccount as exc:
+            self._say_wrong_account(str(exc), exc.login, exc.server)
+            raise
+        if note:
+            self.log.warning("login_pinned", login=int(info.login), server=str(info.server))
+            self.event("login_pinned", level="warning", login=int(info.login), server=str(info.server))
+        if self._wrong_account:
+            self.log.info("right_account_again", login=int(info.login))
+            self.event("right_account_again", login=int(info.login))
+            self._wrong_account = None
+            self.set_error(None)
+
+    def _say_wrong_account(self, reason: str, login: int | None, server: str | None) -> None:
+        first = self._wrong_account != reason
+        self._wrong_account = reason
+        self.last_error = reason
+        self.state = "WRONG_ACCOUNT"
+        self._terminal_account = {"login": login, "server": server}
+        if not first:
+            return
+        self.log.critical("wrong_account", reason=reason, terminal_login=login, terminal_server=server)
+        self.event("wrong_account", level="critical", reason=reason, terminal_login=login, terminal_server=server)
+        self.alert("wrong_account", reason, action_taken="trading stopped on this node")
+
+    @property
+    def wrong_account(self) -> str | None:
+        return self._wrong_account
+
+    @property
+    def alerts(self) -> Any:
+        """The node's alert dispatcher (built on first use; a bad alert setting is a config error)."""
+        if self._alerts is None:
+            from alerts import AlertConfigError, build_dispatcher_from_env
+
+            try:
+                self._alerts = build_dispatcher_from_env(self.log)
+            except AlertConfigError as exc:
+                self.refuse_config(str(exc))
+        return self._alerts
+
+    def alert(self, rule: str, message: str, *, action_taken: str = "") -> None:
+        """An operator alert (phone, webhook) for this node's account; never raises."""
+        from alerts import Alert
+
+        try:
+            self.alerts.send(Alert(account=self.name, rule=rule, level="critical", action_taken=action_taken,
+                                   message=message, node=f"{self.role}-{self.name}"))
+        except Exception as exc:
+            self.log.warning("alert_not_sent", rule=rule, error=str(exc))
 
     # ------------------------------------------------------------------ reporting
     def set_error(self, error: str | None) -> None:
+        if self._wrong_account:  # stays visible until the terminal is on the right account
+            return
         self.last_error = error
         self.state = "TERMINAL_ERROR" if error else "RUNNING"
 
     def publish_status(self, metrics: Any = None, info: dict[str, Any] | None = None) -> None:
+        """Heartbeat: status on the bus, the node document in the store, the lease renewed."""
         now = utc_ms()
-        status = Status(node=self.name, role=self.role, state=self.state, pid=self.pid, ts_ms=now, account=metrics, error=self.last_error, info=info or {})
+        info = dict(info or {})
+        if self.lease is not None:
+            info["lease"] = self.lease.info()
+        if self._wrong_account:
+            info["terminal_account"] = getattr(self, "_terminal_account", None)
+        status = Status(node=self.name, role=self.role, state=self.state, pid=self.pid, ts_ms=now, account=metrics, error=self.last_error, info=info)
         self.publisher.publish(status)
         if now - self._last_store_heartbeat >= 1000:
             self._last_store_heartbeat = now
-            fields = {"role": self.role, "pid": self.pid, "state": self.state, "heartbeat_ms": now, "error": self.last_error, "info": info or {}, "reason": None}
+            fields = {"role": self.role, "pid": self.pid, "state": self.state, "heartbeat_ms": now, "error": self.last_error, "info": info, "reason": None}
             if metrics is not None:
                 fields["account"] = metrics.to_dict()
             try:
                 self.store.upsert_node(self.name, fields)
             except StoreUnavailable as exc:
                 self.log.warning("store_unavailable", error=str(exc))
+        self.renew_lease()
+
+    def renew_lease(self) -> None:
+        """With the heartbeat; a store that refuses means another holder: stop trading."""
+        if self.lease is None or self.stopping:
+            return
+        try:
+            if not self.lease.renew():
+                self.lease_lost(self.lease.lost or "lease lost")
+        except StoreUnavailable as exc:
+            self.log.warning("lease_not_renewed", error=str(exc), valid_s=self.lease.info()["valid_s"])
 
     def event(self, kind: str, *, level: str = "info", **data: Any) -> None:
         """Audit trail: the store (durable) and the bus (live). Never raises."""
@@ -184,14 +391,10 @@ class NodeRuntime:
 
     def start_guardian(self, cfg: AccountConfig, mt5: Any, executor: Any) -> tuple[Any, Any]:
         """Alerts and the risk guardian of this node; a bad ``risk`` or alert setting is a config error."""
-        from alerts import AlertConfigError, build_dispatcher_from_env
         from copier.risk import RiskConfigError
         from monitoring.guardian import Guardian
 
-        try:
-            alerts = build_dispatcher_from_env(self.log)
-        except AlertConfigError as exc:
-            self.refuse_config(str(exc))
+        alerts = self.alerts
         guardian = Guardian(self.name, self.role, cfg.risk, mt5, self.store, log=self.log, event=self.event, alerts=alerts,
                             eval_interval_ms=settings.RISK_EVAL_INTERVAL_MS, snapshot_interval_ms=settings.SNAPSHOT_INTERVAL_MS,
                             executor=executor, magic=cfg.magic, close_deviation=max(200, cfg.slippage_tolerance))
@@ -202,7 +405,10 @@ class NodeRuntime:
             self.refuse_config(f"account {self.name!r}: {exc}")
         return guardian, alerts
 
-    def close(self) -> None:
+    def close(self, *, release: bool = True) -> None:
+        if release and self.lease is not None:
+            self.lease.release()
+        self.pulse.stop()
         for closer in (getattr(self.subscriber, "close", None), self.publisher.close, self.store.close):
             if closer is None:
                 continue
@@ -210,6 +416,13 @@ class NodeRuntime:
                 closer()
             except Exception:
                 pass
+
+
+def _quietly(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except Exception:
+        pass
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +449,8 @@ def run_node(role: str, main: Callable[[NodeRuntime], None]) -> None:
         raise SystemExit(1) from None
     try:
         main(runtime)
+    except LeaseLost as exc:  # raised where a loop did not catch it: never trade on
+        runtime.lease_lost(str(exc))
     except SystemExit:
         raise
     except Exception:

@@ -32,6 +32,8 @@ from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
 from nodes.convert import metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
+from nodes.identity import WrongAccount  # noqa: E402
+from nodes.lease import LeaseLost  # noqa: E402
 from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, run_node, utc_ms  # noqa: E402
 from nodes.slave_actions import SlaveActions  # noqa: E402
 
@@ -55,7 +57,8 @@ class SlaveLoop(SlaveActions):
         self.log = rt.log
         self.stale_after_ms = stale_after_ms
         self.max_attempts = max_attempts
-        self.executor = Executor(mt5, RetryPolicy(max_attempts=max_attempts))
+        self.fence = getattr(rt, "fence", None) or (lambda: None)  # raises LeaseLost when we may not trade
+        self.executor = Executor(mt5, RetryPolicy(max_attempts=max_attempts), fence=self.fence)
         # a request sent before the bus connection is up is lost (slow joiner): ask again soon
         self.requester = SnapshotRequester(rt.publisher, rt.name, min_interval_ms=250)
         self.mirrors: dict[str, Mirror] = {}
@@ -72,6 +75,7 @@ class SlaveLoop(SlaveActions):
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
         self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
         self.guardian: Guardian | None = None
+        self.timers = _Timers()
         self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}
         self._dry_run_seen: set[tuple[str, str, int]] = set()
         self._synced: frozenset[str] = frozenset()
@@ -231,6 +235,7 @@ class SlaveLoop(SlaveActions):
         pending orders when no pending order is in play: one terminal call less on the
         copy path; the timer's full pass still looks at every order.
         """
+        self.fence()
         now = utc_ms()
         views = {
             name: MasterView(state=mirror.state(now), metrics=mirror.metrics, first_sync=name not in self.followed)
@@ -259,6 +264,9 @@ class SlaveLoop(SlaveActions):
         if self.metrics is None or now - self._metrics_ms >= METRICS_TTL_MS:  # off the hot path
             info = self.mt5.account_info()
             if info is not None:
+                verify = getattr(self.rt, "verify_account", None)
+                if verify is not None:  # the terminal still trades our account (raises WrongAccount)
+                    verify(self.mt5, self.cfg, info)
                 self.metrics = metrics_from_mt5(info)
                 self._metrics_ms = now
         ctx = PlanContext(
@@ -352,6 +360,8 @@ def main(rt: NodeRuntime) -> None:
     cfg = rt.load_account()
     if rt.args.dry_run:
         cfg = dataclasses.replace(cfg, dry_run=True)
+    if not rt.claim_lease():
+        return
     rt.subscribe([f"ctl.{rt.name}", "ctl.all"])
     mt5 = rt.connect_terminal(cfg)
     if mt5 is None:
@@ -360,55 +370,77 @@ def main(rt: NodeRuntime) -> None:
     loop.start()
     guardian, alerts = rt.start_guardian(cfg, mt5, loop.executor)
     loop.guardian = guardian
+    loop.timers = _Timers()
     rt.state = "RUNNING"
     subscriber = rt.subscriber
     assert subscriber is not None
-    reconcile_s = settings.SLAVE_RECONCILE_INTERVAL_MS / 1000
-    reload_s = settings.CONFIG_RELOAD_INTERVAL_MS / 1000
-    heartbeat_s = settings.HEARTBEAT_INTERVAL_MS / 1000
-    now = time.monotonic()
-    next_reconcile, next_reload, next_heartbeat = now, now + reload_s, now
-    failures = 0
     while not rt.stopping:
-        guardian.tick(utc_ms())
-        loop.ask_for_snapshots(utc_ms())
-        now = time.monotonic()
-        if now >= next_heartbeat:
-            rt.publish_status(loop.metrics, loop.status_info())
-            next_heartbeat = now + heartbeat_s
-        if now >= next_reload:
-            loop.reload()
-            next_reload = now + reload_s
-        due = now >= next_reconcile
-        wait_ms = int((min(next_reconcile, next_heartbeat, next_reload) - now) * 1000)
-        if loop.syncing:  # re-ask for the snapshot we are waiting for
-            wait_ms = min(wait_ms, 250)
-        msg = subscriber.recv(timeout_ms=0 if due else max(1, min(wait_ms, guardian.ms_until_due(utc_ms()))))
-        wants = False
-        while msg is not None:  # drain what is queued so one pass sees the latest state
-            wants = loop.on_message(msg) or wants
-            msg = subscriber.recv(timeout_ms=0)
-        if loop.sync_changed():  # a master became trustworthy (or stopped being): say so now
-            next_heartbeat = now
-        if (due or wants) and not rt.stopping:
-            loop.reconcile(full=due)
-            next_reconcile = time.monotonic() + reconcile_s
-            if rt.last_error is not None:
-                failures += 1
-                if failures % 10 == 0:  # the terminal keeps failing: reconnect
-                    try:
-                        mt5.shutdown()
-                    except Exception:
-                        pass
-                    new = rt.connect_terminal(cfg)
-                    if new is None:
-                        return
-                    mt5 = loop.mt5 = loop.executor.mt5 = new
-            else:
-                failures = 0
+        try:
+            _turn(rt, loop, guardian, subscriber)
+        except LeaseLost as exc:
+            rt.lease_lost(str(exc))
+        except WrongAccount:  # the terminal was switched to another account: trade nothing until it is back
+            try:
+                loop.mt5.shutdown()
+            except Exception:
+                pass
+            new = rt.connect_terminal(loop.cfg)
+            if new is None:
+                break
+            loop.mt5 = loop.executor.mt5 = new
     rt.publish_status(loop.metrics, loop.status_info())
     guardian.close(utc_ms())
     alerts.close(timeout=2)
+
+
+class _Timers:
+    def __init__(self) -> None:
+        now = time.monotonic()
+        self.reconcile_s = settings.SLAVE_RECONCILE_INTERVAL_MS / 1000
+        self.reload_s = settings.CONFIG_RELOAD_INTERVAL_MS / 1000
+        self.heartbeat_s = settings.HEARTBEAT_INTERVAL_MS / 1000
+        self.next_reconcile, self.next_reload, self.next_heartbeat = now, now + self.reload_s, now
+        self.failures = 0
+
+
+def _turn(rt: NodeRuntime, loop: SlaveLoop, guardian: Guardian, subscriber: Any) -> None:
+    """One turn of the slave's loop: risk, heartbeat, reload, bus, reconcile when due."""
+    t: _Timers = loop.timers
+    guardian.tick(utc_ms())
+    loop.ask_for_snapshots(utc_ms())
+    now = time.monotonic()
+    if now >= t.next_heartbeat:
+        rt.publish_status(loop.metrics, loop.status_info())
+        t.next_heartbeat = now + t.heartbeat_s
+    if now >= t.next_reload:
+        loop.reload()
+        t.next_reload = now + t.reload_s
+    due = now >= t.next_reconcile
+    wait_ms = int((min(t.next_reconcile, t.next_heartbeat, t.next_reload) - now) * 1000)
+    if loop.syncing:  # re-ask for the snapshot we are waiting for
+        wait_ms = min(wait_ms, 250)
+    msg = subscriber.recv(timeout_ms=0 if due else max(1, min(wait_ms, guardian.ms_until_due(utc_ms()))))
+    wants = False
+    while msg is not None:  # drain what is queued so one pass sees the latest state
+        wants = loop.on_message(msg) or wants
+        msg = subscriber.recv(timeout_ms=0)
+    if loop.sync_changed():  # a master became trustworthy (or stopped being): say so now
+        t.next_heartbeat = now
+    if (due or wants) and not rt.stopping:
+        loop.reconcile(full=due)
+        t.next_reconcile = time.monotonic() + t.reconcile_s
+        if rt.last_error is None:
+            t.failures = 0
+            return
+        t.failures += 1
+        if t.failures % 10 == 0:  # the terminal keeps failing: reconnect
+            try:
+                loop.mt5.shutdown()
+            except Exception:
+                pass
+            new = rt.connect_terminal(loop.cfg)
+            if new is not None:
+                loop.mt5 = loop.executor.mt5 = new
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ class SlaveActions:
         self._backoff[key] = (utc_ms() + delay, delay)
 
     def execute(self, action: Any, views: dict[str, MasterView], removed_orders: set[int]) -> None:
+        self.fence()  # no record and no order for an account whose lease we no longer hold
         if self.cfg.dry_run and isinstance(action, (Close, ModifySLTP, ModifyPending, RemovePending)):
             self._dry_run_note(action)
             return

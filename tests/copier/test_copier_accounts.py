@@ -151,7 +151,7 @@ def test_validate_accounts_collects_every_error():
         {**SEED_SLAVE, "name": "Bad_1", "slippage_tolerance": "x"},
         {**SEED_SLAVE, "name": "Bad_2", "follows": ["Ghost_Master"]},
         {**SEED_SLAVE},  # duplicate name
-        {**SEED_SLAVE, "name": "Follower", "follows": ["FTMO_Master"]},
+        {**SEED_SLAVE, "name": "Follower", "follows": ["FTMO_Master"], "path": "C:/MT5/Follower/terminal64.exe"},
         "not a document",
     ]
     configs, errors = validate_accounts(docs)
@@ -174,6 +174,7 @@ def test_masters_with_colliding_tag_hashes_are_refused():
             break
         seen[h] = name
         i += 1
-    configs, errors = validate_accounts([{**SEED_MASTER, "name": a}, {**SEED_MASTER, "name": b}])
+    configs, errors = validate_accounts([{**SEED_MASTER, "name": a, "path": f"C:/MT5/{a}/terminal64.exe"},
+                                         {**SEED_MASTER, "name": b, "path": f"C:/MT5/{b}/terminal64.exe"}])
     assert [c.name for c in configs] == [a]
     assert errors[0].account == b and "hash" in str(errors[0])

@@ -37,6 +37,7 @@ def main(role: str) -> None:
     for opt in ("--name", "--db", "--bus-pub", "--bus-sub", "--sim-endpoint", "--log-dir", "--data-dir"):
         ap.add_argument(opt)
     ap.add_argument("--parent-pid", type=int)
+    ap.add_argument("--standby", action="store_true")
     args = ap.parse_args()
     fake_dir = Path(os.environ["COPYHUB_FAKE_DIR"])
     name, pid = args.name, os.getpid()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,7 +24,9 @@ FAST = ["--min-uptime", "0.3", "--backoff-initial", "0.2", "--backoff-max", "1",
         "--stats-interval", "0.5", "--stop-timeout", "3", "--master-wait", "5", "--no-monitor"]
 
 
-def sim_account(name: str, type_: str = "SLAVE", login: int = 2001, **kw: Any) -> dict[str, Any]:
+def sim_account(name: str, type_: str = "SLAVE", login: int | None = None, **kw: Any) -> dict[str, Any]:
+    """A simulated account; without ``login``, one derived from the name (one terminal per account)."""
+    login = login if login is not None else 2000 + zlib.crc32(name.encode()) % 1_000_000
     return {"name": name, "type": type_, "enabled": True,
             "terminal": {"kind": "sim", "login": login, "endpoint": "tcp://127.0.0.1:1"}, **kw}
 
