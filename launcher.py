@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trader-rate", type=float, default=0.5, help="demo: demo trader actions per second")
     p.add_argument("--nodes-dir", default=str(ROOT / "nodes"), help="where master.py/slave.py/monitor.py live")
     p.add_argument("--no-monitor", action="store_true", help="do not start nodes/monitor.py")
+    p.add_argument("--no-proxy", action="store_true",
+                   help="the bus proxy runs on another host (its launcher): connect to --bus-pub/--bus-sub")
     p.add_argument("--summary", action="store_true", help="print the per-slave copy summary at exit (always on in --demo)")
     t = p.add_argument_group("supervision tuning (defaults are the production values)")
     d = Policy()
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                         log_dir=log_dir, host=args.host, nodes_dir=Path(args.nodes_dir).resolve(), policy=policy,
                         reconcile_interval_s=args.reconcile_interval, stats_interval_s=args.stats_interval,
                         master_wait_s=args.master_wait, stop_timeout_s=args.stop_timeout, sim=sim,
-                        monitor=not args.no_monitor, data_dir=data_dir)
+                        monitor=not args.no_monitor, data_dir=data_dir, proxy=not args.no_proxy)
     try:
         alerts = build_dispatcher_from_env(log)
     except AlertConfigError as exc:

@@ -83,6 +83,7 @@ class FleetOptions:
     sim: SimOptions | None = None
     monitor: bool = True
     data_dir: Path | None = None  # passed to nodes: where they look for the KILL_SWITCH file
+    proxy: bool = True  # False: the bus proxy runs elsewhere (another host's launcher); connect to it
 
 
 @dataclass
@@ -135,11 +136,13 @@ class Fleet:
         monitor, (demo: trader). Raises FleetError when the fleet cannot come up."""
         self._clear_stale_flags()
         self._next_reconcile = float("inf")  # startup order first; reconcile once it is done
-        proxy = self._add_child(INFRA_NAMES["proxy"], "proxy", INFRA_POLICY)
-        self._execute(proxy.sup.request_start(self.clock()))
+        proxy = None
+        if self.opts.proxy:
+            proxy = self._add_child(INFRA_NAMES["proxy"], "proxy", INFRA_POLICY)
+            self._execute(proxy.sup.request_start(self.clock()))
         if not _wait_tcp([self.opts.bus_pub, self.opts.bus_sub], self.opts.ready_timeout_s, proxy):
-            raise FleetError(f"bus proxy did not come up on {self.opts.bus_pub} / {self.opts.bus_sub}; "
-                             f"see {self._out_path(proxy.name)}")
+            where = f"see {self._out_path(proxy.name)}" if proxy else "is the launcher that runs it up?"
+            raise FleetError(f"bus proxy did not come up on {self.opts.bus_pub} / {self.opts.bus_sub}; {where}")
         self.publisher = Publisher(self.opts.bus_pub)
         self.subscriber = Subscriber(self.opts.bus_sub, ["status."])
         if self.opts.sim is not None:
@@ -596,14 +599,15 @@ class Fleet:
                 self._safe(self.store.remove_node, name)
 
 
-def _wait_tcp(endpoints: list[str], timeout_s: float, child: Child) -> bool:
-    """True once every ``tcp://host:port`` accepts connections (the proxy is bound)."""
+def _wait_tcp(endpoints: list[str], timeout_s: float, child: Child | None) -> bool:
+    """True once every ``tcp://host:port`` accepts connections (the proxy is bound).
+    ``child``: the proxy process when we run it (its exit ends the wait), None when it runs elsewhere."""
     deadline = time.monotonic() + timeout_s
     pending = [e for e in endpoints if e.startswith("tcp://")]
     if len(pending) < len(endpoints):  # ipc:// and friends: no cheap probe, give it a moment
         time.sleep(0.5)
     while pending and time.monotonic() < deadline:
-        if child.handle is None or child.handle.poll() is not None:
+        if child is not None and (child.handle is None or child.handle.poll() is not None):
             return False
         host, _, port = pending[0].rpartition("//")[2].rpartition(":")
         try:

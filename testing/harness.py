@@ -167,13 +167,25 @@ class LocalFleet:
         self.store.upsert_account(doc)
         return doc
 
-    def start_node(self, role: str, name: str, *, extra_env: dict[str, str] | None = None) -> Proc:
+    def start_node(self, role: str, name: str, *, extra_env: dict[str, str] | None = None,
+                   args: Iterable[str] = (), proc_name: str | None = None) -> Proc:
+        """``python nodes/<role>.py --name NAME …``; ``proc_name`` keys a second process for one account."""
         argv = [
             sys.executable, str(ROOT / "nodes" / f"{role}.py"), "--name", name,
             "--db", self.db_url, "--bus-pub", self.bus_pub, "--bus-sub", self.bus_sub,
             "--sim-endpoint", self.sim_endpoint, "--log-dir", str(self.log_dir), "--parent-pid", str(os.getpid()),
+            *args,
         ]
-        return self._spawn(name, argv, extra_env)
+        return self._spawn(proc_name or name, argv, extra_env)
+
+    def start_launcher(self, host: str, *, args: Iterable[str] = (), extra_env: dict[str, str] | None = None) -> Proc:
+        """A real launcher for ``host`` on this fleet's store, simulator and (already running) bus proxy."""
+        argv = [sys.executable, str(ROOT / "launcher.py"), "--host", host, "--db", self.db_url,
+                "--bus-pub", self.bus_pub, "--bus-sub", self.bus_sub, "--sim-endpoint", self.sim_endpoint,
+                "--no-proxy", "--no-monitor", "--log-dir", str(self.log_dir / host), "--data-dir", str(self.workdir / host),
+                *args]
+        (self.log_dir / host).mkdir(exist_ok=True)
+        return self._spawn(f"launcher-{host}", argv, extra_env)
 
     def node_state(self, name: str) -> dict[str, Any] | None:
         return self.store.get_node(name)

@@ -10,6 +10,8 @@ FAST = {
     "COPYHUB_STALE_AFTER_MS": "1500",
     "COPYHUB_SLAVE_RECONCILE_INTERVAL_MS": "200",
     "COPYHUB_CONFIG_RELOAD_INTERVAL_MS": "500",
+    "COPYHUB_LEASE_TTL_MS": "3000",
+    "COPYHUB_LEASE_MARGIN_MS": "1000",
 }
 SYMBOL_MAP = {"XAUUSD": "GOLD", "US30": "DJ30"}
 # GOLD at the prop broker has 3 digits and quotes ~0.15 under the master's XAUUSD:
