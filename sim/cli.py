@@ -301,6 +301,8 @@ FAULTS = {  # CLI name -> (engine kind, fixed params)
     "reconnect": ("reconnect", {}),
     "algo-off": ("algo_off", {}),
     "algo-on": ("algo_on", {}),
+    "wrong-login": ("wrong_login", {}),
+    "right-login": ("right_login", {}),
 }
 
 
@@ -326,6 +328,11 @@ def cmd_fault(args: argparse.Namespace) -> int:
             if args.ms is None or args.ms < 0:
                 raise CliError("latency needs --ms N (N >= 0)")
             params["ms"] = args.ms
+        elif kind == "wrong_login":
+            if args.actual is None:
+                raise CliError("wrong-login needs --actual LOGIN (the account the terminal really lands on)")
+            _check_login(admin, args.actual)
+            params["actual"] = args.actual
         if args.count < 1:
             raise CliError(f"--count must be >= 1, got {args.count}")
         try:
@@ -338,6 +345,28 @@ def cmd_fault(args: argparse.Namespace) -> int:
     else:
         print(" ".join([f"login {args.login}: {args.kind}",
                         *(f"{k}={v}" for k, v in params.items())]))
+    return EXIT_OK
+
+
+def cmd_terminals(args: argparse.Namespace) -> int:
+    logins = _admin(args).terminal_logins()
+    if args.json:
+        print_json(logins)
+    elif not logins:
+        print("the world names no terminals")
+    else:
+        print(format_table(["path", "login"], [[p, "-" if x is None else x] for p, x in logins.items()]))
+    return EXIT_OK
+
+
+def cmd_switch_terminal(args: argparse.Namespace) -> int:
+    admin = _admin(args)
+    try:
+        admin.switch_terminal(args.path, args.to)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"switch refused: {exc}") from None
+    out = {"path": args.path, "login": args.to}
+    print_json(out) if args.json else print(f"{args.path}: now logged into {args.to}")
     return EXIT_OK
 
 
@@ -474,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--count", type=int, default=1)
     sp.add_argument("--code", type=int)
     sp.add_argument("--ms", type=int)
+    sp.add_argument("--actual", type=int, help="wrong-login: the login the terminal really lands on")
+
+    add("terminals", cmd_terminals, "the world's terminals and their current logins", login=False)
+    sp = add("switch-terminal", cmd_switch_terminal,
+             "log a terminal into another account by hand (every session on it follows)", login=False)
+    sp.add_argument("path", help=r"terminal path, e.g. 'C:\MT5\FTMO\terminal64.exe'")
+    sp.add_argument("to", type=int, metavar="LOGIN")
 
     add("world", cmd_world, "world summary", login=False)
 

@@ -67,7 +67,7 @@ MT5_FUNCTIONS: dict[str, Any] = {
 
 ADMIN_FUNCTIONS = (
     "advance", "set_time", "set_price", "move_price", "inject_fault", "clear_faults",
-    "world_summary", "now_ms", "logins", "broker_of",
+    "world_summary", "now_ms", "logins", "broker_of", "switch_terminal", "terminal_logins",
 )
 
 # Exceptions a server-side call may raise that the client re-raises with the same type (a
@@ -489,6 +489,15 @@ class AdminClient:
 
     def clear_faults(self, login: int) -> Any:
         return self._do(NS_ADMIN, "clear_faults", (login,))
+
+    def switch_terminal(self, path: str, login: int) -> Any:
+        """Log the world's terminal at ``path`` into ``login`` by hand (every session on it
+        follows); ValueError for an unknown path or login."""
+        return self._do(NS_ADMIN, "switch_terminal", (path, login))
+
+    def terminal_logins(self) -> dict:
+        """{terminal path: its current login (None: not logged in)} of the world's terminals."""
+        return self._do(NS_ADMIN, "terminal_logins")
 
     def world_summary(self) -> dict:
         return self._do(NS_ADMIN, "world_summary")

@@ -7,12 +7,15 @@ Kinds (``Simulator.inject_fault(login, kind, **params)``):
 * ``reply_lost`` (count=1):      next ``count`` order_send calls execute, return None, (-10005)
 * ``disconnect`` / ``reconnect``: every call fails with (-10004, 'No IPC connection')
 * ``algo_off`` / ``algo_on``:    the terminal's Algo-Trading button (order_send -> 10027)
+* ``wrong_login`` (actual) / ``right_login``: initialize/login into this login returns True
+  but the terminal ends up logged into ``actual`` (a terminal that is on another account)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("retcode", "latency", "reply_lost", "disconnect", "reconnect", "algo_off", "algo_on")
+KINDS = ("retcode", "latency", "reply_lost", "disconnect", "reconnect", "algo_off", "algo_on",
+         "wrong_login", "right_login")
 
 
 @dataclass
@@ -23,10 +26,12 @@ class Faults:
     reply_lost_left: int = 0
     disconnected: bool = False
     algo_off: bool = False
+    wrong_login: int = 0  # 0 = none; else the login a login into this one really lands on
 
     def apply(self, kind: str, params: dict) -> None:
         """Apply one ``inject_fault`` call; raises ValueError/TypeError on bad input."""
-        allowed = {"retcode": {"code", "count"}, "latency": {"ms"}, "reply_lost": {"count"}}.get(kind, set())
+        allowed = {"retcode": {"code", "count"}, "latency": {"ms"}, "reply_lost": {"count"},
+                   "wrong_login": {"actual"}}.get(kind, set())
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(KINDS)}")
         extra = set(params) - allowed
@@ -52,6 +57,13 @@ class Faults:
             self.algo_off = True
         elif kind == "algo_on":
             self.algo_off = False
+        elif kind == "wrong_login":
+            actual = params.get("actual")
+            if not isinstance(actual, int) or isinstance(actual, bool) or actual <= 0:
+                raise ValueError("fault 'wrong_login' needs actual=<login>")
+            self.wrong_login = actual
+        elif kind == "right_login":
+            self.wrong_login = 0
 
     def take_retcode(self) -> int:
         """The injected retcode for this order_send, or 0."""

@@ -18,10 +18,24 @@ from .faults import Faults
 from .market import Feed, Market
 from .servertime import ServerClock
 from .state import AccountState, BrokerState, Deal
-from .world import DEMO_WORLD, World, load_world
+from .world import DEMO_WORLD, World, load_world, terminal_folder, terminal_key
 
 MAX_STEPS_PER_ADVANCE = 2000
 _MARGIN_MODE_NAMES = {0: "netting", 1: "exchange", 2: "hedging"}
+
+
+class TerminalState:
+    """A running MT5 terminal of the world: one current login shared by every session
+    attached to it (``initialize(path=...)``), as one real terminal has one account."""
+
+    __slots__ = ("path", "folder", "login", "passwords")
+
+    def __init__(self, path: str, login: int | None, password: str | None) -> None:
+        self.path = path
+        self.folder = terminal_folder(path)
+        self.login = login
+        # Passwords the terminal has saved (it logged into these accounts before).
+        self.passwords: dict[int, str | None] = {} if login is None else {login: password}
 
 
 class Simulator:
@@ -36,6 +50,10 @@ class Simulator:
         self.lock = threading.RLock()
         self.faults: dict[int, Faults] = {login: Faults() for login in world.accounts}
         self.request_id = 1
+        self.terminals: dict[str, TerminalState] = {
+            terminal_key(t.path): TerminalState(t.path, t.login,
+                                                world.accounts[t.login].password if t.login else None)
+            for t in world.terminals}
         self._build(world.start_ms)
 
     @classmethod
@@ -170,7 +188,32 @@ class Simulator:
     # --- faults --------------------------------------------------------------------------
     def inject_fault(self, login: int, kind: str, **params: Any) -> None:
         with self.lock:
+            if kind == "wrong_login" and params.get("actual") not in self.accounts:
+                raise ValueError(f"fault 'wrong_login' needs actual=<a login of the world>, "
+                                 f"got {params.get('actual')!r}")
             self._faults(login).apply(kind, params)
+
+    def find_terminal(self, path: str) -> TerminalState | None:
+        """The world's terminal at ``path`` (case-insensitive, ``/`` and ``\\`` alike), or None."""
+        return self.terminals.get(terminal_key(path)) if isinstance(path, str) else None
+
+    def switch_terminal(self, path: str, login: int) -> None:
+        """An operator logs the terminal at ``path`` into ``login`` by hand: every session
+        attached to it now works on ``login`` (no password check, no wrong_login fault)."""
+        with self.lock:
+            term = self.find_terminal(path)
+            if term is None:
+                raise ValueError(f"unknown terminal path {path!r}; the world has "
+                                 f"{[t.path for t in self.terminals.values()]}")
+            if isinstance(login, bool) or login not in self.accounts:
+                raise ValueError(f"unknown login {login!r}")
+            term.login = login
+            term.passwords.setdefault(login, self.accounts[login].d.password)
+
+    def terminal_logins(self) -> dict[str, int | None]:
+        """Each terminal's path (as in the world file) and its current login."""
+        with self.lock:
+            return {t.path: t.login for t in self.terminals.values()}
 
     def clear_faults(self, login: int) -> None:
         with self.lock:
@@ -221,8 +264,10 @@ class Simulator:
                     "margin_level": level, "positions": len(acct.positions), "orders": len(acct.orders),
                     "faults": {k: v for k, v in vars(self.faults[login]).items() if v},
                 })
+            terminals = [{"path": t.path, "folder": t.folder, "login": t.login}
+                         for t in self.terminals.values()]
             return {"source": self.world.source, "seed": self.seed, "time_ms": self._now,
-                    "brokers": brokers, "accounts": accounts}
+                    "brokers": brokers, "accounts": accounts, "terminals": terminals}
 
     def next_request_id(self) -> int:
         rid = self.request_id

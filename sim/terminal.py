@@ -9,6 +9,7 @@ so the ZeroMQ server can forward every call.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import re
 import time
 from datetime import datetime
@@ -39,6 +40,7 @@ INVALID_PARAMS = (C.RES_E_INVALID_PARAMS, "Terminal: Invalid params")
 NOT_FOUND = (C.RES_E_NOT_FOUND, "Terminal: Not found")
 AUTH_FAILED = (C.RES_E_AUTH_FAILED, "Terminal: Authorization failed")
 CALL_FAILED = (C.RES_E_FAIL, "Terminal: Call failed")
+PROCESS_CREATE_FAILED = (C.RES_E_INTERNAL_FAIL_INIT, "IPC initialize failed, Process create failed")
 
 
 class _Fail(Exception):
@@ -91,12 +93,13 @@ class Terminal:
         self._sim = sim
         self._saved_login = login
         self._saved_password = password
-        self._login: int | None = None
+        self._login: int | None = None  # login of a session without a terminal path
+        self._term = None                # the world's TerminalState after initialize(path=...)
         self._error: tuple[int, str] = OK
 
     # --- plumbing ------------------------------------------------------------------------
     def _latency(self) -> None:
-        login = self._login
+        login = self._current()
         if login is not None:
             f = self._sim.faults.get(login)
             if f is not None and f.latency_ms > 0:
@@ -106,7 +109,7 @@ class Terminal:
         """Run ``fn(acct, *args)`` connected and locked; map failures to ``fail_value``."""
         self._latency()
         with self._sim.lock:
-            login = self._login
+            login = self._current()
             if login is None or self._sim.faults[login].disconnected:
                 self._error = NO_IPC
                 return fail_value
@@ -127,23 +130,87 @@ class Terminal:
         return feed
 
     # --- connection ----------------------------------------------------------------------
-    def initialize(self, path: str | None = None, /, *, login: int | None = None, password: str | None = None,
+    # A session is either on a terminal of the world (``initialize(path=...)``: the login is
+    # the terminal's, shared with every session attached to it and switched by any of them)
+    # or, without a path, on a private terminal of its own (``self._login``).
+    def _current(self) -> int | None:
+        """The login this session works on now (its terminal's current login if attached)."""
+        term = self._term
+        return term.login if term is not None else self._login
+
+    @staticmethod
+    def _bad_args(login: Any, password: Any, server: Any, timeout: Any, portable: Any = False) -> bool:
+        """Argument types the package refuses with (-2, 'Terminal: Invalid params')."""
+        return bool(
+            (login is not None and (not isinstance(login, Integral) or isinstance(login, bool)))
+            or (password is not None and not isinstance(password, str))
+            or (server is not None and not isinstance(server, str))
+            or not isinstance(timeout, Integral) or isinstance(timeout, bool) or timeout <= 0
+            or not isinstance(portable, bool))
+
+    def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
                    server: str | None = None, timeout: int = 60000, portable: bool = False) -> bool:
-        if path is not None and not isinstance(path, str):
+        if (path is not None and not isinstance(path, str)) or self._bad_args(login, password, server,
+                                                                              timeout, portable):
             self._error = INVALID_PARAMS
             return False
         with self._sim.lock:
-            target = login if login is not None else (self._login or self._saved_login)
+            if path is not None:
+                return self._attach(path, login, password, server)
+            target = login if login is not None else (self._current() or self._saved_login)
             if password is None and target == self._saved_login:
                 password = self._saved_password
-            self._login = None
+            self._login, self._term = None, None
             err = self._authorize(target, password, server)
             if err is not None:
                 self._error = err
                 return False
-            self._login = target
+            self._login = self._landing(target)
             self._error = OK
             return True
+
+    def _attach(self, path: str, login: int | None, password: str | None, server: str | None) -> bool:
+        """``initialize(path=...)``: attach to the world's terminal at ``path``; with ``login``
+        log that terminal (and so every session attached to it) into ``login``."""
+        self._login, self._term = None, None
+        term = self._sim.find_terminal(path)
+        if term is None:
+            self._error = PROCESS_CREATE_FAILED
+            return False
+        if login is None:
+            current = term.login
+            if current is None or (server is not None and server != self._sim.accounts[current].broker.name):
+                err = AUTH_FAILED
+            elif self._sim.faults[current].disconnected:
+                err = NO_IPC
+            else:
+                err = None
+        else:
+            err = self._log_terminal_in(term, login, password, server)
+        if err is not None:
+            self._error = err
+            return False
+        self._term = term
+        self._error = OK
+        return True
+
+    def _log_terminal_in(self, term, login: Any, password: Any, server: Any) -> tuple[int, str] | None:
+        """Switch a world terminal's account (for every session on it); None on success."""
+        if password is None:
+            if login in term.passwords:
+                password = term.passwords[login]
+            elif login == self._saved_login:
+                password = self._saved_password
+        err = self._authorize(login, password, server)
+        if err is not None:
+            return err
+        term.passwords[login] = password
+        term.login = self._landing(login)
+        return None
+
+    def _landing(self, login: int) -> int:
+        """The login a successful login into ``login`` really ends on (``wrong_login`` fault)."""
+        return self._sim.faults[login].wrong_login or login
 
     def _authorize(self, login: Any, password: Any, server: Any) -> tuple[int, str] | None:
         if (login is not None and not isinstance(login, Integral)) or (
@@ -161,26 +228,34 @@ class Terminal:
             return AUTH_FAILED
         return None
 
-    def login(self, login: int, /, password: str | None = None, server: str | None = None,
+    def login(self, login: int, password: str | None = None, server: str | None = None,
               timeout: int = 60000) -> bool:
         self._latency()
         with self._sim.lock:
-            if self._login is None or self._sim.faults[self._login].disconnected:
+            current = self._current()
+            if current is None or self._sim.faults[current].disconnected:
                 self._error = NO_IPC
                 return False
-            if password is None and login == self._saved_login:
-                password = self._saved_password
-            err = self._authorize(login, password, server)
+            if login is None or self._bad_args(login, password, server, timeout):
+                self._error = INVALID_PARAMS
+                return False
+            if self._term is not None:
+                err = self._log_terminal_in(self._term, login, password, server)
+            else:
+                if password is None and login == self._saved_login:
+                    password = self._saved_password
+                err = self._authorize(login, password, server)
+                if err is None:
+                    self._login = self._landing(login)
             if err is not None:
                 self._error = err
                 return False
-            self._login = login
             self._error = OK
             return True
 
     def shutdown(self) -> None:
         with self._sim.lock:
-            self._login = None
+            self._login, self._term = None, None
         return None
 
     def version(self):
@@ -208,8 +283,14 @@ class Terminal:
 
     def _terminal_info(self, acct: AccountState) -> TerminalInfo:
         company = acct.broker.d.company
-        folder = f"C:\\Program Files\\{company} MetaTrader 5"
-        data = "C:\\Users\\trader\\AppData\\Roaming\\MetaQuotes\\Terminal\\" + f"{acct.login:032X}"
+        roaming = "C:\\Users\\trader\\AppData\\Roaming\\MetaQuotes\\Terminal\\"
+        term = self._term
+        if term is not None:  # the installation folder of the terminal initialize(path=) named
+            folder = term.folder
+            data = roaming + hashlib.md5(folder.upper().encode("utf-8")).hexdigest().upper()
+        else:
+            folder = f"C:\\Program Files\\{company} MetaTrader 5"
+            data = roaming + f"{acct.login:032X}"
         return TerminalInfo(
             False, False, True, False, not self._sim.faults[acct.login].algo_off, False, False, False, False,
             False, TERMINAL_BUILD, MAXBARS, 0, 35000, 0.0, 0.0, company, f"{company} MetaTrader 5", "English",

@@ -113,6 +113,29 @@ class AccountDef:
 
 
 @dataclass(frozen=True)
+class TerminalDef:
+    """An installed MT5 terminal: its executable path and the account it starts logged into."""
+    path: str          # as written in the world file, e.g. C:\\MT5\\FTMO\\terminal64.exe
+    login: int | None  # None: installed but not logged into any account
+
+
+def terminal_key(path: str) -> str:
+    """A path as Windows compares it: case-insensitive, ``/`` and ``\\`` alike, runs of
+    separators and a trailing one ignored (a leading ``\\\\`` of a UNC path is kept)."""
+    p = path.strip().replace("/", "\\")
+    head = "\\\\" if p.startswith("\\\\") else ""
+    body = "\\".join(part for part in p[len(head):].split("\\") if part)
+    return (head + body).casefold()
+
+
+def terminal_folder(path: str) -> str:
+    """The installation folder of a terminal path (``terminal_info().path``), backslashed."""
+    p = path.strip().replace("/", "\\").rstrip("\\")
+    head, sep, last = p.rpartition("\\")
+    return head if sep and last.lower().endswith(".exe") else p
+
+
+@dataclass(frozen=True)
 class World:
     source: str
     start_ms: int
@@ -123,6 +146,7 @@ class World:
     underlyings: dict[str, UnderlyingDef]
     brokers: dict[str, BrokerDef]
     accounts: dict[int, AccountDef]
+    terminals: tuple[TerminalDef, ...] = ()
 
 
 _REQUIRED = object()
@@ -279,7 +303,7 @@ def parse_world(data: Any, source: str = "<world>") -> World:
     """Validate a decoded world document and build the immutable ``World``."""
     r = _Reader(source)
     root = r.table(data, "(root)")
-    known = {"world", "underlyings", "brokers", "accounts"}
+    known = {"world", "underlyings", "brokers", "accounts", "terminals"}
     for k in root:
         if k not in known:
             raise r.fail(k, "one of the top-level keys " + ", ".join(sorted(known)))
@@ -363,6 +387,28 @@ def parse_world(data: Any, source: str = "<world>") -> World:
             fifo_close=r.get(a, "fifo_close", p, "bool", default=False),
         )
 
+    terminals: list[TerminalDef] = []
+    seen: dict[str, int] = {}
+    raw_terms = root.get("terminals", [])
+    if not isinstance(raw_terms, list):
+        raise r.fail("terminals", "an array of terminal tables ([[terminals]])", raw_terms)
+    for i, t in enumerate(raw_terms):
+        p = f"terminals[{i}]"
+        t = r.table(t, p)
+        for k in t:
+            if k not in ("path", "login"):
+                raise r.fail(f"{p}.{k}", "one of the keys path, login")
+        tpath = r.get(t, "path", p, "str", check=lambda v: bool(terminal_key(v)),
+                      expected=r"a terminal path like 'C:\MT5\terminal64.exe'")
+        key = terminal_key(tpath)
+        if key in seen:
+            raise r.fail(f"{p}.path", f"a path not used by terminals[{seen[key]}] "
+                         "(paths compare case-insensitively, / and \\ alike)", tpath)
+        seen[key] = i
+        tlogin = r.get(t, "login", p, "int", default=None, check=lambda v: v in accounts,
+                       expected="the login of an [[accounts]] entry")
+        terminals.append(TerminalDef(path=tpath, login=tlogin))
+
     return World(
         source=source,
         start_ms=start_ms,
@@ -373,6 +419,7 @@ def parse_world(data: Any, source: str = "<world>") -> World:
         underlyings=unds,
         brokers=brokers,
         accounts=accounts,
+        terminals=tuple(terminals),
     )
 
 

@@ -160,9 +160,11 @@ def _kinds(fn):
 
 def test_call_shapes(mt5):
     P, K = inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.KEYWORD_ONLY
-    k = _kinds(mt5.initialize)
-    assert k["path"] == P and all(k[x] == K for x in ("login", "password", "server", "timeout", "portable"))
-    assert _kinds(mt5.login)["login"] == P
+    PK = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    k = _kinds(mt5.initialize)  # path positionally or as path=, the rest by keyword only
+    assert k["path"] == PK and all(k[x] == K for x in ("login", "password", "server", "timeout", "portable"))
+    assert all(v == PK for v in _kinds(mt5.login).values())  # login(login=1001, ...) works too
+    assert list(_kinds(mt5.login)) == ["login", "password", "server", "timeout"]
     assert _kinds(mt5.symbol_info)["symbol"] == P
     assert all(v == P for v in _kinds(mt5.copy_rates_from).values())
     assert all(v == K for v in _kinds(mt5.positions_get).values())

@@ -109,6 +109,7 @@ def test_initialize_login_and_password():
             "currency_profit": "USD"}}}},
         "accounts": [{"login": 1, "broker": "B", "balance": 1000, "password": "s3cret"},
                      {"login": 2, "broker": "B", "balance": 2000}],
+        "terminals": [{"path": "C:\\MT5\\terminal64.exe"}],  # installed, not logged in
     })
     sim = Simulator(w)
     mt5 = sim.terminal()
@@ -117,6 +118,8 @@ def test_initialize_login_and_password():
     assert mt5.initialize(login=1, password="s3cret", server="Other") is False
     assert mt5.initialize(login=99) is False
     assert mt5.initialize() is False  # no saved account in this terminal
+    assert mt5.initialize("C:\\MT5\\terminal64.exe") is False  # the terminal is logged into nothing
+    assert mt5.last_error() == (-6, "Terminal: Authorization failed")
     assert mt5.initialize("C:\\MT5\\terminal64.exe", login=1, password="s3cret", server="B", timeout=5000) is True
     assert mt5.login(2) is True and mt5.account_info().login == 2
     assert mt5.login(1, password="bad") is False and mt5.account_info().login == 2
