@@ -268,8 +268,9 @@ class Store(ABC):
                       steal_epoch: int | None = None) -> tuple[dict, bool]:
         """Atomically take the lease -> (new lease, True), or (current lease, False) and
         nothing changes. Granted when none exists (epoch 1), the current one expired
-        (``expires_ms <= now``), ``holder_id`` already holds it (epoch and ``since_ms``
-        kept, even after its own expiry if nobody took it), or ``steal_epoch`` equals the
+        (``expires_ms <= now``), ``holder_id`` already holds it and has not released it
+        (epoch and ``since_ms`` kept, even after its own expiry if nobody took it; after
+        a release it is a new tenure, epoch + 1), or ``steal_epoch`` equals the
         current epoch (compare-and-swap takeover of a holder proven dead). A new holder
         gets epoch + 1 and ``since_ms`` = now. Always ``renewed_ms`` = now and
         ``expires_ms`` = now + ``ttl_ms``. ``now_ms`` (UTC epoch ms) defaults to the

@@ -170,10 +170,10 @@ def test_mongomock_record_intent_threads_race_once():
 
 
 def _lease_race(tmp_path, *, setup, steal) -> list[list]:
-    """6 processes race acquire_lease on 20 accounts; per account: each process's
+    """6 processes race acquire_lease on 40 accounts; per account: each process's
     [ok, holder_id it saw, epoch it saw]."""
     url = f"sqlite:///{tmp_path / 'lease.db'}"
-    nproc, keys = 6, 20
+    nproc, keys = 6, 40
     with open_store(url) as s:
         for i in range(keys):
             setup(s, f"A{i}")
