@@ -220,7 +220,7 @@ class Mt5LinuxBridge:
     # ------------------------------------------------------------------ connection
     @property
     def connected(self) -> bool:
-        return self._call is not None and not getattr(self._conn, "closed", True)
+        return self._call is not None and not getattr(self._conn, "closed", False)
 
     @property
     def connection(self) -> Any:
@@ -241,7 +241,7 @@ class Mt5LinuxBridge:
             raise
         for key, value in consts:
             setattr(self, key, value)
-        self._conn = conn if conn is not None else call.____conn__
+        self._conn = conn if conn is not None else getattr(call, "____conn__", None)
         self._call = call
 
     def close(self) -> None:
@@ -253,13 +253,13 @@ class Mt5LinuxBridge:
     # ------------------------------------------------------------------ calls
     def _invoke(self, name: str, args: tuple, kwargs: dict, wait_s: float | None = None) -> Any:
         call, conn = self._call, self._conn
-        if call is None or getattr(conn, "closed", True):
+        if call is None or getattr(conn, "closed", False):
             self.close()
             raise ConnectionError(f"mt5linux bridge {self.host}:{self.port} is not connected "
                                   "(initialize() reconnects)")
         a = tuple(encode_arg(x) for x in args)
         k = tuple((key, encode_arg(x)) for key, x in kwargs.items()) if kwargs else ()
-        config = conn._config
+        config = conn._config if conn is not None else {}
         if wait_s is not None:
             config["sync_request_timeout"] = wait_s
         try:
