@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import sys
 from typing import Any, Callable, Mapping
+
+from terminals.bridge import MT5LINUX_PIN
+from terminals.guard import _cause, guard
+
 
 KINDS = ("mt5", "mt5linux", "sim")
 
@@ -28,18 +33,27 @@ def terminal_spec(account: Any) -> dict[str, Any]:
 
 
 def open_terminal(account: Any, *, default_sim_endpoint: str = "tcp://127.0.0.1:5570", environ: Mapping[str, str] | None = None) -> Any:
-    """Return an initialised MT5 surface for ``account``, or raise TerminalError."""
+    """Return an initialised, guarded MT5 surface for ``account``, or raise TerminalError.
+
+    The object never raises for a terminal problem (``terminals.guard``): calls return the
+    package's failure value and ``last_error()`` says why.  Opening it never raises anything
+    but TerminalError.
+    """
     spec = terminal_spec(account)
     name = account.get("name") if isinstance(account, Mapping) else getattr(account, "name", "?")
     kind = spec.get("kind", "mt5")
     env = os.environ if environ is None else environ
-    if kind == "sim":
-        return _open_sim(name, spec, default_sim_endpoint)
-    if kind == "mt5":
-        return _open_mt5(name, spec, env)
-    if kind == "mt5linux":
-        return _open_mt5linux(name, spec, env)
-    raise TerminalError(f"account {name!r}: terminal kind {kind!r} is unknown; expected one of {', '.join(KINDS)}")
+    opener = {"sim": lambda: _open_sim(name, spec, default_sim_endpoint),
+              "mt5": lambda: _open_mt5(name, spec, env),
+              "mt5linux": lambda: _open_mt5linux(name, spec, env)}.get(kind)
+    if opener is None:
+        raise TerminalError(f"account {name!r}: terminal kind {kind!r} is unknown; expected one of {', '.join(KINDS)}")
+    try:
+        return opener()
+    except TerminalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a node must get a TerminalError, never a raw one
+        raise TerminalError(f"account {name!r}: cannot open the {kind!r} terminal: {_cause(exc)}") from None
 
 
 def _credentials(name: str, spec: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -57,11 +71,33 @@ def _credentials(name: str, spec: Mapping[str, Any], env: Mapping[str, str]) -> 
     return kwargs
 
 
+def _init_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``timeout`` (ms) and ``portable`` for ``initialize``, only when the spec sets them."""
+    kwargs: dict[str, Any] = {}
+    if spec.get("timeout") is not None:
+        kwargs["timeout"] = int(spec["timeout"])
+    if spec.get("portable") is not None:
+        kwargs["portable"] = bool(spec["portable"])
+    return kwargs
+
+
 def _initialise(name: str, mt5: Any, *args: Any, **kwargs: Any) -> Any:
+    """``initialize`` through the guard; a refusal closes the adapter and raises TerminalError."""
+    mt5 = guard(mt5, label=str(name))
     if not mt5.initialize(*args, **kwargs):
         code, text = mt5.last_error()
+        _close_quietly(mt5)
         raise TerminalError(f"account {name!r}: initialize failed: ({code}, {text!r})")
     return mt5
+
+
+def _close_quietly(mt5: Any) -> None:
+    close = getattr(mt5.inner, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _open_mt5(name: str, spec: Mapping[str, Any], env: Mapping[str, str]) -> Any:
@@ -72,22 +108,44 @@ def _open_mt5(name: str, spec: Mapping[str, Any], env: Mapping[str, str]) -> Any
         )
     try:
         mt5 = importlib.import_module("MetaTrader5")
-    except ImportError:
-        raise TerminalError(f"account {name!r}: the MetaTrader5 package is missing: pip install MetaTrader5") from None
+    except Exception as exc:  # noqa: BLE001 - missing, or a broken install
+        raise TerminalError(f"account {name!r}: the MetaTrader5 package cannot be imported "
+                            f"({_cause(exc)}): pip install MetaTrader5") from None
     args = (spec["path"],) if spec.get("path") else ()
-    return _initialise(name, mt5, *args, **_credentials(name, spec, env))
+    return _initialise(name, mt5, *args, **_credentials(name, spec, env), **_init_options(spec))
+
+
+def _load_mt5linux(name: str) -> Any:
+    """The mt5linux client package; any import failure (1.1.x is a SyntaxError on Python
+    3.10/3.11) or an unsupported release is a TerminalError naming the version to install."""
+    install = f"pip install mt5linux=={MT5LINUX_PIN} (requirements-mt5linux.txt)"
+    try:
+        bridge = importlib.import_module("mt5linux")
+    except Exception as exc:  # noqa: BLE001 - SyntaxError, missing rpyc, ...
+        raise TerminalError(
+            f"account {name!r}: the mt5linux bridge client cannot be imported ({_cause(exc)}): "
+            f"{install}, and run its server under Wine"
+        ) from None
+    try:
+        version = importlib.metadata.version("mt5linux")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (vendored, a test fake)
+        version = None
+    if version is not None and not version.startswith("1.0."):
+        raise TerminalError(
+            f"account {name!r}: mt5linux {version} is not supported (1.1.x does not import on "
+            f"Python 3.10/3.11 and wants a container runtime on 3.12+): {install}"
+        )
+    return bridge
 
 
 def _open_mt5linux(name: str, spec: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    try:
-        bridge = importlib.import_module("mt5linux")
-    except ImportError:
-        raise TerminalError(
-            f"account {name!r}: the mt5linux bridge is missing: pip install mt5linux, and run its server under Wine"
-        ) from None
-    mt5 = bridge.MetaTrader5(host=spec.get("host", "localhost"), port=int(spec.get("port", 18812)))
+    client = _load_mt5linux(name)
+    from terminals.bridge import Mt5LinuxBridge
+
+    mt5 = Mt5LinuxBridge(client, spec.get("host", "localhost"), int(spec.get("port", 18812)),
+                         timeout_ms=spec.get("timeout"))
     args = (spec["path"],) if spec.get("path") else ()
-    return _initialise(name, mt5, *args, **_credentials(name, spec, env))
+    return _initialise(name, mt5, *args, **_credentials(name, spec, env), **_init_options(spec))
 
 
 def _open_sim(name: str, spec: Mapping[str, Any], default_endpoint: str) -> Any:
@@ -100,4 +158,5 @@ def _open_sim(name: str, spec: Mapping[str, Any], default_endpoint: str) -> Any:
     kwargs: dict[str, Any] = {"login": int(spec["login"])}
     if spec.get("server"):
         kwargs["server"] = spec["server"]
+    kwargs.update(_init_options(spec))
     return _initialise(name, mt5, **kwargs)

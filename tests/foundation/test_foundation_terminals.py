@@ -39,21 +39,41 @@ def test_unknown_kind_is_refused():
 
 def test_password_comes_from_the_named_environment_variable(monkeypatch):
     from terminals import factory
+    from terminals.bridge import SERVER_SOURCE
 
     seen = {}
 
-    class FakeBridge:
-        def __init__(self, host, port):
-            seen["addr"] = (host, port)
+    class FakeMT5:
+        """The Windows package as seen by the bridge's server-side helper."""
 
-        def initialize(self, *args, **kwargs):
+        @staticmethod
+        def initialize(*args, **kwargs):
             seen["kwargs"] = kwargs
             return True
 
+        @staticmethod
+        def last_error():
+            return (1, "Success")
+
+    class FakeClient:
+        """mt5linux's client, with its rpyc server namespace in-process."""
+
+        def __init__(self, host, port, timeout):
+            seen["addr"] = (host, port, timeout)
+            self.ns = {"mt5": FakeMT5}
+
+        def execute(self, code):
+            assert code == SERVER_SOURCE
+            exec(code, self.ns)
+
+        def eval(self, expr):
+            return eval(expr, self.ns)
+
     monkeypatch.setitem(sys.modules, "mt5linux", type(sys)("mt5linux"))
-    sys.modules["mt5linux"].MetaTrader5 = FakeBridge
+    sys.modules["mt5linux"].MetaTrader5 = FakeClient
     spec = {"kind": "mt5linux", "host": "h", "port": 9, "login": 7, "server": "S", "password_env": "PW"}
     open_terminal({"name": "a", "terminal": spec}, environ={"PW": "secret"})
     assert seen["kwargs"] == {"login": 7, "server": "S", "password": "secret"}
+    assert seen["addr"] == ("h", 9, 10.0)
     with pytest.raises(TerminalError, match="'PW'"):
         factory.open_terminal({"name": "a", "terminal": spec}, environ={})
