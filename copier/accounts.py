@@ -205,8 +205,8 @@ def _terminal(c: _Checker, path: str | None) -> dict:
         raise c.fail("terminal.kind", f"one of {', '.join(TERMINAL_KINDS)}", kind)
     allowed = {
         "mt5": {"kind", "path", "login", "server", "password_env", "timeout", "portable"},
-        "mt5linux": {"kind", "host", "port", "path", "login", "server", "password_env", "timeout"},
-        "sim": {"kind", "login", "endpoint", "server", "password_env"},
+        "mt5linux": {"kind", "host", "port", "path", "login", "server", "password_env", "timeout", "portable"},
+        "sim": {"kind", "login", "endpoint", "server", "password_env", "path", "timeout", "portable"},
     }[kind]
     for key in t:
         if key not in allowed:
@@ -232,8 +232,8 @@ def _terminal(c: _Checker, path: str | None) -> dict:
         for key in ("host", "port"):
             if key not in out:
                 raise c.fail(f"terminal.{key}", "set for an 'mt5linux' terminal")
-    if kind == "sim" and "login" not in out:
-        raise c.fail("terminal.login", "the simulated account's login (a positive integer)")
+    if kind == "sim" and "login" not in out and "path" not in out:
+        raise c.fail("terminal.login", "the simulated account's login (a positive integer), or the 'path' of a simulated terminal")
     return out
 
 

@@ -474,7 +474,7 @@ class Fleet:
         script = o.nodes_dir / f"{child.kind}.py"
         # --standby: with launchers on several hosts (or a restart while the old process still
         # holds the lease) the account's lease decides who trades; the other waits.
-        return [py, str(script), "--name", child.name, "--standby", "--db", o.db_url, "--bus-pub", o.bus_pub,
+        return [py, str(script), "--name", child.name, "--standby", "--host", o.host, "--db", o.db_url, "--bus-pub", o.bus_pub,
                 "--bus-sub", o.bus_sub, "--sim-endpoint", o.sim_endpoint, "--parent-pid", str(self.pid),
                 "--log-dir", str(o.log_dir)] + (["--data-dir", str(o.data_dir)] if o.data_dir else [])
 

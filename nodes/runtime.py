@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import threading
 import time
@@ -62,6 +63,8 @@ def node_arguments(kind: str) -> argparse.ArgumentParser:
     parser.add_argument("--log-dir", default=settings.LOG_DIR)
     parser.add_argument("--log-level", default=settings.LOG_LEVEL)
     parser.add_argument("--data-dir", default=settings.DATA_DIR, help="holds the KILL_SWITCH file")
+    parser.add_argument("--host", default=socket.gethostname(),
+                        help="this host's name in the fleet (the launcher's --host); recorded as the lease holder's host")
     parser.add_argument("--standby", action="store_true",
                         help="if another process holds this account's lease, wait and take over when it expires "
                              "(default: exit 73 naming the holder)")
@@ -146,7 +149,8 @@ class NodeRuntime:
         """
         timing = LeaseTiming(ttl_ms=settings.LEASE_TTL_MS, margin_ms=settings.LEASE_MARGIN_MS,
                              renew_every_ms=settings.HEARTBEAT_INTERVAL_MS)
-        self.lease = lease = AccountLease(self.store, self.name, node=self.name, role=self.role, timing=timing)
+        self.lease = lease = AccountLease(self.store, self.name, node=self.name, role=self.role, timing=timing,
+                                          host=getattr(self.args, "host", None))
         if getattr(self.args, "standby", False):
             self.state = "STANDBY"
             said: dict[str, Any] = {}

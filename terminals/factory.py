@@ -151,12 +151,15 @@ def _open_mt5linux(name: str, spec: Mapping[str, Any], env: Mapping[str, str]) -
 def _open_sim(name: str, spec: Mapping[str, Any], default_endpoint: str) -> Any:
     from sim.client import connect
 
-    if spec.get("login") is None:
-        raise TerminalError(f"account {name!r}: a 'sim' terminal needs a 'login'")
+    if spec.get("login") is None and not spec.get("path"):
+        raise TerminalError(f"account {name!r}: a 'sim' terminal needs a 'login' or the 'path' of a simulated terminal")
     endpoint = spec.get("endpoint") or default_endpoint
     mt5 = connect(endpoint)
-    kwargs: dict[str, Any] = {"login": int(spec["login"])}
+    kwargs: dict[str, Any] = {}
+    if spec.get("login") is not None:
+        kwargs["login"] = int(spec["login"])
     if spec.get("server"):
         kwargs["server"] = spec["server"]
     kwargs.update(_init_options(spec))
-    return _initialise(name, mt5, **kwargs)
+    args = (spec["path"],) if spec.get("path") else ()  # a simulated terminal: its current login when none is given
+    return _initialise(name, mt5, *args, **kwargs)

@@ -38,6 +38,7 @@ def main(role: str) -> None:
         ap.add_argument(opt)
     ap.add_argument("--parent-pid", type=int)
     ap.add_argument("--standby", action="store_true")
+    ap.add_argument("--host")
     args = ap.parse_args()
     fake_dir = Path(os.environ["COPYHUB_FAKE_DIR"])
     name, pid = args.name, os.getpid()

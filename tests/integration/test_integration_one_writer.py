@@ -91,13 +91,13 @@ def test_frozen_holder_is_replaced_by_the_standby_and_sends_nothing_when_resumed
 def test_wrong_login_gets_no_order_and_the_reason_is_shown(fleet):
     """S3's terminal is logged into 2002 although the document asks for 2003: nothing is
     traded on either account, the reason is in the status; once the terminal is on 2003
-    again the copy is made."""
+    again new master positions are copied."""
     fleet.sim_account("S3", "SLAVE", 2003, slippage_tolerance=300)
+    m, s2, s3 = fleet.terminal(1001), fleet.terminal(2002), fleet.terminal(2003)  # before the fault: the test's views are right
     fleet.admin.inject_fault(2003, "wrong_login", actual=2002)
     fleet.start_node("master", "M")
     fleet.wait_node_running("M")
     fleet.start_node("slave", "S3")
-    m, s2, s3 = fleet.terminal(1001), fleet.terminal(2002), fleet.terminal(2003)
     wait_until(lambda: (fleet.node_state("S3") or {}).get("state") == "WRONG_ACCOUNT", timeout=20,
                message="S3 refuses to trade the wrong account")
     market(m, "EURUSD", "BUY", 0.10)
@@ -107,7 +107,10 @@ def test_wrong_login_gets_no_order_and_the_reason_is_shown(fleet):
     assert "login 2002 (expected 2003)" in (state.get("error") or ""), state
     assert fleet.store.list_events(account="S3", kind="wrong_account")
     fleet.admin.clear_faults(2003)
-    wait_until(lambda: volumes(s3) == [0.1], timeout=30, message="copied once the terminal is on the right account")
+    fleet.wait_node_running("S3", timeout=30)
+    wait_until(lambda: fleet.store.get_flag("follow:S3:M"), timeout=10, message="S3 follows M")
+    market(m, "GBPUSD", "SELL", 0.20)  # (the first one existed before S3 followed: not copied, by design)
+    wait_until(lambda: volumes(s3) == [0.2], timeout=15, message="copied once the terminal is on the right account")
     assert trade_deals(s2) == {"in": 0, "out": 0}
 
 
@@ -136,7 +139,8 @@ def test_store_write_locked_15s_kills_no_node_and_loses_nothing(fleet):
         market(m, "EURUSD", "BUY", 0.10)
         time.sleep(0.5)
     t.join()
-    wait_until(lambda: volumes(s1) == [0.1] * 3 and volumes(s2) == [0.1] * 3, timeout=30,
+    # S2 is a netting account: one position that grew three times
+    wait_until(lambda: volumes(s1) == [0.1] * 3 and volumes(s2) == [0.3], timeout=30,
                message="copies after the lock")
     time.sleep(2.0)
     assert trade_deals(s1) == {"in": 3, "out": 0} and trade_deals(s2) == {"in": 3, "out": 0}
@@ -158,7 +162,7 @@ def test_two_launchers_one_store_hostless_accounts_copy_once(fleet):
     m, s1, s2 = fleet.terminal(1001), fleet.terminal(2001), fleet.terminal(2002)
     for _ in range(5):
         market(m, "EURUSD", "BUY", 0.10)
-    wait_until(lambda: volumes(s1) == [0.1] * 5 and volumes(s2) == [0.1] * 5, timeout=20, message="copies")
+    wait_until(lambda: volumes(s1) == [0.1] * 5 and volumes(s2) == [0.5], timeout=20, message="copies (S2 nets)")
     time.sleep(2.0)
     assert trade_deals(s1) == {"in": 5, "out": 0} and trade_deals(s2) == {"in": 5, "out": 0}
     hosts = {n: fleet.store.get_lease(n)["holder"]["host"] for n in ("M", "S1", "S2")}
