@@ -44,7 +44,8 @@ def insert_missing(store: Any, docs: list[dict[str, Any]]) -> tuple[list[str], l
 def check(store: Any) -> list[dict[str, Any]]:
     """Every problem in the stored accounts, each with its account and field."""
     _configs, errors = validate_accounts(store.list_accounts(), default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE,
-                                         default_magic=settings.DEFAULT_MAGIC_NUMBER)
+                                         default_magic=settings.DEFAULT_MAGIC_NUMBER,
+                                         default_sim_endpoint=settings.SIM_ENDPOINT)
     return [{"account": e.account, "field": e.field, "message": str(e)} for e in errors]
 
 

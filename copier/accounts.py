@@ -338,7 +338,8 @@ def validate_account(doc: Mapping[str, Any], *, default_slippage: int = 50, defa
 
 
 def validate_accounts(
-    docs: Iterable[Mapping[str, Any]], *, default_slippage: int = 50, default_magic: int = 234000
+    docs: Iterable[Mapping[str, Any]], *, default_slippage: int = 50, default_magic: int = 234000,
+    default_sim_endpoint: str = "",
 ) -> tuple[list[AccountConfig], list[AccountConfigError]]:
     """Validate a fleet. One bad document never hides another; cross-document errors too:
     duplicate names, ``follows`` naming an unknown master, masters whose tag hashes collide."""
@@ -377,7 +378,7 @@ def validate_accounts(
                 bad.add(cfg.name)
     for name, reason in terminal_conflicts(
             [{"name": c.name, "enabled": c.enabled, "host": c.host, "terminal": c.terminal or None, "path": c.path}
-             for c in configs if c.name not in bad]).items():
+             for c in configs if c.name not in bad], default_sim_endpoint=default_sim_endpoint).items():
         errors.append(TerminalConflict(name, reason))
         bad.add(name)
     return [c for c in configs if c.name not in bad], errors
@@ -415,21 +416,28 @@ def terminal_identity(doc: Mapping[str, Any], *, default_sim_endpoint: str = "")
     simulated account is its login on its simulator endpoint (or its simulated terminal
     path when one is given). None when the document names no terminal.
     """
-    spec = doc.get("terminal") if isinstance(doc.get("terminal"), Mapping) else None
-    if spec is None:
-        path = doc.get("path")
-        return ((("path", normalise_terminal_path(path)), path) if isinstance(path, str) and path.strip() else None)
+    spec = doc.get("terminal") if isinstance(doc.get("terminal"), Mapping) else {}
     kind = spec.get("kind", "mt5")
     if kind == "mt5linux":
-        host, port = str(spec.get("host", "localhost")), spec.get("port", 18812)
-        return ("bridge", host.casefold(), str(port)), f"mt5linux bridge {host}:{port}"
-    path = spec.get("path")
+        host, port = str(spec.get("host", "localhost")), _number(spec.get("port", 18812))
+        return ("bridge", host.casefold(), port), f"mt5linux bridge {host}:{port}"
+    path = spec.get("path") or (doc.get("path") if kind == "mt5" else None)  # the seed's flat path fills in
     if isinstance(path, str) and path.strip():
         return ("path", normalise_terminal_path(path)), path
     if kind == "sim" and spec.get("login") is not None:
         endpoint = spec.get("endpoint") or default_sim_endpoint
-        return ("sim", str(endpoint), str(spec.get("login"))), f"simulated login {spec.get('login')} at {endpoint or 'the default simulator'}"
+        login = _number(spec.get("login"))
+        return ("sim", str(endpoint), login), f"simulated login {login} at {endpoint or 'the default simulator'}"
     return None
+
+
+def _number(value: Any) -> str:
+    """``5``, ``5.0`` (the mongo shell's double) and ``"5"`` name one login or port."""
+    try:
+        f = float(value)
+        return str(int(f)) if f.is_integer() else str(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _may_share_host(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

@@ -35,6 +35,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sim.client import MT5_FUNCTIONS
+
 RES_S_OK = (1, "Success")
 RES_E_INVALID_PARAMS = -2
 RES_E_INTERNAL_FAIL = -10000
@@ -42,21 +44,9 @@ RES_E_INTERNAL_FAIL_CONNECT = -10004
 RES_E_INTERNAL_FAIL_TIMEOUT = -10005
 
 #: the 32 MetaTrader5 functions and what the package returns when its terminal is gone
-#: (reference section 2: False for the boolean calls, 0 for symbols_total, else None)
-FAILURE_VALUES: dict[str, Any] = {
-    "initialize": False, "login": False, "shutdown": None, "version": None,
-    "last_error": None, "account_info": None, "terminal_info": None,
-    "symbols_total": 0, "symbols_get": None, "symbol_info": None,
-    "symbol_info_tick": None, "symbol_select": False,
-    "market_book_add": False, "market_book_get": None, "market_book_release": False,
-    "copy_rates_from": None, "copy_rates_from_pos": None, "copy_rates_range": None,
-    "copy_ticks_from": None, "copy_ticks_range": None,
-    "orders_total": None, "orders_get": None, "positions_total": None, "positions_get": None,
-    "history_orders_total": None, "history_orders_get": None,
-    "history_deals_total": None, "history_deals_get": None,
-    "order_calc_margin": None, "order_calc_profit": None,
-    "order_check": None, "order_send": None,
-}
+#: (reference section 2: False for the boolean calls, 0 for symbols_total, else None);
+#: one table, shared with the simulator's client
+FAILURE_VALUES: dict[str, Any] = MT5_FUNCTIONS
 
 log = logging.getLogger("copyhub.terminals")
 

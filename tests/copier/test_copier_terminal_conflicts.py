@@ -126,11 +126,6 @@ def test_non_mapping_and_nameless_documents_are_skipped():
     assert terminal_conflicts([None, "x", {"path": "C:/t.exe"}, seed("A", "C:/t.exe")]) == {}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG copier/accounts.py terminal_identity: a raw document with a 'terminal' spec without "
-    "'path' falls back to nothing, although validate_account fills terminal.path from the flat "
-    "'path'; cli.py validated() and fleet/runner.py _refusal() pass raw documents, so they miss "
-    "the conflict that setup_db --check / validate_accounts reports"))
 def test_raw_doc_terminal_without_path_uses_the_flat_path():
     a = seed("A", "C:/MT5/t.exe")
     b = {"name": "B", "type": "SLAVE", "path": "C:/MT5/t.exe", "terminal": {"kind": "mt5", "login": 5}}
@@ -138,10 +133,6 @@ def test_raw_doc_terminal_without_path_uses_the_flat_path():
     assert set(terminal_conflicts([a, b])) == {"A", "B"}  # ...the raw-document check does not
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG copier/accounts.py terminal_identity: sim login (and mt5linux port) compared as str() of "
-    "the raw value, so 5.0 (a mongo-shell double, which validate_account accepts as 5) and 5 are "
-    "different terminals for cli.py/fleet.runner, which pass raw documents"))
 def test_raw_doc_integral_float_login_is_the_same_login():
     c, d = sim("C", 5.0, "tcp://h:1"), sim("D", 5, "tcp://h:1")
     assert len(validate_accounts([c, d])[1]) == 2
@@ -171,3 +162,12 @@ def test_terminal_conflict_pickles():
     back = pickle.loads(pickle.dumps(e))
     assert isinstance(back, TerminalConflict) and back.account == "A" and str(back) == str(e)
     assert back.field == "terminal"
+
+
+def test_validate_accounts_sees_sim_conflict_on_the_default_endpoint():
+    from config import settings
+    docs = [sim("A", 5, settings.SIM_ENDPOINT), sim("B", 5)]
+    assert set(terminal_conflicts(docs, default_sim_endpoint=settings.SIM_ENDPOINT)) == {"A", "B"}
+    # copier/ reads no settings: the caller (setup_db --check) passes the default endpoint
+    errors = validate_accounts(docs, default_sim_endpoint=settings.SIM_ENDPOINT)[1]
+    assert sorted(e.account for e in errors) == ["A", "B"]
