@@ -264,6 +264,13 @@ class Fleet:
                 child = self.children[d.name]
                 child.desired = d
                 self._execute(child.sup.config_changed(now), child)
+            changed = {d.name for d in p.changed}
+            for child in list(self.children.values()):  # refused for another account's sake (a shared
+                # terminal): that account changed, so look again
+                if (child.is_account and child.desired is not None and child.name not in changed
+                        and child.sup.state is State.CONFIG_ERROR and child.handle is None
+                        and child.sup.last_exit_code is None and self._refusal(child) is None):
+                    self._execute(child.sup.config_changed(now), child)
         self._apply_resets()
         self._store_heartbeats()
 

@@ -168,3 +168,20 @@ def test_nodes_and_bus_exit_by_themselves_when_the_launcher_is_killed(run_launch
     os.kill(run.proc.pid, signal.SIGKILL)
     run.proc.wait(5)
     wait_for(lambda: not any(alive(p) for p in children), 10, "orphans to exit")
+
+
+def test_two_accounts_on_one_terminal_are_refused_naming_both(run_launcher):
+    """Invariant 6: the launcher never starts two accounts on one terminal; disabling one frees the other."""
+    a = sim_account("TA")
+    b = sim_account("TB")
+    a["terminal"]["path"] = "C:\\MT5\\Shared\\terminal64.exe"
+    b["terminal"]["path"] = "c:/mt5/shared//TERMINAL64.EXE"
+    run = run_launcher([sim_account("M1", "MASTER", 1001), sim_account("S1"), a, b])
+    run.wait_state("S1", "RUNNING")
+    for name in ("TA", "TB"):
+        doc = run.wait_state(name, "CONFIG_ERROR")
+        assert "'TA'" in doc["supervisor_reason"] and "'TB'" in doc["supervisor_reason"], doc
+        assert run.fake_events(name) == []  # refused before any process start
+    assert run.cli("accounts", "disable", "TB").returncode == 0
+    run.wait_state("TA", "RUNNING")
+    assert run.terminate() == 0 and run.leftovers() == []
