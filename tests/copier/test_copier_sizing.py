@@ -10,8 +10,9 @@ M = AccountMetrics(login=1, balance=100_000, equity=90_000, margin=0, margin_fre
 SL = AccountMetrics(login=2, balance=50_000, equity=60_000, margin=0, margin_free=0, profit=0)
 
 
-def tv(mode: SizingConfig, master=1.0, *, mm=M, sm=SL, sl=None, s=S):
-    return target_volume(master, mode, master_metrics=mm, slave_metrics=sm, sl_distance_price=sl, slave_spec=s)
+def tv(mode: SizingConfig, master=1.0, *, mm=M, sm=SL, sl=None, s=S, mcs=None, conv=None):
+    return target_volume(master, mode, master_metrics=mm, slave_metrics=sm, sl_distance_price=sl, slave_spec=s,
+                         master_contract_size=s.contract_size if mcs is None else mcs, conversion=conv)
 
 
 def test_simple_modes():
