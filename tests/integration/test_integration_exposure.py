@@ -97,3 +97,23 @@ def test_fault2_usd_master_to_jpy_follower_balance_ratio_is_about_one_lot(exposu
     link = next(t for t in exposure_fleet.trades("J") if t["master_ticket"] == opened.order)
     assert link["status"] == "OPEN"
     assert link["fx_symbol"] == "1/USDJPY.c" and link["fx_rate"] == pytest.approx(1 / 151.2, rel=0.01)
+
+
+def test_cli_sizing_shows_lot_factor_and_conversion_per_mapped_symbol(exposure_fleet, capsys):
+    import json
+
+    import cli
+
+    assert cli.main(["sizing", "S1", "--db", exposure_fleet.db_url, "--json"]) == 0
+    rows = {r["master_symbol"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    us30 = rows["US30"]
+    assert (us30["follower_symbol"], us30["master_contract_size"], us30["follower_contract_size"], us30["lot_factor"],
+            us30["volume"]) == ("DJ30", 10.0, 1.0, 10.0, 10.0)
+    assert rows["EURUSD"]["follower_symbol"] == "EURUSD.c" and rows["EURUSD"]["lot_factor"] == 1.0
+
+    assert cli.main(["sizing", "J", "--master", "M", "--db", exposure_fleet.db_url, "--json"]) == 0
+    rows = {r["master_symbol"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["USDJPY"]["fx"] == "1/USDJPY.c" and 0.99 <= rows["USDJPY"]["volume"] <= 1.01
+    assert "not available" in rows["EURUSD"]["note"]  # the JPY broker lists USDJPY.c only
+    assert cli.main(["sizing", "J", "--db", exposure_fleet.db_url]) == 0
+    assert "LOT FACTOR" in capsys.readouterr().out
