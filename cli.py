@@ -466,6 +466,54 @@ def cmd_release(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
+def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
+    """A 1-lot master trade on this follower, per mapped symbol (exposure sizing, invariant 7).
+
+    Reads specs and balances from both accounts' terminals (simulator or MT5), with the
+    same rules the slave node applies.
+    """
+    from nodes.sizing_report import sizing_rows
+    from terminals import TerminalError, open_terminal
+
+    doc = require_account(store, args.follower)
+    try:
+        cfg = validate_account(doc)
+    except AccountConfigError as exc:
+        raise CliError(f"{args.follower}: {exc}") from None
+    masters = [args.master] if args.master else sorted(
+        d["name"] for d in store.list_accounts() if d.get("type") == "MASTER" and cfg.follows_master(d["name"]))
+    if not masters:
+        raise CliError(f"{args.follower} follows no master")
+    opened: list[Any] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        follower = open_terminal(doc, default_sim_endpoint=args.sim_endpoint)
+        opened.append(follower)
+        for name in masters:
+            master = open_terminal(require_account(store, name), default_sim_endpoint=args.sim_endpoint)
+            opened.append(master)
+            rows += sizing_rows(cfg, name, master, follower, volume=args.volume)
+    except TerminalError as exc:
+        raise CliError(f"cannot open a terminal: {exc}") from None
+    finally:
+        for t in opened:
+            try:
+                t.shutdown()
+            except Exception:
+                pass
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:g}"
+
+    table = [[r["master"], r["master_symbol"], r["follower_symbol"] or "-", num(r["master_contract_size"]),
+              num(r["follower_contract_size"]), num(r["lot_factor"]), num(r["volume"]),
+              f"{r['fx']} = {r['fx_rate']:.6g}" if r["fx"] else "-", r["note"][:70]] for r in rows]
+    text = f"sizing {cfg.sizing.mode} on {args.follower}: a {args.volume:g}-lot master trade becomes\n" + format_table(
+        ["MASTER", "M.SYMBOL", "F.SYMBOL", "M.CONTRACT", "F.CONTRACT", "LOT FACTOR", "LOTS", "FX", "NOTE"], table)
+    emit(args, {"follower": args.follower, "mode": cfg.sizing.mode, "volume": args.volume, "rows": rows}, text)
+    return EXIT_OK
+
+
 # =========================================================================== parser
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -526,6 +574,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--since", help="from this day on, YYYY-MM-DD")
     sp.add_argument("--format", choices=FORMATS, default="table")
     sp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    sp = add("sizing", cmd_sizing, "what a 1-lot master trade becomes on a follower, per mapped symbol")
+    sp.add_argument("follower")
+    sp.add_argument("--master", help="only this master (default: every master it follows)")
+    sp.add_argument("--volume", type=float, default=1.0, help="master lots (default 1)")
+    sp.add_argument("--sim-endpoint", default=settings.SIM_ENDPOINT, help="simulator server for terminal kind 'sim'")
     sp = add("release", cmd_release, "release an account's risk lock before the next reset")
     sp.add_argument("name")
     sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")

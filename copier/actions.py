@@ -40,6 +40,11 @@ class Open:
     master_volume: float = 0.0
     purpose: str = "new"  # "new" | "retry" | "add" | "restore" | "replace"
     replaces_order: int = 0
+    # how the volume was sized (recorded with the link; 0/"" when not sized by a rule here)
+    master_contract_size: float = 0.0
+    contract_factor: float = 0.0
+    fx_symbol: str = ""
+    fx_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,11 @@ class PlacePending:
     master_side: str = ""
     master_volume: float = 0.0
     purpose: str = "new"  # "new" | "retry"
+    # how the volume was sized (recorded with the link; 0/"" when not sized by a rule here)
+    master_contract_size: float = 0.0
+    contract_factor: float = 0.0
+    fx_symbol: str = ""
+    fx_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,10 @@ class Position:
     comment: str = ""
     price_current: float = 0.0
     profit: float = 0.0
+    # units of the underlying per lot at the MASTER's broker (SYMBOL_TRADE_CONTRACT_SIZE),
+    # published with every master position (bus v2); 0 = unknown (slave positions, or the
+    # master could not read it: followers then wait instead of sizing from raw lots)
+    contract_size: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +82,7 @@ class PendingOrder:
     time_setup_msc: int = 0
     magic: int = 0
     comment: str = ""
+    contract_size: float = 0.0  # as Position.contract_size
 
     @property
     def side(self) -> str:

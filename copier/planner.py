@@ -17,7 +17,8 @@ from copier.filters import symbol_allowed
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, PENDING, TERMINAL, Link
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec, opposite
 from copier.orders import EXEMODE_MARKET, choose_filling
-from copier.sizing import floor_to_step, normalize_volume, target_volume
+from copier.currency import Conversion
+from copier.sizing import EXPOSURE_MODES, RATIO_MODES, SizedCopy, floor_to_step, normalize_volume, size_copy
 from copier.slippage import current_price, slippage_points, within_tolerance
 from copier.sltp import level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
@@ -55,6 +56,9 @@ class PlanContext:
     paused: bool = False
     max_attempts: int = 3
     available_symbols: Container[str] | None = None  # the slave's full symbol list, if known
+    # slave deposit currency -> a master's deposit currency, keyed by the master's currency
+    # (ratio sizing across currencies); a Skip says why none exists, absent = not known yet
+    conversions: Mapping[str, Conversion | Skip] = field(default_factory=dict)
 
 
 def plan(ctx: PlanContext) -> list:
@@ -146,6 +150,37 @@ class _Planner(PendingOrdersMixin):
             return None
         vol = normalize_volume(link.slave_volume * master_volume / link.master_volume, spec, max_lot=max_lot)
         return 0.0 if isinstance(vol, Skip) else vol
+
+    def size(self, view: MasterView, item: Position | PendingOrder, spec: SymbolSpec) -> SizedCopy | Skip | None:
+        """The raw volume of a new copy of ``item`` (invariant 7: exposure, not lots).
+
+        None = cannot decide yet: the master has not published its contract size, or the
+        deposit-currency rate has no quote yet. Never falls back to raw lots or balances.
+        """
+        cfg = self.cfg
+        mode = cfg.sizing.mode
+        if mode in EXPOSURE_MODES and not item.contract_size > 0:
+            return None
+        conversion = None
+        mm, sm = view.metrics, self.ctx.slave_metrics
+        if mode in RATIO_MODES and mm is not None and sm is not None and mm.currency.upper() != sm.currency.upper():
+            found = self.ctx.conversions.get(mm.currency.upper())
+            if found is None or isinstance(found, Skip):
+                return found
+            conversion = found
+        sl_level = item.tp if cfg.reverse else item.sl
+        return size_copy(item.volume, cfg.sizing, master_contract_size=item.contract_size, master_metrics=mm,
+                         slave_metrics=sm, sl_distance_price=abs(item.price_open - sl_level) if sl_level else None,
+                         slave_spec=spec, conversion=conversion)
+
+    @staticmethod
+    def sizing_fields(sized: SizedCopy | None, item: Position | PendingOrder) -> dict:
+        if sized is None:
+            return {}
+        conv = sized.conversion
+        return {"master_contract_size": item.contract_size if sized.contract_factor else 0.0,
+                "contract_factor": sized.contract_factor, "fx_symbol": conv.symbol if conv else "",
+                "fx_rate": conv.rate if conv else 0.0}
 
     # ------------------------------------------------------------------ main
     def run(self) -> list:
@@ -257,17 +292,17 @@ class _Planner(PendingOrdersMixin):
         if cfg.copy_sltp:
             sl, tp = translate_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec, quote=quote,
                                     mode=cfg.sltp_mode, reverse=cfg.reverse)
+        sized: SizedCopy | None = None
         if volume is None:
             target = self.scaled_target(link, mpos.volume, spec, cfg.max_lot) if link is not None else None
             if target is not None:
                 volume = target
             else:
-                sl_level = mpos.tp if cfg.reverse else mpos.sl
-                raw = target_volume(mpos.volume, cfg.sizing, master_metrics=view.metrics, slave_metrics=self.ctx.slave_metrics,
-                                    sl_distance_price=abs(mpos.price_open - sl_level) if sl_level else None, slave_spec=spec)
-                if isinstance(raw, Skip):
+                raw = self.size(view, mpos, spec)
+                if raw is None or isinstance(raw, Skip):
                     return raw
-                volume = normalize_volume(raw, spec, max_lot=cfg.max_lot)
+                sized = raw
+                volume = normalize_volume(raw.volume, spec, max_lot=cfg.max_lot)
             if isinstance(volume, Skip):
                 return volume
             if volume <= 0:
@@ -281,7 +316,8 @@ class _Planner(PendingOrdersMixin):
                         f"({symbol} {side} at {entry:.{spec.digits}f}, master {ref_price:.{spec.digits}f})")
         return Open(name, mpos.identifier, symbol, side, volume, sl, tp, self.filling(spec), cfg.slippage_tolerance,
                     cfg.magic, make_tag(name, mpos.identifier), ref_price, entry, mpos.symbol, mpos.side,
-                    mpos.volume if link is None else link.master_volume or mpos.volume, purpose, replaces_order)
+                    mpos.volume if link is None else link.master_volume or mpos.volume, purpose, replaces_order,
+                    **self.sizing_fields(sized, mpos))
 
     @staticmethod
     def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:

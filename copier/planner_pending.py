@@ -14,7 +14,7 @@ from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending,
 from copier.decisions import Skip
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import PendingOrder, Quote, SymbolSpec
-from copier.sizing import normalize_volume, target_volume
+from copier.sizing import normalize_volume
 from copier.sltp import translate_sltp
 from copier.tags import make_tag
 
@@ -71,19 +71,20 @@ class PendingOrdersMixin:
                         f"(bid {quote.bid}, ask {quote.ask})")
         sl, tp = self.pending_sltp(order, side, price, spec)
         target = self.scaled_target(link, order.volume, spec, cfg.max_lot) if link is not None else None
+        sized = None
         if target:
             volume: float | Skip = target
         else:
-            sl_level = order.tp if cfg.reverse else order.sl
-            raw = target_volume(order.volume, cfg.sizing, master_metrics=view.metrics, slave_metrics=self.ctx.slave_metrics,
-                                sl_distance_price=abs(order.price_open - sl_level) if sl_level else None, slave_spec=spec)
-            if isinstance(raw, Skip):
+            raw = self.size(view, order, spec)
+            if raw is None or isinstance(raw, Skip):
                 return raw
-            volume = normalize_volume(raw, spec, max_lot=cfg.max_lot)
+            sized = raw
+            volume = normalize_volume(raw.volume, spec, max_lot=cfg.max_lot)
         if isinstance(volume, Skip):
             return volume
         return PlacePending(name, order.ticket, symbol, otype, volume, price, stoplimit, sl, tp, self.filling(spec), cfg.magic,
-                            make_tag(name, order.ticket), order.symbol, order.side, order.volume, purpose)
+                            make_tag(name, order.ticket), order.symbol, order.side, order.volume, purpose,
+                            **self.sizing_fields(sized, order))
 
     def pending_sltp(self, order: PendingOrder, side: str, price: float, spec: SymbolSpec) -> tuple[float, float]:
         if not self.cfg.copy_sltp:

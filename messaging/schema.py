@@ -1,4 +1,4 @@
-"""Bus message schema, version 1: typed messages and strict validation on receipt.
+"""Bus message schema, version 2: typed messages and strict validation on receipt.
 
 Every frame pair that arrives on the bus goes through :func:`decode`. It either returns
 one of the typed messages below, with positions and orders already converted to
@@ -7,9 +7,14 @@ so a node can drop bad input with one ``except`` and trading code only ever sees
 validated values (ARCHITECTURE.md: "a malformed message never causes a trade").
 
 Wire format: two frames, ``[topic, payload]``. The topic is ASCII ``<prefix>.<name>``;
-the payload is a UTF-8 JSON object carrying ``"v": 1`` and ``"kind"``. Within v1 a
-writer may add fields (readers ignore unknown keys); removing or re-typing a field, or
-changing its meaning, requires ``v: 2``. Readers refuse versions they do not know.
+the payload is a UTF-8 JSON object carrying ``"v": 2`` and ``"kind"``. Within a version
+a writer may add optional fields (readers ignore unknown keys); removing or re-typing a
+field, changing its meaning, or adding a required one bumps the version. Readers refuse
+versions they do not know with :class:`VersionMismatch` (a ``MalformedMessage``), so
+nodes of different versions drop each other's messages loudly instead of mis-reading them.
+
+v2 (exposure sizing, invariant 7): every position and pending order on ``pos.<master>``
+carries ``contract_size`` (the master broker's units per lot of its symbol; required).
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from typing import Any, Callable, ClassVar, Sequence, Union
 
 from copier.models import PENDING_TYPES, SIDES, AccountMetrics, PendingOrder, Position
 
-VERSION = 1
+VERSION = 2
+KNOWN_OLD_VERSIONS = {1: "v1 (before exposure sizing: positions without contract_size)"}
 MAX_MESSAGE_BYTES = 1024 * 1024  # payload cap: ~3000 positions; bigger is refused
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FLEET_TARGET = "all"  # ctl.all addresses every node; no node may be called "all"
@@ -43,6 +49,17 @@ class MalformedMessage(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class VersionMismatch(MalformedMessage):
+    """A well-formed envelope of another schema version: dropped, and said loudly."""
+
+    def __init__(self, version: Any) -> None:
+        known = KNOWN_OLD_VERSIONS.get(version) if type(version) is int else None
+        super().__init__(f"unsupported version {version!r:.20}: this node speaks v{VERSION}"
+                         + (f", the sender {known}" if known else "")
+                         + "; every node of a fleet must run the same bus version")
+        self.version = version
 
 
 def is_valid_name(name: object) -> bool:
@@ -273,12 +290,14 @@ _POSITION_FIELDS = {
     "sl": ("float", None), "tp": ("float", None), "time_msc": ("int", 0),
     "time_update_msc": ("int", 0), "magic": ("int", None), "comment": ("str", None),
     "price_current": ("float", None), "profit": ("float", None),
+    "contract_size": ("csize", None),
 }
 _ORDER_FIELDS = {
     "ticket": ("int", 1), "symbol": ("str", None), "type": ("ptype", None),
     "volume": ("volume", None), "price_open": ("float", None),
     "price_stoplimit": ("float", None), "sl": ("float", None), "tp": ("float", None),
     "time_setup_msc": ("int", 0), "magic": ("int", None), "comment": ("str", None),
+    "contract_size": ("csize", None),
 }
 _METRICS_FIELDS = {
     "login": ("int", 0), "balance": ("float", None), "equity": ("float", None),
@@ -294,8 +313,15 @@ for _cls, _spec in ((Position, _POSITION_FIELDS), (PendingOrder, _ORDER_FIELDS),
     if set(_spec) != {f.name for f in fields(_cls)}:
         raise RuntimeError(f"messaging.schema is out of date with copier.models.{_cls.__name__}")
 
+# Required on the wire although the model has a default (the default serves slave-side
+# records built from the terminal): since v2 every master position/order carries it.
+_WIRE_REQUIRED: dict[type, frozenset[str]] = {
+    Position: frozenset({"contract_size"}),
+    PendingOrder: frozenset({"contract_size"}),
+}
 _REQUIRED: dict[type, frozenset[str]] = {
     cls: frozenset(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
+    | _WIRE_REQUIRED.get(cls, frozenset())
     for cls in (Position, PendingOrder, AccountMetrics)
 }
 
@@ -312,6 +338,13 @@ def _checker(kind: str, arg: Any) -> Callable[[Any, str], Any]:
         return lambda v, where: _choice(v, SIDES, where)
     if kind == "ptype":
         return lambda v, where: _choice(v, PENDING_TYPES, where)
+    if kind == "csize":  # contract size: units per lot, >= 0 (0 = the master could not read it)
+        def csize(v: Any, where: str) -> float:
+            f = _float(v, where)
+            if f < 0:
+                raise _bad(f"{where}: contract size must be >= 0, got {f}")
+            return f
+        return csize
     if kind == "volume":
         def volume(v: Any, where: str) -> float:
             f = _float(v, where)
@@ -464,7 +497,7 @@ def from_payload(d: Any) -> Message:
     d = _obj(d, "payload")
     v = _get(d, "v", "payload")
     if type(v) is not int or v != VERSION:
-        raise _bad(f"unsupported version {v!r:.20}")
+        raise VersionMismatch(v)
     kind = _get(d, "kind", "payload")
     if not isinstance(kind, str) or kind not in _PARSERS:
         raise _bad(f"unknown kind {kind!r:.40}")

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import zmq
 
 from messaging.publisher import tune_connecting_socket
-from messaging.schema import MalformedMessage, Message, decode
+from messaging.schema import MalformedMessage, Message, VersionMismatch, decode
 
 SUB_HWM = 100_000
 _LOG_FIRST = 20  # malformed messages logged one by one; after that every 100th
@@ -33,6 +33,7 @@ class Subscriber:
         self.endpoint = endpoint
         self.log = logger or logging.getLogger("messaging.subscriber")
         self.dropped = 0
+        self.wrong_version = 0  # of ``dropped``: messages of another bus schema version
         self.filtered = 0
         self.received = 0
         self.last_error: str | None = None
@@ -116,6 +117,15 @@ class Subscriber:
             return None
         try:
             msg = decode(frames)
+        except VersionMismatch as exc:  # another bus version: never mis-read, say it loudly
+            self.dropped += 1
+            self.wrong_version += 1
+            self.last_error = exc.reason
+            if self.wrong_version <= _LOG_FIRST or self.wrong_version % 100 == 0:
+                topic = frames[0][:80] if frames else b""
+                self.log.error("refused bus message #%d of another schema version on %r: %s",
+                               self.wrong_version, topic, exc.reason)
+            return None
         except MalformedMessage as exc:
             self.dropped += 1
             self.last_error = exc.reason

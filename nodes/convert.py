@@ -5,7 +5,8 @@ knows both shapes. Bus times are UTC: ``to_utc_ms`` removes the broker's server 
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+import time
+from typing import Any, Callable, Iterable
 
 from copier.models import AccountMetrics, PendingOrder, Position, Quote, SymbolSpec
 
@@ -14,8 +15,11 @@ _PENDING_TYPE_NAMES = {2: "BUY_LIMIT", 3: "SELL_LIMIT", 4: "BUY_STOP", 5: "SELL_
 PENDING_TYPE_CODES = {name: code for code, name in _PENDING_TYPE_NAMES.items()}
 
 
-def position_from_mt5(p: Any, *, offset_ms: int = 0) -> Position:
-    """A TradePosition as a copier Position (times shifted by ``offset_ms`` to UTC)."""
+def position_from_mt5(p: Any, *, offset_ms: int = 0, contract_size: float = 0.0) -> Position:
+    """A TradePosition as a copier Position (times shifted by ``offset_ms`` to UTC).
+
+    ``contract_size``: the symbol's ``trade_contract_size`` (a master publishes it, v2).
+    """
     return Position(
         ticket=int(p.ticket),
         identifier=int(p.identifier),
@@ -31,10 +35,11 @@ def position_from_mt5(p: Any, *, offset_ms: int = 0) -> Position:
         comment=str(p.comment),
         price_current=float(p.price_current),
         profit=float(p.profit),
+        contract_size=float(contract_size),
     )
 
 
-def order_from_mt5(o: Any, *, offset_ms: int = 0) -> PendingOrder | None:
+def order_from_mt5(o: Any, *, offset_ms: int = 0, contract_size: float = 0.0) -> PendingOrder | None:
     """A TradeOrder as a PendingOrder; None for order types that are not pending orders."""
     name = _PENDING_TYPE_NAMES.get(int(o.type))
     if name is None:
@@ -51,21 +56,29 @@ def order_from_mt5(o: Any, *, offset_ms: int = 0) -> PendingOrder | None:
         time_setup_msc=int(o.time_setup_msc) - offset_ms,
         magic=int(o.magic),
         comment=str(o.comment),
+        contract_size=float(contract_size),
     )
 
 
-def positions_by_identifier(records: Iterable[Any], *, offset_ms: int = 0) -> dict[int, Position]:
+def _no_size(symbol: str) -> float:
+    return 0.0
+
+
+def positions_by_identifier(records: Iterable[Any], *, offset_ms: int = 0,
+                            contract_size: Callable[[str], float] = _no_size) -> dict[int, Position]:
+    """Positions keyed by identifier; ``contract_size(symbol)`` fills the v2 field."""
     out = {}
     for rec in records:
-        pos = position_from_mt5(rec, offset_ms=offset_ms)
+        pos = position_from_mt5(rec, offset_ms=offset_ms, contract_size=contract_size(str(rec.symbol)))
         out[pos.identifier] = pos
     return out
 
 
-def orders_by_ticket(records: Iterable[Any], *, offset_ms: int = 0) -> dict[int, PendingOrder]:
+def orders_by_ticket(records: Iterable[Any], *, offset_ms: int = 0,
+                     contract_size: Callable[[str], float] = _no_size) -> dict[int, PendingOrder]:
     out = {}
     for rec in records:
-        order = order_from_mt5(rec, offset_ms=offset_ms)
+        order = order_from_mt5(rec, offset_ms=offset_ms, contract_size=contract_size(str(rec.symbol)))
         if order is not None:
             out[order.ticket] = order
     return out
@@ -115,3 +128,42 @@ def estimate_server_offset_ms(server_time_msc: int, utc_now_ms: int, *, granular
     real UTC clock is the only portable way to learn the offset (reference §6, Time).
     """
     return round((server_time_msc - utc_now_ms) / granularity_ms) * granularity_ms
+
+
+class ContractSizes:
+    """``trade_contract_size`` per symbol for a master, read once and refreshed rarely.
+
+    The master's poll needs it for every published position (bus v2), but must not add
+    a terminal call per poll: a known size is kept ``ttl_s`` (an hour); a failed read
+    (symbol_info None) is retried after ``retry_s`` and publishes 0 meanwhile, which
+    followers treat as "unknown, wait" rather than guess.
+    """
+
+    def __init__(self, mt5: Any, *, ttl_s: float = 3600.0, retry_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.mt5 = mt5
+        self.ttl_s = ttl_s
+        self.retry_s = retry_s
+        self.clock = clock
+        self.reads = 0
+        self.failed: set[str] = set()
+        self._cache: dict[str, tuple[float, float]] = {}  # symbol -> (read at, size)
+
+    def __call__(self, symbol: str) -> float:
+        now = self.clock()
+        hit = self._cache.get(symbol)
+        if hit is not None and now - hit[0] < (self.ttl_s if hit[1] > 0 else self.retry_s):
+            return hit[1]
+        self.reads += 1
+        info = self.mt5.symbol_info(symbol)
+        size = float(getattr(info, "trade_contract_size", 0.0) or 0.0) if info is not None else 0.0
+        if size > 0:
+            self.failed.discard(symbol)
+            self._cache[symbol] = (now, size)
+        elif hit is not None and hit[1] > 0:  # refresh failed: keep the size we know
+            self._cache[symbol] = (now - self.ttl_s + self.retry_s, hit[1])
+            size = hit[1]
+        else:
+            self.failed.add(symbol)
+            self._cache[symbol] = (now, 0.0)
+        return size

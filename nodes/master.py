@@ -25,7 +25,7 @@ from copier.orders import RetryPolicy  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
 from messaging.clone import StatePublisher  # noqa: E402
 from messaging.schema import Control  # noqa: E402
-from nodes.convert import estimate_server_offset_ms, metrics_from_mt5, orders_by_ticket, positions_by_identifier  # noqa: E402
+from nodes.convert import ContractSizes, estimate_server_offset_ms, metrics_from_mt5, orders_by_ticket, positions_by_identifier  # noqa: E402
 
 MAX_OFFSET_MS = 14 * 3600_000
 
@@ -48,6 +48,7 @@ class MasterLoop:
         self.failures = 0
         self._next_heartbeat = 0
         self.guardian = None
+        self.contract_sizes = ContractSizes(mt5)  # bus v2: contract size with every position
 
     def poll_once(self) -> bool:
         """Read the terminal and publish. False when the terminal returned an error.
@@ -76,8 +77,12 @@ class MasterLoop:
             self.rt.event("master_terminal_recovered", failures=self.failures)
         self.failures = 0
         self.rt.set_error(None)
-        new_positions = positions_by_identifier(positions, offset_ms=self.offset_ms)
-        new_orders = orders_by_ticket(orders, offset_ms=self.offset_ms)
+        self.contract_sizes.mt5 = self.mt5  # the terminal may have been reconnected
+        failed_before = set(self.contract_sizes.failed)
+        new_positions = positions_by_identifier(positions, offset_ms=self.offset_ms, contract_size=self.contract_sizes)
+        new_orders = orders_by_ticket(orders, offset_ms=self.offset_ms, contract_size=self.contract_sizes)
+        for symbol in sorted(self.contract_sizes.failed - failed_before):
+            self.rt.log.warning("contract_size_unknown", symbol=symbol, note="published as 0: followers wait")
         if now >= self._next_heartbeat:
             self._refresh_metrics(now)
         elif (new_positions != self.positions or new_orders != self.orders) and self.cfg is not None:

@@ -34,6 +34,7 @@ from nodes.convert import metrics_from_mt5, order_from_mt5, position_from_mt5, s
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
+from nodes.rates import RateBook, symbol_currencies  # noqa: E402
 from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, run_node, utc_ms  # noqa: E402
 from nodes.slave_actions import SlaveActions  # noqa: E402
 
@@ -71,6 +72,7 @@ class SlaveLoop(SlaveActions):
         self.metrics = None
         self._metrics_ms = 0
         self.quotes: dict[str, Quote] = {}
+        self.rates = RateBook({})  # deposit-currency conversions for ratio sizing (invariant 7)
         self.last_copy_ms = 0
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
         self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
@@ -90,6 +92,7 @@ class SlaveLoop(SlaveActions):
             self.metrics = metrics_from_mt5(info)
         symbols = self.mt5.symbols_get()
         self.available = {s.name for s in symbols} if symbols is not None else None
+        self.rates = RateBook(symbol_currencies(symbols))
         self.refresh_masters()
         only_master = next(iter(self.mirrors)) if len(self.mirrors) == 1 else None
         for rec in self.store.list_trades(slave_name=self.rt.name):
@@ -282,6 +285,7 @@ class SlaveLoop(SlaveActions):
             paused=self.paused or self.kill_switch_file.exists() or (self.guardian is not None and self.guardian.blocks_opens),
             max_attempts=self.max_attempts,
             available_symbols=self.available,
+            conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
         actions = plan(ctx)
         removed_orders: set[int] = set()

@@ -41,6 +41,18 @@ def _plausible_latency(filled_ms: int, master_open_ms: int) -> int | None:
     return latency if -1000 <= latency <= 3_600_000 else None
 
 
+def _sizing_fields(action: Any) -> dict[str, Any]:
+    """How a new copy was sized (invariant 7), for the link: contract sizes, factor, FX."""
+    factor = getattr(action, "contract_factor", 0.0)
+    fx = getattr(action, "fx_symbol", "")
+    out: dict[str, Any] = {}
+    if factor:
+        out.update(master_contract_size=action.master_contract_size, lot_factor=factor)
+    if fx:
+        out.update(fx_symbol=fx, fx_rate=action.fx_rate)
+    return out
+
+
 class SlaveActions:
     """Action execution and link records for ``SlaveLoop`` (which provides the state)."""
 
@@ -134,6 +146,7 @@ class SlaveActions:
             # master_ticket is the master's position identifier (or its pending-order ticket,
             # which MT5 reuses as the identifier of the position the order opens)
             "master_position_id": action.master_ticket,
+            **_sizing_fields(action),
         }
 
     def _master_open_ms(self, views: dict[str, MasterView], action: Any) -> int:

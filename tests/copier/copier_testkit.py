@@ -32,9 +32,10 @@ def quote(bid: float, spread: float = 0.0001) -> Quote:
 
 
 def mpos(ident: int, symbol: str = "EURUSD", side: str = "BUY", volume: float = 1.0, price: float = 1.1001,
-         sl: float = 0.0, tp: float = 0.0, price_current: float = 0.0) -> Position:
+         sl: float = 0.0, tp: float = 0.0, price_current: float = 0.0, contract_size: float = 100000) -> Position:
+    """A master position; ``contract_size`` is what a v2 master publishes (the testkit's specs use 100000)."""
     return Position(ticket=ident, identifier=ident, symbol=symbol, side=side, volume=volume, price_open=price, sl=sl, tp=tp,
-                    price_current=price_current)
+                    price_current=price_current, contract_size=contract_size)
 
 
 def cfg(**extra):

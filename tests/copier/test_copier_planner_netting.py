@@ -114,7 +114,7 @@ def test_manual_net_position_is_left_alone_and_not_traded_into():
 def test_no_pending_orders_are_mirrored_on_netting_slaves():
     from copier.models import PendingOrder
 
-    order = PendingOrder(ticket=5, symbol="EURUSD", type="BUY_LIMIT", volume=1.0, price_open=1.09)
+    order = PendingOrder(ticket=5, symbol="EURUSD", type="BUY_LIMIT", volume=1.0, price_open=1.09, contract_size=100000)
     assert plan(ctx({MASTER: view([], [order])}, [], [])) == []
 
 

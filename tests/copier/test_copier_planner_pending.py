@@ -9,7 +9,7 @@ from copier.tags import make_tag
 from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, context, mpos, view
 
 TAG = make_tag(MASTER, 5)
-MO = PendingOrder(ticket=5, symbol="EURUSD", type="BUY_LIMIT", volume=0.5, price_open=1.09001, sl=1.08, tp=1.1)
+MO = PendingOrder(ticket=5, symbol="EURUSD", type="BUY_LIMIT", volume=0.5, price_open=1.09001, sl=1.08, tp=1.1, contract_size=100000)
 
 
 def olink(status="OPEN", **kw) -> Link:

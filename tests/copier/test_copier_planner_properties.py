@@ -60,7 +60,7 @@ def arbitrary_world(draw):
     for name in MASTERS:
         if draw(st.booleans()):
             positions = [Position(ticket=t, identifier=t, symbol=draw(st.sampled_from(list(SYMBOLS))), side=draw(side),
-                                  volume=draw(vol), price_open=1.1001) for t in draw(st.sets(ticket, max_size=4))]
+                                  volume=draw(vol), price_open=1.1001, contract_size=100000) for t in draw(st.sets(ticket, max_size=4))]
             masters[name] = view(positions, fresh=draw(st.booleans()), first_sync=draw(st.booleans()), name=name)
     links = {}
     for _ in range(draw(st.integers(0, 6))):
@@ -163,7 +163,7 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
         t = fleet.next
         fleet.next += 1
         fleet.positions[m][t] = Position(ticket=t, identifier=t, symbol=sym, side=sd, volume=n / 100, price_open=price,
-                                         sl=round(sl, 5), price_current=master_price(sym, sd))
+                                         sl=round(sl, 5), price_current=master_price(sym, sd), contract_size=100000)
     elif kind == "close":
         p = fleet.pick(m, o[2])
         if p:
@@ -205,7 +205,7 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
         t = fleet.next
         fleet.next += 1
         fleet.orders[m][t] = PendingOrder(ticket=t, symbol=sym, type="BUY_LIMIT", volume=o[3] / 100,
-                                          price_open=round(master_price(sym, "BUY") - 0.002, 5))
+                                          price_open=round(master_price(sym, "BUY") - 0.002, 5), contract_size=100000)
     elif kind == "fill":
         orders = sorted(fleet.orders[m])
         if orders:
@@ -213,7 +213,7 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
             order = fleet.orders[m].pop(t)
             fleet.positions[m][t] = Position(ticket=t, identifier=t, symbol=order.symbol, side="BUY", volume=order.volume,
                                              price_open=master_price(order.symbol, "BUY"),
-                                             price_current=master_price(order.symbol, "BUY"))
+                                             price_current=master_price(order.symbol, "BUY"), contract_size=100000)
     elif kind == "cancel":
         orders = sorted(fleet.orders[m])
         if orders:

@@ -126,9 +126,10 @@ BAD = {
     "overflowing float": [GOOD_TOPIC, GOOD_SNAP.replace(b'"tp":1.09', b'"tp":1e999')],
     "huge int as price": [GOOD_TOPIC, GOOD_SNAP.replace(b'"tp":1.09', b'"tp":' + b"9" * 400)],
     "oversize": [GOOD_TOPIC, b" " * (MAX_MESSAGE_BYTES + 1)],
-    "deep nesting": [b"event.s1", b'{"v":1,"kind":"event","node":"s1","ts_ms":1,"event":"x",'
+    "deep nesting": [b"event.s1", b'{"v":2,"kind":"event","node":"s1","ts_ms":1,"event":"x",'
                                   b'"level":"info","data":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}"],
-    "unknown version": _mut(0, _set(["v"], 2)),
+    "unknown version": _mut(0, _set(["v"], 3)),
+    "old version 1 (before exposure sizing)": _mut(0, _set(["v"], 1)),
     "version as string": _mut(0, _set(["v"], "1")),
     "missing version": _mut(0, _del(["v"])),
     "unknown kind": _mut(0, _set(["kind"], "gossip")),

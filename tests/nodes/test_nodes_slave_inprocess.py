@@ -7,7 +7,7 @@ import pytest
 from copier.accounts import validate_account
 from db import open_store
 from messaging.schema import Snapshot
-from nodes.convert import positions_by_identifier
+from nodes.convert import ContractSizes, positions_by_identifier
 from nodes.slave import SlaveLoop
 from sim import Simulator
 
@@ -94,7 +94,7 @@ def _loop(store, mt5):
 def _snapshot(master, seq=1):
     from nodes.runtime import utc_ms
 
-    positions = positions_by_identifier(master.positions_get())
+    positions = positions_by_identifier(master.positions_get(), contract_size=ContractSizes(master))  # as the master node does
     return Snapshot(master="M", epoch="e1", seq=seq, ts_ms=utc_ms(), positions=tuple(positions.values()), orders=())
 
 
