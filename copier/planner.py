@@ -59,6 +59,8 @@ class PlanContext:
     # slave deposit currency -> a master's deposit currency, keyed by the master's currency
     # (ratio sizing across currencies); a Skip says why none exists, absent = not known yet
     conversions: Mapping[str, Conversion | Skip] = field(default_factory=dict)
+    # the slave account's ACCOUNT_FIFO_CLOSE (hedging only): closes go oldest first, see planner_fifo
+    slave_fifo_close: bool = False
 
 
 def plan(ctx: PlanContext) -> list:
@@ -193,11 +195,18 @@ class _Planner(PendingOrdersMixin):
                 if link.kind == KIND_ORDER:
                     self.order_link(link)
         else:
+            fifo_links = []
             for link in live:
                 if link.kind == KIND_ORDER:
                     self.order_link(link)
+                elif self.ctx.slave_fifo_close:
+                    fifo_links.append(link)
                 else:
                     self.position_link(link)
+            if fifo_links:
+                from copier.planner_fifo import plan_fifo_links
+
+                plan_fifo_links(self, fifo_links)
         for link in live:
             for p in self.link_positions(link):
                 self.claimed_pos.add(p.identifier)

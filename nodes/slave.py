@@ -68,6 +68,7 @@ class SlaveLoop(SlaveActions):
         self.specs: dict[str, tuple[int, SymbolSpec]] = {}
         self.available: set[str] | None = None
         self.margin_mode = "hedging"
+        self.fifo_close = False  # ACCOUNT_FIFO_CLOSE: closes go oldest first (copier/planner_fifo.py)
         self.paused = False
         self.metrics = None
         self._metrics_ms = 0
@@ -89,6 +90,7 @@ class SlaveLoop(SlaveActions):
         info = self.mt5.account_info()
         if info is not None:
             self.margin_mode = "hedging" if int(info.margin_mode) == 2 else "netting"
+            self.fifo_close = self._fifo_close(info)
             self.metrics = metrics_from_mt5(info)
         symbols = self.mt5.symbols_get()
         self.available = {s.name for s in symbols} if symbols is not None else None
@@ -271,6 +273,7 @@ class SlaveLoop(SlaveActions):
                 if verify is not None:  # the terminal still trades our account (raises WrongAccount)
                     verify(self.mt5, self.cfg, info)
                 self.metrics = metrics_from_mt5(info)
+                self.fifo_close = self._fifo_close(info)
                 self._metrics_ms = now
         ctx = PlanContext(
             slave=self.cfg,
@@ -285,6 +288,7 @@ class SlaveLoop(SlaveActions):
             paused=self.paused or self.kill_switch_file.exists() or (self.guardian is not None and self.guardian.blocks_opens),
             max_attempts=self.max_attempts,
             available_symbols=self.available,
+            slave_fifo_close=self.fifo_close,
             conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
         actions = plan(ctx)
@@ -299,6 +303,13 @@ class SlaveLoop(SlaveActions):
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)
         return actions
+
+    def _fifo_close(self, info: Any) -> bool:
+        """``account_info().fifo_close`` (MQL5 ACCOUNT_FIFO_CLOSE; always False on netting)."""
+        fifo = bool(getattr(info, "fifo_close", False)) and self.margin_mode == "hedging"
+        if fifo != self.fifo_close:
+            self.log.info("fifo_close_account" if fifo else "fifo_close_off", note="closes go oldest position first")
+        return fifo
 
     def _orders_in_play(self, views: dict[str, MasterView]) -> bool:
         return any(v.fresh and v.state.orders for v in views.values()) or any(
@@ -355,6 +366,7 @@ class SlaveLoop(SlaveActions):
             "paused": self.paused,
             "masters": {n: m.fresh(utc_ms()) for n, m in self.mirrors.items()},
             "margin_mode": self.margin_mode,
+            "fifo_close": self.fifo_close,
             "risk": self.guardian.status_info() if self.guardian is not None else None,
             **self.counts,
         }

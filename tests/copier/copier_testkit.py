@@ -53,7 +53,8 @@ def view(positions: Iterable[Position] = (), orders: Iterable[PendingOrder] = ()
 
 
 def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_orders=(), *, specs=None, quotes=None,
-            netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None) -> PlanContext:
+            netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None,
+            fifo: bool = False) -> PlanContext:
     return PlanContext(
         slave=slave_cfg or cfg(),
         masters=masters if masters is not None else {MASTER: view()},
@@ -67,6 +68,7 @@ def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_or
         paused=paused,
         max_attempts=max_attempts,
         available_symbols=available,
+        slave_fifo_close=fifo,
     )
 
 
@@ -74,8 +76,10 @@ class SlaveModel:
     """A hedging or netting slave account plus its trades rows."""
 
     def __init__(self, *, netting: bool = False, links: Iterable[Link] = (), positions: Iterable[Position] = (),
-                 orders: Iterable[PendingOrder] = (), slave: str = SLAVE) -> None:
+                 orders: Iterable[PendingOrder] = (), slave: str = SLAVE, fifo: bool = False) -> None:
         self.netting = netting
+        self.fifo = fifo  # ACCOUNT_FIFO_CLOSE: a close of any but the symbol's oldest position is refused (10045)
+        self.refused: list = []
         self.slave = slave
         self.links: dict[tuple[str, int], Link] = {l.key: l for l in links}
         self.positions: dict[int, Position] = {p.identifier: p for p in positions}
@@ -96,7 +100,7 @@ class SlaveModel:
 
     def ctx(self, slave_cfg, masters, **kw) -> PlanContext:
         return context(slave_cfg, masters, list(self.links.values()), list(self.positions.values()), list(self.orders.values()),
-                       netting=self.netting, **kw)
+                       netting=self.netting, fifo=self.fifo, **kw)
 
     def plan(self, slave_cfg, masters, **kw) -> list:
         return plan(self.ctx(slave_cfg, masters, **kw))
@@ -146,6 +150,10 @@ class SlaveModel:
             elif isinstance(a, Close):
                 p = next((x for x in self.positions.values() if x.ticket == a.slave_ticket), None)
                 if p is None:
+                    continue
+                if self.fifo and p is not min((x for x in self.positions.values() if x.symbol == p.symbol),
+                                              key=lambda x: (x.time_msc, x.identifier)):
+                    self.refused.append(a)  # TRADE_RETCODE_FIFO_CLOSE
                     continue
                 left = round(p.volume - a.volume, 8)
                 if left > 1e-9:
