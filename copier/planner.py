@@ -61,6 +61,9 @@ class PlanContext:
     conversions: Mapping[str, Conversion | Skip] = field(default_factory=dict)
     # the slave account's ACCOUNT_FIFO_CLOSE (hedging only): closes go oldest first, see planner_fifo
     slave_fifo_close: bool = False
+    # the slave's server clock minus UTC, ms (None = not estimated yet): pending-order expiry
+    slave_server_offset_ms: int | None = None
+    now_ms: int = 0  # UTC ms of this pass (0 = unknown: no "already expired" check)
 
 
 def plan(ctx: PlanContext) -> list:

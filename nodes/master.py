@@ -85,14 +85,15 @@ class MasterLoop:
         self.rt.set_error(None)
         self.contract_sizes.mt5 = self.mt5  # the terminal may have been reconnected
         failed_before = set(self.contract_sizes.failed)
+        refreshed = now >= self._next_heartbeat
+        if refreshed:  # before converting: the first poll already needs the server offset (UTC times, expiries)
+            self._refresh_metrics(now)
         new_positions = positions_by_identifier(positions, offset_ms=self.offset_ms, contract_size=self.contract_sizes)
         new_orders = orders_by_ticket(orders, offset_ms=self.offset_ms, contract_size=self.contract_sizes)
         self._account_for_vanished_orders(new_positions, new_orders)
         for symbol in sorted(self.contract_sizes.failed - failed_before):
             self.rt.log.warning("contract_size_unknown", symbol=symbol, note="published as 0: followers wait")
-        if now >= self._next_heartbeat:
-            self._refresh_metrics(now)
-        elif (new_positions != self.positions or new_orders != self.orders) and self.cfg is not None:
+        if not refreshed and (new_positions != self.positions or new_orders != self.orders) and self.cfg is not None:
             self._confirm_account()
         delta = self.publisher.update(new_positions, new_orders, self.metrics, now)
         if delta is not None:

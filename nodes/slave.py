@@ -30,7 +30,7 @@ from db import StoreUnavailable  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
-from nodes.convert import metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
+from nodes.convert import estimate_server_offset_ms, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
@@ -45,6 +45,9 @@ METRICS_TTL_MS = 500  # balance/equity for sizing: fresh enough, and not read on
 
 def follow_flag(slave: str, master: str) -> str:
     return f"follow:{slave}:{master}"
+
+
+MAX_OFFSET_MS = 14 * 3600_000  # a stale weekend tick must not move the clock by days
 
 
 class SlaveLoop(SlaveActions):
@@ -69,6 +72,7 @@ class SlaveLoop(SlaveActions):
         self.available: set[str] | None = None
         self.margin_mode = "hedging"
         self.fifo_close = False  # ACCOUNT_FIFO_CLOSE: closes go oldest first (copier/planner_fifo.py)
+        self.server_offset_ms: int | None = None  # server clock - UTC, from the freshest quote
         self.paused = False
         self.metrics = None
         self._metrics_ms = 0
@@ -266,6 +270,7 @@ class SlaveLoop(SlaveActions):
         specs = {s: spec for s in symbols if (spec := self._spec(s, now)) is not None}
         quotes = {s: q for s in specs if (q := self._quote(s)) is not None}
         self.quotes = quotes
+        self._learn_server_offset(quotes, now)
         if self.metrics is None or now - self._metrics_ms >= METRICS_TTL_MS:  # off the hot path
             info = self.mt5.account_info()
             if info is not None:
@@ -289,6 +294,8 @@ class SlaveLoop(SlaveActions):
             max_attempts=self.max_attempts,
             available_symbols=self.available,
             slave_fifo_close=self.fifo_close,
+            slave_server_offset_ms=self.server_offset_ms,
+            now_ms=now,
             conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
         actions = plan(ctx)
@@ -303,6 +310,17 @@ class SlaveLoop(SlaveActions):
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)
         return actions
+
+    def _learn_server_offset(self, quotes: dict[str, Quote], now: int) -> None:
+        """This broker's server clock minus UTC, from the freshest quote (as the master does,
+        nodes/convert.estimate_server_offset_ms): pending-order copies expire by it."""
+        fresh = max((q.time_msc for q in quotes.values()), default=0)
+        if not fresh:
+            return
+        offset = estimate_server_offset_ms(fresh, now)
+        if abs(offset) <= MAX_OFFSET_MS and offset != self.server_offset_ms:
+            self.log.info("server_offset", offset_ms=offset, previous=self.server_offset_ms)
+            self.server_offset_ms = offset
 
     def _fifo_close(self, info: Any) -> bool:
         """``account_info().fifo_close`` (MQL5 ACCOUNT_FIFO_CLOSE; always False on netting)."""

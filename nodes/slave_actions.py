@@ -12,6 +12,7 @@ from typing import Any
 
 from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
 from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
+from copier.expiry import TIME_CODES
 from copier.models import Quote
 from copier.orders import choose_filling
 from copier.planner import MasterView
@@ -104,8 +105,8 @@ class SlaveActions:
         elif isinstance(action, PlacePending):
             self._place_pending(action)
         elif isinstance(action, ModifyPending):
-            outcome = self.executor.modify_pending(ticket=action.slave_order_ticket, symbol=action.symbol, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp)
-            self._report("modify_pending", action, outcome, slave_ticket=action.slave_order_ticket, price=action.price)
+            outcome = self.executor.modify_pending(ticket=action.slave_order_ticket, symbol=action.symbol, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, type_time=TIME_CODES[action.type_time], expiration=action.expiration)
+            self._report("modify_pending", action, outcome, slave_ticket=action.slave_order_ticket, price=action.price, type_time=action.type_time, expiration=action.expiration)
         elif isinstance(action, RemovePending):
             outcome = self.executor.remove_pending(ticket=action.slave_order_ticket, symbol=action.symbol)
             if outcome.ok:
@@ -286,11 +287,11 @@ class SlaveActions:
         if self.cfg.dry_run:
             self._save(key, {"status": SKIPPED, "skip_reason": f"dry run: would place {action.order_type} {action.volume:g} {action.symbol}"})
             return
-        outcome = self.executor.place_pending(symbol=action.symbol, order_type=PENDING_TYPE_CODES[action.order_type], volume=action.volume, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
+        outcome = self.executor.place_pending(symbol=action.symbol, order_type=PENDING_TYPE_CODES[action.order_type], volume=action.volume, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, magic=action.magic, comment=action.comment, type_filling=action.type_filling, type_time=TIME_CODES[action.type_time], expiration=action.expiration)
         if outcome.status == DONE:
-            self._save(key, {"status": OPEN, "slave_ticket": outcome.order, "slave_price": action.price})
-            log.bind(slave_ticket=outcome.order).info("pending_copied", price=action.price)
-            self.rt.event("pending_copied", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=outcome.order, order_type=action.order_type, price=action.price)
+            self._save(key, {"status": OPEN, "slave_ticket": outcome.order, "slave_price": action.price, "type_time": action.type_time, "expiration": action.expiration})
+            log.bind(slave_ticket=outcome.order).info("pending_copied", price=action.price, type_time=action.type_time, expiration=action.expiration)
+            self.rt.event("pending_copied", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=outcome.order, order_type=action.order_type, price=action.price, type_time=action.type_time, expiration=action.expiration)
         elif outcome.status == UNKNOWN:
             log.warning("pending_outcome_unknown", reason=outcome.reason)
         else:

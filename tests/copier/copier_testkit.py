@@ -72,6 +72,15 @@ def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_or
     )
 
 
+def _instant(type_time: str, expiration: int) -> int:
+    """What the server records as the expiry instant (server ms) of a request's expiry."""
+    if type_time == "SPECIFIED":
+        return expiration * 1000
+    if type_time == "SPECIFIED_DAY":
+        return (expiration * 1000 // 86_400_000 + 1) * 86_400_000
+    return 0
+
+
 class SlaveModel:
     """A hedging or netting slave account plus its trades rows."""
 
@@ -174,12 +183,14 @@ class SlaveModel:
                     self._upsert(key, attempts=self.links[key].attempts + 1)
                 t = self._ticket()
                 self.orders[t] = PendingOrder(ticket=t, symbol=a.symbol, type=a.order_type, volume=a.volume, price_open=a.price,
-                                              price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp, comment=a.comment)
+                                              price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp, comment=a.comment,
+                                              type_time=a.type_time, expiration_ms=_instant(a.type_time, a.expiration))
                 self._upsert(key, status="OPEN", slave_ticket=t)
             elif isinstance(a, ModifyPending):
                 o = self.orders.get(a.slave_order_ticket)
                 if o is not None:
-                    self.orders[o.ticket] = replace(o, price_open=a.price, price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp)
+                    self.orders[o.ticket] = replace(o, price_open=a.price, price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp,
+                                                    type_time=a.type_time, expiration_ms=_instant(a.type_time, a.expiration))
             elif isinstance(a, RemovePending):
                 if self.orders.pop(a.slave_order_ticket, None) is not None:
                     removed.add(a.slave_order_ticket)
