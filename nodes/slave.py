@@ -250,13 +250,10 @@ class SlaveLoop(SlaveActions):
             name: MasterView(state=mirror.state(now), metrics=mirror.metrics, first_sync=name not in self.followed)
             for name, mirror in self.mirrors.items()
         }
-        positions = self.mt5.positions_get()
-        if positions is None:
-            orders = None
-        elif full or self._orders_in_play(views):
-            orders = self.mt5.orders_get()
-        else:
-            orders = ()
+        # orders FIRST, then positions (consistent-snapshot rule, docs/copier.md): a pending
+        # copy that fills between the two reads is seen as its position, never as "removed"
+        orders = self.mt5.orders_get() if full or self._orders_in_play(views) else ()
+        positions = self.mt5.positions_get() if orders is not None else None
         if positions is None or orders is None:
             code, text = self.mt5.last_error()
             if self.rt.last_error is None:
