@@ -323,7 +323,8 @@ def cmd_links(args: argparse.Namespace, store: Any) -> int:
              t.get("direction") or t.get("side") or "-", _first(t, "slave_volume", "volume", "master_volume"),
              t.get("status"), iso(t.get("created_ms")),
              f"{t['latency_ms']:.1f}" if isinstance(t.get("latency_ms"), (int, float)) else "-",
-             (t.get("skip_reason") or t.get("reason") or t.get("error") or "")[:60]] for t in trades]
+             ((t.get("retry_reason") if t.get("status") == "PENDING" else "") or t.get("skip_reason") or t.get("reason")
+              or t.get("error") or "")[:60]] for t in trades]
     text = format_table(["MASTER", "M.TICKET", "S.TICKET", "SYMBOL", "DIR", "VOLUME", "STATUS", "CREATED",
                          "LAT ms", "REASON"], rows) if rows else f"no links for {args.slave}"
     emit(args, {"slave": args.slave, "links": trades}, text)

@@ -45,6 +45,7 @@ class Open:
     contract_factor: float = 0.0
     fx_symbol: str = ""
     fx_rate: float = 0.0
+    stops_note: str = ""  # how SL/TP were moved to the broker's nearest valid levels ("" = as wanted)
 
 
 @dataclass(frozen=True, slots=True)

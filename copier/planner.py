@@ -20,7 +20,7 @@ from copier.orders import EXEMODE_MARKET, choose_filling
 from copier.currency import Conversion
 from copier.sizing import EXPOSURE_MODES, RATIO_MODES, SizedCopy, floor_to_step, normalize_volume, size_copy
 from copier.slippage import current_price, slippage_points, within_tolerance
-from copier.sltp import level_valid, raw_sltp, translate_sltp
+from copier.sltp import adjust_stops, level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
 from copier.planner_pending import PendingOrdersMixin
 from copier.tags import make_tag, master_hash, parse_tag
@@ -288,10 +288,12 @@ class _Planner(PendingOrdersMixin):
             if manual:
                 return Skip(f"slave has a netting position on {symbol} that copyhub does not own (manual trade); not mixing with it")
         entry = current_price(side, quote)
-        sl, tp = (0.0, 0.0)
-        if cfg.copy_sltp:
-            sl, tp = translate_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec, quote=quote,
-                                    mode=cfg.sltp_mode, reverse=cfg.reverse)
+        sl, tp, stops_note = 0.0, 0.0, ""
+        if cfg.copy_sltp:  # stops the broker refuses are moved to the nearest valid level, and said so
+            raw_sl, raw_tp = raw_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec,
+                                      mode=cfg.sltp_mode, reverse=cfg.reverse)
+            adjusted = adjust_stops(side, raw_sl, raw_tp, quote, spec)
+            sl, tp, stops_note = adjusted.sl, adjusted.tp, adjusted.note
         sized: SizedCopy | None = None
         if volume is None:
             target = self.scaled_target(link, mpos.volume, spec, cfg.max_lot) if link is not None else None
@@ -317,7 +319,7 @@ class _Planner(PendingOrdersMixin):
         return Open(name, mpos.identifier, symbol, side, volume, sl, tp, self.filling(spec), cfg.slippage_tolerance,
                     cfg.magic, make_tag(name, mpos.identifier), ref_price, entry, mpos.symbol, mpos.side,
                     mpos.volume if link is None else link.master_volume or mpos.volume, purpose, replaces_order,
-                    **self.sizing_fields(sized, mpos))
+                    **self.sizing_fields(sized, mpos), stops_note=stops_note)
 
     @staticmethod
     def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:

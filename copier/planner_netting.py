@@ -177,7 +177,7 @@ def _grow_owner(pl: "_Planner", live: dict, contrib: dict, want: int) -> tuple[L
 
 
 def _replace_sltp(action: Open, pos: Position | None) -> Open:
-    return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0)
+    return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0, stops_note="")
 
 
 def _culprit(pl: "_Planner", live: dict, zero_reason: dict) -> Link:

@@ -75,7 +75,7 @@ class SlaveLoop(SlaveActions):
         self.rates = RateBook({})  # deposit-currency conversions for ratio sizing (invariant 7)
         self.last_copy_ms = 0
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
-        self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
+        self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0, "deferred": 0}
         self.guardian: Guardian | None = None
         self.timers = _Timers()
         self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}

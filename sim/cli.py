@@ -396,6 +396,17 @@ def cmd_price(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_market(args: argparse.Namespace) -> int:
+    state = {"open": True, "closed": False, "auto": None}[args.state]
+    try:
+        _admin(args).set_session(args.symbol, args.broker, state)
+    except (ValueError, KeyError) as exc:
+        raise CliError(f"market change refused: {exc}") from None
+    out = {"symbol": args.symbol, "broker": args.broker, "state": args.state}
+    print_json(out) if args.json else print(f"{args.symbol} at {args.broker}: market {args.state}")
+    return EXIT_OK
+
+
 def cmd_advance(args: argparse.Namespace) -> int:
     if args.seconds < 0:
         raise CliError("seconds must be >= 0")
@@ -518,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", type=float, metavar="BID")
     sp.add_argument("--move", type=float, metavar="POINTS")
     sp.add_argument("--broker")
+
+    sp = add("market", cmd_market, "open or close a symbol's market now (closed: 10018, frozen quote)", login=False)
+    sp.add_argument("symbol")
+    sp.add_argument("state", choices=["open", "closed", "auto"], help="auto = the world file's sessions")
+    sp.add_argument("--broker", required=True)
 
     sp = add("advance", cmd_advance, "advance the world clock", login=False)
     sp.add_argument("seconds", type=float)

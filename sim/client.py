@@ -66,7 +66,7 @@ MT5_FUNCTIONS: dict[str, Any] = {
 }
 
 ADMIN_FUNCTIONS = (
-    "advance", "set_time", "set_price", "move_price", "inject_fault", "clear_faults",
+    "advance", "set_time", "set_price", "move_price", "set_session", "inject_fault", "clear_faults",
     "world_summary", "now_ms", "logins", "broker_of", "switch_terminal", "terminal_logins",
 )
 
@@ -483,6 +483,10 @@ class AdminClient:
 
     def move_price(self, symbol: str, points: float, broker: str | None = None) -> Any:
         return self._do(NS_ADMIN, "move_price", (symbol, points), {"broker": broker})
+
+    def set_session(self, symbol: str, broker: str, open: bool | None) -> Any:
+        """Open (True) / close (False) a broker symbol's market now; None = its world sessions."""
+        return self._do(NS_ADMIN, "set_session", (symbol, broker, open))
 
     def inject_fault(self, login: int, kind: str, **params: Any) -> Any:
         return self._do(NS_ADMIN, "inject_fault", (login, kind), params)

@@ -163,6 +163,20 @@ class Simulator:
                 feed = self._feed(symbol, broker)
                 self.set_price(symbol, feed.bid + points * feed.sym.point, broker=broker)
 
+    def set_session(self, symbol: str, broker: str, open: bool | None) -> None:
+        """Open (True) or close (False) one broker symbol's market now, or return it to its
+        world-file sessions (None). A closed market keeps its last quote and refuses trade
+        requests with 10018 MARKET_CLOSED, as a real server does over a weekend or a halt;
+        on opening, the symbol quotes its underlying's current price at once."""
+        if open is not None and not isinstance(open, bool):
+            raise ValueError(f"set_session() needs open=True, False or None, got {open!r}")
+        with self.lock:
+            feed = self._feed(symbol, broker)
+            feed.session_override = open
+            if feed.is_open(feed.clock.to_server(self._now)):
+                und = feed.sym.underlying
+                self._after_move(self.market.set_underlying(und, self.market.prices[und], self._now))
+
     def _after_move(self, changed: list[Feed]) -> None:
         if changed:
             by_broker: dict[str, set[str]] = {}
@@ -251,6 +265,7 @@ class Simulator:
                         "freeze_level": s.freeze_level, "spread": s.spread, "calc_mode": s.calc_mode,
                         "currency_base": s.currency_base, "currency_profit": s.currency_profit,
                         "commission_per_lot": s.commission_per_lot, "bid": f.bid, "ask": f.ask,
+                        "market_open": f.is_open(b.clock.to_server(self._now)),
                     })
                 brokers.append({"name": name, "company": b.d.company, "server_time": b.clock.describe(),
                                 "symbols": symbols})
