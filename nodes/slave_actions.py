@@ -276,7 +276,7 @@ class SlaveActions:
         """A transient reject (invariant 8): the link stays PENDING with the reason, the
         attempt is not counted, and the planner plans the copy again after a backoff while
         the master still holds it (SKIPPED only by the slippage guard or the master)."""
-        reason = f"{R.describe(outcome.retcode or None)}: {outcome.reason}; planned again while the master holds it"
+        reason = f"{R.describe(outcome.retcode or None)}; planned again while the master holds it"
         until = self._backoff.get((type(action).__name__, action.master_name, action.master_ticket), (0, 0))[0]
         rec = self.links.get(key)
         if rec is not None and rec.get("status") == PENDING and getattr(action, "purpose", "new") in INTENT_PURPOSES:
@@ -286,7 +286,7 @@ class SlaveActions:
             self._save(key, {"attempts": attempts, "retcode": outcome.retcode, "retry_reason": reason,
                              "deferrals": int(rec.get("deferrals", 0)) + 1, "next_try_ms": until})
         self.counts["deferred"] = self.counts.get("deferred", 0) + 1
-        log.warning(kind, retcode=outcome.retcode, reason=reason, next_try_ms=until)
+        log.warning(kind, retcode=outcome.retcode, reason=reason, detail=outcome.reason, next_try_ms=until)
         self.rt.event(kind, level="warning", master=action.master_name, master_ticket=action.master_ticket,
                       retcode=outcome.retcode, reason=reason, retcode_class=R.retcode_class(outcome.retcode or None))
 
