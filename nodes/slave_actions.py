@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
+from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
 from copier.models import Quote
 from copier import retcodes as R
@@ -125,10 +125,16 @@ class SlaveActions:
             self._trade_log(action, slave_ticket=action.slave_ticket).info("copy_adopted", volume=action.volume)
             self.rt.event("copy_adopted", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket)
         elif isinstance(action, MarkClosed):
-            self._save((action.master_name, action.master_ticket), {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms())})
+            fields = {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms())}
+            if action.cause:  # reasons from history: what the deal that closed the copy says
+                fields.update(close_cause=action.cause, close_deal=action.deal)
+            self._save((action.master_name, action.master_ticket), fields)
             self.counts["closed"] += 1
-            self._trade_log(action).info("link_closed", reason=action.reason)
-            self.rt.event("link_closed", master=action.master_name, master_ticket=action.master_ticket, reason=action.reason)
+            self._trade_log(action).info("link_closed", reason=action.reason, cause=action.cause, deal=action.deal)
+            self.rt.event("link_closed", master=action.master_name, master_ticket=action.master_ticket, reason=action.reason, cause=action.cause)
+        elif isinstance(action, Rebind):
+            self._save((action.master_name, action.master_ticket), {"slave_ticket": action.slave_ticket})
+            self._trade_log(action, slave_ticket=action.slave_ticket).info("link_rebound")
 
     def _dry_run_note(self, action: Any) -> None:
         """Dry run: say once what would have been sent, send nothing."""
@@ -241,6 +247,8 @@ class SlaveActions:
                     "open_time": iso_utc(outcome.filled_ms), "filled_ms": outcome.filled_ms, "sent_ms": outcome.sent_ms, "slippage_points": round(slip, 1) if slip is not None else None,
                     "latency_ms": _plausible_latency(outcome.filled_ms, master_open), "hub_ms": hub_ms,
                 })
+            elif self.margin_mode == "netting" and slave_ticket:  # add/restore: the share lives in this position now
+                fields["slave_ticket"] = slave_ticket
             if (self.links.get(key) or {}).get("retry_reason"):
                 fields["retry_reason"] = ""
             self._save(key, fields)

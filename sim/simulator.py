@@ -224,6 +224,26 @@ class Simulator:
             term.login = login
             term.passwords.setdefault(login, self.accounts[login].d.password)
 
+    def manual_trade(self, login: int, request: dict, source: str = "client"):
+        """A trade made by hand on ``login``: the desktop terminal's window (``source``
+        "client"), the mobile app ("mobile") or the web terminal ("web"). The request is an
+        ``order_send`` dict and the same trade rules apply, but the deals, orders and
+        positions it makes carry DEAL_/ORDER_/POSITION_REASON_CLIENT (MOBILE, WEB) instead
+        of EXPERT, and API-side faults (Algo-Trading off, injected retcodes, lost replies)
+        do not apply. Returns the OrderSendResult; a malformed request raises ValueError."""
+        from .terminal import Terminal, _Fail
+
+        reasons = {"client": C.DEAL_REASON_CLIENT, "mobile": C.DEAL_REASON_MOBILE, "web": C.DEAL_REASON_WEB}
+        if source not in reasons:
+            raise ValueError(f"source must be one of {sorted(reasons)}, got {source!r}")
+        with self.lock:
+            if isinstance(login, bool) or login not in self.accounts:
+                raise ValueError(f"unknown login {login!r}")
+            try:
+                return Terminal(self)._send(self.accounts[login], request, reasons[source], api=False)
+            except _Fail as e:
+                raise ValueError(f"request refused: {e.err[1]}") from None
+
     def terminal_logins(self) -> dict[str, int | None]:
         """Each terminal's path (as in the world file) and its current login."""
         with self.lock:
