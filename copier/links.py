@@ -9,7 +9,9 @@ Lifecycle: PENDING (intent written before order_send, outcome unknown) -> OPEN (
 ticket known) -> CLOSED. SKIPPED (decided not to copy) and FAILED (gave up after
 ``max_attempts``) are terminal like CLOSED: such a master ticket is never copied again.
 ``master_volume``/``slave_volume`` are the volumes when the copy was first opened: partial
-closes and adds scale from them, so they never need rewriting.
+closes and adds scale from them, so they never need rewriting - except on a flip (a netting
+master's position changed side under the same identifier), when they, ``direction`` and
+``master_direction`` are rewritten for the new side (``Flip``).
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ class Link:
     attempts: int = 0
     tag: str = ""
     reason: str = ""
+    # slave lots per master lot as sized, before rounding (0 = unknown: use slave/master volume);
+    # a netting slave sums these to its net target (docs/copier.md, "Net target")
+    lot_ratio: float = 0.0
 
     @property
     def key(self) -> tuple[str, int]:
@@ -70,7 +75,7 @@ class Link:
         for key in ("master_ticket", "slave_ticket", "attempts"):
             if key in data:
                 data[key] = int(data[key])
-        for key in ("master_volume", "slave_volume"):
+        for key in ("master_volume", "slave_volume", "lot_ratio"):
             if key in data:
                 data[key] = float(data[key])
         data.setdefault("master_name", "")
