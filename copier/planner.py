@@ -74,6 +74,7 @@ class _Planner(PendingOrdersMixin):
         self.out: list = []
         self.opened: set[tuple[str, int]] = set()  # one Open per master ticket per plan
         self.net_new: dict[str, float] = {}  # netting: signed raw shares of this plan's new copies per symbol
+        self.net_expected: dict[str, float] = {}  # netting: signed net per symbol once this plan's deals are done
         self.netting = ctx.slave_margin_mode == "netting"
         self.links: dict[tuple[str, int], Link] = {}
         for link in ctx.links:

@@ -61,7 +61,25 @@ def plan_netting_links(pl: "_Planner", links: list[Link]) -> None:
     for link in links:
         by_symbol.setdefault(link.symbol, []).append(link)
     for symbol in sorted(by_symbol):
+        start = len(pl.out)
         _plan_symbol(pl, symbol, sorted(by_symbol[symbol], key=lambda l: l.key))
+        pl.net_expected[symbol] = _held(pl, symbol) + _dealt(pl.out[start:], symbol)
+
+
+def _held(pl: "_Planner", symbol: str) -> float:
+    """Signed volume of the slave's net position on ``symbol`` (0 when flat)."""
+    return sum(_signed(p.side, p.volume) for p in pl.ctx.slave_positions if p.symbol == symbol)
+
+
+def _dealt(actions: list, symbol: str) -> float:
+    """Signed net volume the deals in ``actions`` move ``symbol`` by."""
+    moved = 0.0
+    for a in actions:
+        if isinstance(a, Open) and a.symbol == symbol:
+            moved += _signed(a.side, a.volume)
+        elif isinstance(a, Close) and a.symbol == symbol:
+            moved -= _signed(a.side_to_close, a.volume)
+    return moved
 
 
 def _contributions(pl: "_Planner", links: list[Link], spec) -> tuple[dict, dict, bool, dict, list]:
@@ -87,6 +105,9 @@ def _contributions(pl: "_Planner", links: list[Link], spec) -> tuple[dict, dict,
             if view is None:
                 continue
         mpos = view.state.positions.get(link.master_ticket)
+        if mpos is None and not view.fresh:  # absence is not a close: its last known share stands
+            contrib[link.key] = _signed(link.direction, _raw_share(pl, link, link.master_volume))
+            continue
         if mpos is None:
             contrib[link.key] = 0.0
             zero_reason[link.key] = "master closed"
@@ -146,24 +167,34 @@ def new_netting_copy(pl: "_Planner", name: str, view, mpos: Position):
     side = opposite(mpos.side) if pl.cfg.reverse else mpos.side
     ratio = sized.volume / mpos.volume
     share = _signed(side, min(sized.volume, pl.cfg.max_lot) if pl.cfg.max_lot is not None else sized.volume)
-    before = _symbol_raw(pl, symbol, spec) + pl.net_new.get(symbol, 0.0)
+    raw, frozen = _symbol_raw(pl, symbol, spec)
+    raw += pl.net_new.get(symbol, 0.0)
+    target = net_target(raw + share, spec)
+    # after this pass's corrections on the symbol; on a frozen symbol only this copy's own step
+    base = net_target(raw, spec) if frozen else pl.net_expected.get(symbol, _held(pl, symbol))
+    delta = floor_to_step(abs(target - base), spec.volume_step) if _sign(target - base) == _sign(share) else 0.0
     step = spec.volume_step if spec.volume_step > 0 else spec.volume_min
-    delta = floor_to_step(abs(net_target(before + share, spec) - net_target(before, spec)), spec.volume_step)
     result = pl.open_for(name, view, mpos, None, "new", volume=delta if delta > EPS else step)  # all the checks
     if not isinstance(result, Open):
         return result
     pl.net_new[symbol] = pl.net_new.get(symbol, 0.0) + share
     fields = pl.sizing_fields(sized, mpos)
-    if delta > EPS:
+    if delta >= spec.volume_min - EPS:
+        pl.net_expected[symbol] = base + _signed(side, delta)
         return replace(result, lot_ratio=ratio, **fields)
+    # the net does not move by a tradable volume (under one step, or under the minimum deal)
     pos = next((p for p in pl.ctx.slave_positions if p.symbol == symbol), None)
     return Adopt(name, mpos.identifier, pos.identifier if pos is not None else 0, 0.0, 0.0, KIND_POSITION, symbol,
                  mpos.symbol, side, mpos.side, mpos.volume, make_tag(name, mpos.identifier), lot_ratio=ratio)
 
 
-def _symbol_raw(pl: "_Planner", symbol: str, spec) -> float:
+def _symbol_raw(pl: "_Planner", symbol: str, spec) -> tuple[float, bool]:
+    """(Σ raw signed shares of the live copies on ``symbol``, frozen?)"""
     links = [l for l in pl.links.values() if l.live and l.kind == KIND_POSITION and l.symbol == symbol]
-    return sum(_contributions(pl, links, spec)[0].values()) if links else 0.0
+    if not links:
+        return 0.0, False
+    contrib, _, frozen, _, _ = _contributions(pl, links, spec)
+    return sum(contrib.values()), frozen
 
 
 def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
