@@ -28,7 +28,7 @@ from copier.reasons import Closure
 from copier.tags import make_tag, master_hash, parse_tag
 
 VOL_EPS = 1e-9
-TRADE_MODE_DISABLED, TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY, TRADE_MODE_CLOSEONLY = 0, 1, 2, 3
+TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY = 1, 2  # SYMBOL_TRADE_MODE_*; DISABLED (0) and CLOSEONLY (3) are transient
 
 
 @dataclass(frozen=True)
@@ -364,9 +364,13 @@ class _Planner(PendingOrdersMixin):
 
     @staticmethod
     def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:
+        """A side the symbol never takes (long-only, short-only) is a broker constraint: Skip.
+
+        Disabled and close-only are *transient* (invariant 8; brokers switch symbols to
+        close-only before rollover, expiry or news and back): the open is planned and the
+        server's 10017 / 10044 defers it, retried while the master still holds the position.
+        """
         mode = spec.trade_mode
-        if mode in (TRADE_MODE_DISABLED, TRADE_MODE_CLOSEONLY):
-            return Skip(f"trading on {spec.name} is {'disabled' if mode == 0 else 'close-only'} at the slave broker")
         if (mode == TRADE_MODE_LONGONLY and side == "SELL") or (mode == TRADE_MODE_SHORTONLY and side == "BUY"):
             return Skip(f"{spec.name} is {'long' if mode == 1 else 'short'}-only at the slave broker")
         return None

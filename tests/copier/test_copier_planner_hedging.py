@@ -129,8 +129,10 @@ def test_rule3_no_quote_or_spec_yet_waits():
 
 
 def test_rule3_trade_mode_refusals():
-    (s,) = plan(context(masters={MASTER: view([mpos(1)])}, specs={"EURUSD.c": spec(trade_mode=3)}))
-    assert "close-only" in s.reason
+    # close-only and disabled are transient: the open is planned, the server's 10044/10017 defers it
+    for mode in (0, 3):
+        (o,) = plan(context(masters={MASTER: view([mpos(1)])}, specs={"EURUSD.c": spec(trade_mode=mode)}))
+        assert isinstance(o, Open) and o.side == "BUY", mode
     (s,) = plan(context(masters={MASTER: view([mpos(1, side="SELL", price=1.1)])}, specs={"EURUSD.c": spec(trade_mode=1)}))
     assert "long-only" in s.reason
 
