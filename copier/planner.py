@@ -20,13 +20,15 @@ from copier.orders import EXEMODE_MARKET, choose_filling
 from copier.currency import Conversion
 from copier.sizing import EXPOSURE_MODES, RATIO_MODES, SizedCopy, floor_to_step, normalize_volume, size_copy
 from copier.slippage import current_price, slippage_points, within_tolerance
-from copier.sltp import level_valid, raw_sltp, translate_sltp
+from copier.sltp import adjust_stops, level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
+from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
 from copier.planner_pending import PendingOrdersMixin
+from copier.reasons import Closure
 from copier.tags import make_tag, master_hash, parse_tag
 
 VOL_EPS = 1e-9
-TRADE_MODE_DISABLED, TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY, TRADE_MODE_CLOSEONLY = 0, 1, 2, 3
+TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY = 1, 2  # SYMBOL_TRADE_MODE_*; DISABLED (0) and CLOSEONLY (3) are transient
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class PlanContext:
     # the slave's server clock minus UTC, ms (None = not estimated yet): pending-order expiry
     slave_server_offset_ms: int | None = None
     now_ms: int = 0  # UTC ms of this pass (0 = unknown: no "already expired" check)
+    # reasons from history: slave position identifier -> why it is gone (copier/reasons.py),
+    # for every OPEN link's ``slave_ticket`` that is no longer among ``slave_positions``.
+    # A vanished position without an entry here is not decided yet: the planner waits.
+    closures: Mapping[int, Closure] = field(default_factory=dict)
 
 
 def plan(ctx: PlanContext) -> list:
@@ -77,6 +83,8 @@ class _Planner(PendingOrdersMixin):
         self.cfg = ctx.slave
         self.out: list = []
         self.opened: set[tuple[str, int]] = set()  # one Open per master ticket per plan
+        self.net_new: dict[str, float] = {}  # netting: signed raw shares of this plan's new copies per symbol
+        self.net_expected: dict[str, float] = {}  # netting: signed net per symbol once this plan's deals are done
         self.netting = ctx.slave_margin_mode == "netting"
         self.links: dict[tuple[str, int], Link] = {}
         for link in ctx.links:
@@ -123,6 +131,29 @@ class _Planner(PendingOrdersMixin):
             found.setdefault(link.slave_ticket, self.ord_by_ticket[link.slave_ticket])
         return sorted(found.values(), key=lambda o: o.ticket)
 
+    def closure_for(self, link: Link) -> Closure | None | bool:
+        """Why the link's slave position (``slave_ticket``) is gone: a Closure; None when the
+        link names no position (a seed-era row: nothing to read); False = not known yet (wait)."""
+        if not link.slave_ticket:
+            return None
+        found = self.ctx.closures.get(link.slave_ticket)
+        return False if found is None else found
+
+    def own_close_reason(self, link: Link, view: MasterView | None, closure: Closure) -> str:
+        """The record of a copy the copier closed itself but whose result it never saw (a lost
+        reply, a crash): the reason its close was sent for, when the master state shows it."""
+        if view is None:
+            return f"closed by copyhub (deal #{closure.deal})"
+        mpos = view.state.positions.get(link.master_ticket)
+        if mpos is None:
+            return "master closed"
+        if link.master_side and mpos.side != link.master_side:
+            return "closed by copyhub: master reversed (netting master)"
+        spec = self.ctx.specs.get(link.symbol)
+        if spec is not None and self.scaled_target(link, mpos.volume, spec, self.cfg.max_lot) == 0.0:
+            return "closed by copyhub: master partial close (copy below minimum: closed)"
+        return f"closed by copyhub (deal #{closure.deal})"
+
     def filling(self, spec: SymbolSpec) -> int:
         return choose_filling(spec.filling_mode, getattr(spec, "trade_exemode", EXEMODE_MARKET))
 
@@ -139,13 +170,14 @@ class _Planner(PendingOrdersMixin):
              master_symbol: str = "", symbol: str = "", direction: str = "", master_volume: float = 0.0) -> None:
         self.out.append(RecordSkip(master, ticket, reason, kind, status, master_symbol, symbol, direction, master_volume))
 
-    def close_positions(self, link_key: tuple[str, int], positions: Iterable[Position], reason: str) -> None:
+    def close_positions(self, link_key: tuple[str, int], positions: Iterable[Position], reason: str, *,
+                        ends_link: bool = True) -> None:
         for p in positions:
             spec = self.ctx.specs.get(p.symbol)
             self.out.append(Close(
                 link_key[0], link_key[1], p.ticket, p.symbol, p.side, p.volume, p.volume, reason,
                 type_filling=self.filling(spec) if spec else 1, deviation=self.cfg.slippage_tolerance,
-                magic=self.cfg.magic, comment=make_tag(*link_key),
+                magic=self.cfg.magic, comment=make_tag(*link_key), ends_link=ends_link,
             ))
 
     @staticmethod
@@ -246,8 +278,16 @@ class _Planner(PendingOrdersMixin):
         if self.ctx.paused:
             self.skip(name, mpos.identifier, "account paused when the master opened it", **common)
             return
-        result = self.open_for(name, view, mpos, None, "new")
-        if isinstance(result, Skip):
+        if self.netting:
+            from copier.planner_netting import new_netting_copy
+
+            result = new_netting_copy(self, name, view, mpos)
+        else:
+            result = self.open_for(name, view, mpos, None, "new")
+        if isinstance(result, Adopt):  # netting: counted in the net target, no deal needed now
+            self.out.append(result)
+            self.open_count += 1
+        elif isinstance(result, Skip):
             self.skip(name, mpos.identifier, result.reason, **common)
         elif result is not None:
             self.emit_open(result)
@@ -300,10 +340,12 @@ class _Planner(PendingOrdersMixin):
             if manual:
                 return Skip(f"slave has a netting position on {symbol} that copyhub does not own (manual trade); not mixing with it")
         entry = current_price(side, quote)
-        sl, tp = (0.0, 0.0)
-        if cfg.copy_sltp:
-            sl, tp = translate_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec, quote=quote,
-                                    mode=cfg.sltp_mode, reverse=cfg.reverse)
+        sl, tp, stops_note = 0.0, 0.0, ""
+        if cfg.copy_sltp:  # stops the broker refuses are moved to the nearest valid level, and said so
+            raw_sl, raw_tp = raw_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec,
+                                      mode=cfg.sltp_mode, reverse=cfg.reverse)
+            adjusted = adjust_stops(side, raw_sl, raw_tp, quote, spec)
+            sl, tp, stops_note = adjusted.sl, adjusted.tp, adjusted.note
         sized: SizedCopy | None = None
         if volume is None:
             target = self.scaled_target(link, mpos.volume, spec, cfg.max_lot) if link is not None else None
@@ -326,16 +368,21 @@ class _Planner(PendingOrdersMixin):
             pts = slippage_points(side, quote, ref_price, spec.point)
             return Skip(f"slippage {pts:.1f} points > tolerance {cfg.slippage_tolerance} "
                         f"({symbol} {side} at {entry:.{spec.digits}f}, master {ref_price:.{spec.digits}f})")
+        ratio = sized.volume / mpos.volume if sized is not None and mpos.volume > 0 else 0.0
         return Open(name, mpos.identifier, symbol, side, volume, sl, tp, self.filling(spec), cfg.slippage_tolerance,
                     cfg.magic, make_tag(name, mpos.identifier), ref_price, entry, mpos.symbol, mpos.side,
                     mpos.volume if link is None else link.master_volume or mpos.volume, purpose, replaces_order,
-                    **self.sizing_fields(sized, mpos))
+                    lot_ratio=ratio, **self.sizing_fields(sized, mpos), stops_note=stops_note)
 
     @staticmethod
     def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:
+        """A side the symbol never takes (long-only, short-only) is a broker constraint: Skip.
+
+        Disabled and close-only are *transient* (invariant 8; brokers switch symbols to
+        close-only before rollover, expiry or news and back): the open is planned and the
+        server's 10017 / 10044 defers it, retried while the master still holds the position.
+        """
         mode = spec.trade_mode
-        if mode in (TRADE_MODE_DISABLED, TRADE_MODE_CLOSEONLY):
-            return Skip(f"trading on {spec.name} is {'disabled' if mode == 0 else 'close-only'} at the slave broker")
         if (mode == TRADE_MODE_LONGONLY and side == "SELL") or (mode == TRADE_MODE_SHORTONLY and side == "BUY"):
             return Skip(f"{spec.name} is {'long' if mode == 1 else 'short'}-only at the slave broker")
         return None
@@ -351,6 +398,15 @@ class _Planner(PendingOrdersMixin):
     def position_link(self, link: Link) -> None:
         positions = self.link_positions(link)
         view = self._fresh_view(link.master_name)
+        mpos_now = view.state.positions.get(link.master_ticket) if view is not None else None
+        if is_flip(link, mpos_now):  # netting master reversed under the same identifier
+            plan_hedging_flip(self, link, view, mpos_now, positions)
+            return
+        if link.direction and any(p.side != link.direction for p in positions):
+            old_side = [p for p in positions if p.side != link.direction]  # an earlier flip's old side
+            positions = [p for p in positions if p.side == link.direction]
+            if view is not None:
+                self.close_positions(link.key, old_side, FLIPPED, ends_link=False)
         if link.status == PENDING:
             if positions:  # rule 4: the intent executed (we crashed or timed out): adopt
                 p = positions[0]
@@ -360,9 +416,19 @@ class _Planner(PendingOrdersMixin):
             else:
                 self.retry_pending_link(link, view)
                 return
-        if not positions:
+        if not positions:  # reasons from history: why did the copy go away?
+            closure = self.closure_for(link)
+            if closure is False:
+                return  # its deals are not read yet: decide nothing about it this pass
             gone = view is not None and not self.master_has(view, link.master_ticket)
-            self.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed" if gone else "closed on slave"))
+            if closure is None:
+                reason = "master closed" if gone else "closed on slave"
+            elif closure.own:
+                reason = self.own_close_reason(link, view, closure)
+            else:
+                reason = closure.describe()  # SL/TP/SO/by hand: final, never reopened
+            self.out.append(MarkClosed(link.master_name, link.master_ticket, reason,
+                                       closure.cause if closure else "", closure.deal if closure else 0))
             return
         if view is None:
             return  # rule 1
@@ -481,6 +547,10 @@ class _Planner(PendingOrdersMixin):
                 link = self.links.get(key)
                 if link is None or link.status in TERMINAL:
                     self.close_positions(key, rest, "orphan copy: master position gone")
+            elif rest and view is not None and not self.netting:
+                link = self.links.get(key)  # a flip's old side left behind by a link that ended since
+                if link is not None and link.status in TERMINAL and link.direction and key[1] in view.state.positions:
+                    self.close_positions(key, [p for p in rest if p.side != link.direction], FLIPPED)
         for key, orders in sorted(self.ord_by_tag.items()):
             rest = [o for o in orders if o.ticket not in self.claimed_ord]
             view = self._fresh_view(key[0])

@@ -6,7 +6,7 @@ from copier.links import Link
 from copier.models import AccountMetrics, Position
 from copier.planner import plan
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, cfg, context, mpos, quote, spec, view
+from copier_testkit import MASTER, SLAVE, cfg, closure, context, mpos, quote, spec, view
 
 TAG1 = make_tag(MASTER, 1)
 
@@ -129,8 +129,10 @@ def test_rule3_no_quote_or_spec_yet_waits():
 
 
 def test_rule3_trade_mode_refusals():
-    (s,) = plan(context(masters={MASTER: view([mpos(1)])}, specs={"EURUSD.c": spec(trade_mode=3)}))
-    assert "close-only" in s.reason
+    # close-only and disabled are transient: the open is planned, the server's 10044/10017 defers it
+    for mode in (0, 3):
+        (o,) = plan(context(masters={MASTER: view([mpos(1)])}, specs={"EURUSD.c": spec(trade_mode=mode)}))
+        assert isinstance(o, Open) and o.side == "BUY", mode
     (s,) = plan(context(masters={MASTER: view([mpos(1, side="SELL", price=1.1)])}, specs={"EURUSD.c": spec(trade_mode=1)}))
     assert "long-only" in s.reason
 
@@ -178,7 +180,12 @@ def test_rule4_paused_does_not_retry():
 
 # ---------------------------------------------------------------- rule 5: OPEN links, master present
 def test_rule5_closed_on_slave_is_never_reopened():
-    acts = plan(context(masters={MASTER: view([mpos(1)])}, links=[link()], slave_positions=[]))
+    # its deals are not read yet: nothing decided (reasons from history, docs/copier.md)
+    assert plan(context(masters={MASTER: view([mpos(1)])}, links=[link()], slave_positions=[])) == []
+    acts = plan(context(masters={MASTER: view([mpos(1)])}, links=[link()], slave_positions=[], closures={501: closure(501, "sl")}))
+    assert types(acts) == ["MarkClosed"] and acts[0].reason == "closed by SL on slave" and acts[0].cause == "sl"
+    # a seed-era row without a slave ticket has no history to read
+    acts = plan(context(masters={MASTER: view([mpos(1)])}, links=[link(slave_ticket=0)], slave_positions=[]))
     assert types(acts) == ["MarkClosed"] and acts[0].reason == "closed on slave"
 
 
@@ -231,9 +238,12 @@ def test_rule5_unplaceable_sl_keeps_a_valid_current_level_without_churn():
     assert abs(m.sl - 1.0990) < 1e-9
 
 
-def test_rule5_master_reversal_closes_the_copy():
-    (c,) = plan(context(masters={MASTER: view([mpos(1, side="SELL")])}, links=[link()], slave_positions=[spos()]))
-    assert isinstance(c, Close) and "reversed" in c.reason
+def test_rule5_master_flip_closes_the_old_side_and_opens_the_new_one():
+    # netting master flip (same identifier, other side): not a close - see test_copier_planner_flips.py
+    f, c, o = plan(context(masters={MASTER: view([mpos(1, side="SELL")])}, links=[link()], slave_positions=[spos()]))
+    assert (type(f).__name__, f.direction, f.status) == ("Flip", "SELL", "PENDING")
+    assert isinstance(c, Close) and c.reason == "master flipped" and not c.ends_link
+    assert isinstance(o, Open) and (o.side, o.volume, o.purpose) == ("SELL", 1.0, "retry")
 
 
 # ---------------------------------------------------------------- rule 6: master closed
@@ -243,8 +253,12 @@ def test_rule6_master_closed_closes_every_slave_position_of_the_link():
 
 
 def test_rule6_already_gone_marks_closed():
-    (m,) = plan(context(masters={MASTER: view([])}, links=[link()]))
-    assert isinstance(m, MarkClosed) and m.reason == "master closed"
+    # our own close went through (its reply lost, or a crash before the record)
+    (m,) = plan(context(masters={MASTER: view([])}, links=[link()], closures={501: closure(501, "own", deal=9)}))
+    assert isinstance(m, MarkClosed) and m.reason == "master closed" and m.cause == "own"
+    # the slave's SL got there first: that is what happened to the copy
+    (m,) = plan(context(masters={MASTER: view([])}, links=[link()], closures={501: closure(501, "sl", deal=9)}))
+    assert isinstance(m, MarkClosed) and m.reason == "closed by SL on slave"
 
 
 # ---------------------------------------------------------------- rule 7: terminal links
