@@ -166,8 +166,9 @@ def master_positions(links: Iterable[Mapping[str, Any]], positions: Mapping[str,
 
 def exposure(links: Iterable[Mapping[str, Any]], positions: Mapping[str, Iterable[Any]],
              prices: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """Net lots and notional per symbol per account, and the total per symbol (notional
-    summed; lots are not summed across brokers whose contract sizes differ).
+    """Net lots and notional per symbol per account, and the total per underlying (the
+    master's symbol: GOLD at one broker and XAUUSD at another are one exposure; notional
+    summed, lots not, since contract sizes differ across brokers).
     Masters from their bus positions, followers from their OPEN links; a follower's
     contract size is the master's divided by the link's ``contract_factor`` (or the
     master's when the link has none)."""
@@ -175,9 +176,10 @@ def exposure(links: Iterable[Mapping[str, Any]], positions: Mapping[str, Iterabl
     cs_by_master: dict[tuple[str, str], float] = {}
     px_by_master: dict[tuple[str, str], float] = {}
 
-    def add(account: str, symbol: str, side: str, lots: float, units: float | None, price: float | None) -> None:
-        r = rows.setdefault((account, symbol), {"account": account, "symbol": symbol, "net_lots": 0.0, "notional": 0.0,
-                                                "notional_known": True})
+    def add(account: str, symbol: str, side: str, lots: float, units: float | None, price: float | None,
+            underlying: str) -> None:
+        r = rows.setdefault((account, symbol), {"account": account, "symbol": symbol, "underlying": underlying,
+                                                "net_lots": 0.0, "notional": 0.0, "notional_known": True})
         sign = 1.0 if str(side).upper().startswith("BUY") else -1.0
         r["net_lots"] = round(r["net_lots"] + sign * lots, 8)
         if units is None or not price:
@@ -191,7 +193,7 @@ def exposure(links: Iterable[Mapping[str, Any]], positions: Mapping[str, Iterabl
             price = float(getattr(p, "price_current", 0.0) or 0.0) or float(p.price_open)
             cs_by_master[(master, p.symbol)] = cs
             px_by_master[(master, p.symbol)] = price
-            add(master, p.symbol, p.side, float(p.volume), float(p.volume) * cs if cs else None, price)
+            add(master, p.symbol, p.side, float(p.volume), float(p.volume) * cs if cs else None, price, p.symbol)
     for t in links:
         if t.get("status") != "OPEN" or t.get("kind") == "order":
             continue
@@ -201,11 +203,13 @@ def exposure(links: Iterable[Mapping[str, Any]], positions: Mapping[str, Iterabl
         factor = _num(t.get("contract_factor")) or _num(t.get("lot_factor"))
         cs = (mcs / factor) if (mcs and factor) else mcs
         price = (prices or {}).get(t.get("symbol")) or px_by_master.get(mkey) or _num(t.get("slave_price"))
-        add(str(t.get("slave_name")), str(t.get("symbol")), str(t.get("direction")), vol, vol * cs if cs else None, price)
-    per_account = sorted(rows.values(), key=lambda r: (r["symbol"], r["account"]))
+        add(str(t.get("slave_name")), str(t.get("symbol")), str(t.get("direction")), vol, vol * cs if cs else None, price,
+            str(t.get("master_symbol") or t.get("symbol")))
+    per_account = sorted(rows.values(), key=lambda r: (r["underlying"], r["account"]))
     totals: dict[str, dict[str, Any]] = {}
     for r in per_account:
-        tot = totals.setdefault(r["symbol"], {"symbol": r["symbol"], "notional": 0.0, "accounts": 0, "notional_known": True})
+        tot = totals.setdefault(r["underlying"], {"symbol": r["underlying"], "notional": 0.0, "accounts": 0,
+                                                  "notional_known": True})
         tot["notional"] = round(tot["notional"] + r["notional"], 2)
         tot["accounts"] += 1
         tot["notional_known"] = tot["notional_known"] and r["notional_known"]

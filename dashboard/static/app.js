@@ -91,7 +91,7 @@ function renderPositions() {
 function renderExposure() {
   const e = S.positions.exposure; const out = [];
   for (const t of e.totals) {
-    for (const r of e.rows.filter((x) => x.symbol === t.symbol))
+    for (const r of e.rows.filter((x) => x.underlying === t.symbol))
       out.push(`<tr><td>${esc(r.symbol)}</td><td>${esc(r.account)}</td><td class="num">${num(r.net_lots)}</td>
         <td class="num">${r.notional_known ? num(r.notional, 0) : num(r.notional, 0) + "*"}</td></tr>`);
     out.push(`<tr class="master"><td>${esc(t.symbol)}</td><td>total (${t.accounts})</td><td></td><td class="num">${num(t.notional, 0)}</td></tr>`);
@@ -122,11 +122,12 @@ function lineChart(series, x0, x1) {
   const all = series.flatMap((s) => s.points.map((p) => p[1]));
   if (!all.length) return `<svg width="${W}" height="${H}"><text x="${P}" y="${H / 2}">no snapshots yet today</text></svg>`;
   let lo = Math.min(...all), hi = Math.max(...all); if (hi === lo) { hi += 1; lo -= 1; }
-  const X = (t) => P + (W - P - 8) * (t - x0) / Math.max(1, x1 - x0);
+  const X = (t) => 44 + (W - 52) * (t - x0) / Math.max(1, x1 - x0);
   const Y = (v) => H - P + 10 - (H - P) * (v - lo) / (hi - lo);
-  const lines = series.map((s, i) => `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.5" points="${s.points.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ")}"><title>${esc(s.name)}</title></polyline>`);
-  const legend = series.slice(0, 8).map((s, i) => `<text x="${P + (i % 4) * 105}" y="${12 + Math.floor(i / 4) * 11}" style="fill:${COLORS[i % COLORS.length]}">${esc(s.name.slice(0, 16))}</text>`);
-  return `<svg width="${W}" height="${H + 12}"><text x="2" y="${Y(hi) + 3}">${num(hi, 0)}</text><text x="2" y="${Y(lo)}">${num(lo, 0)}</text>${lines.join("")}${legend.join("")}</svg>`;
+  const lines = series.map((s, i) => `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.5" points="${s.points.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ")}"><title>${esc(s.name)}</title></polyline>` +
+    `<circle r="2.5" fill="${COLORS[i % COLORS.length]}" cx="${X(s.points[s.points.length - 1][0]).toFixed(1)}" cy="${Y(s.points[s.points.length - 1][1]).toFixed(1)}"/>`);
+  const legend = series.slice(0, 8).map((s, i) => `<text x="${P + (i % 4) * 110}" y="${H + 24 + Math.floor(i / 4) * 12}" style="fill:${COLORS[i % COLORS.length]}">${esc(s.name.slice(0, 18))}</text>`);
+  return `<svg width="${W}" height="${H + 50}"><text x="2" y="${Y(hi) + 3}">${num(hi, 0)}</text><text x="2" y="${Y(lo)}">${num(lo, 0)}</text>${lines.join("")}${legend.join("")}</svg>`;
 }
 
 function barChart(buckets, unit) {

@@ -78,7 +78,7 @@ def test_exposure_per_account_and_total(env):
     row = next(r for r in exp["rows"] if r["account"] == "S1")
     assert row["symbol"] == "EURUSD.c" and row["net_lots"] == 0.5
     assert row["notional"] == pytest.approx(0.5 * 100000 * 1.1002)
-    assert {t["symbol"] for t in exp["totals"]} == {"EURUSD.c"}
+    assert {t["symbol"] for t in exp["totals"]} == {"EURUSD"}  # the underlying: the master's symbol
 
 
 def test_pause_from_the_dashboard_is_the_cli_pause_with_its_origin(env, tmp_path):

@@ -36,7 +36,7 @@ def browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1500,1800",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1500,2000",
                 "--no-first-run", "--disable-extensions"):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
@@ -165,7 +165,7 @@ def test_demo_page_screenshot(tmp_path):
         wait_until(lambda: len(texts(driver, "tr.copy td.status")) >= 6, timeout=45, message="copies on the page")
         time.sleep(2)
         shot = ROOT / "docs" / "dashboard.png" if os.environ.get("COPYHUB_UPDATE_SCREENSHOT") else tmp_path / "dashboard.png"
-        driver.set_window_size(1500, 1700)
+        driver.set_window_size(1500, 2000)
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
     finally:
