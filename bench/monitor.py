@@ -119,9 +119,9 @@ def fleet_scenarios(slaves: int, positions: int, seconds: float, blocks: int, bl
         try:
             m = fleet.terminal(1001)
             for i in range(positions):
-                _send(m, "XAUUSD" if i % 2 else "EURUSD", "BUY", 0.01)
+                _send(m, "EURUSD", "BUY", 0.01)
             wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") == positions for n in names),
-                       timeout=180, interval=0.5, message="background copies")
+                       timeout=300, interval=0.5, message="background copies")
             port = free_port()
             cpu = monitor_cpu(fleet, port, seconds)
             on, off = [], []
