@@ -260,12 +260,18 @@ class Guardian:
         else:
             state = with_balance_operations(cfg, rebuild_state(cfg, metrics, deals, server_ms, lock=lock), deals)
         if saved.day_id == state.day_id:
+            # capital moved while the node was down is not in the saved figures yet
+            missed = set(state.day_ops) - set(saved.day_ops)
+            shift = sum(d.net for d in deals or () if d.ticket in missed)
+            saved = replace(saved, day_start_equity=None if saved.day_start_equity is None else saved.day_start_equity + shift,
+                            day_equity_high=None if saved.day_equity_high is None else saved.day_equity_high + shift)
             keep_equity = state.day_start_equity is None and saved.day_start_equity is not None
             if deals is None and saved.day_start_balance is not None:
                 state = replace(state, day_start_balance=saved.day_start_balance,
                                 reference_estimated=saved.reference_estimated)
             elif keep_equity:
-                state = replace(state, reference_estimated=saved.reference_estimated)
+                state = replace(state, reference_estimated=saved.reference_estimated,
+                                reference_source=saved.reference_source or "snapshot")
             state = replace(
                 state,
                 day_start_equity=saved.day_start_equity if keep_equity else state.day_start_equity,
@@ -358,6 +364,10 @@ class Guardian:
         st = self.state
         if st.next_reset_utc_ms is not None and cfg.clock.to_utc_ms(server_ms) >= st.next_reset_utc_ms:
             deals = self.history.refresh(mt5, server_ms)  # exact day roll even if this tick is late
+        elif st.last_balance is not None and metrics.balance != st.last_balance:
+            # the balance moved: a close, or a deposit/withdrawal/correction, which is capital
+            # and must shift today's reference before equity is judged against it
+            deals = self.history.refresh(mt5, server_ms)
         prev_day = st.day_id
         ev = evaluate(cfg, st, metrics, server_ms, deals)
         self.ev, self.state, self.metrics = ev, ev.state, metrics
@@ -636,6 +646,7 @@ class Guardian:
             "day_start_balance": st.day_start_balance,
             "day_start_equity": st.day_start_equity,
             "reference_estimated": st.reference_estimated,
+            "reference_source": st.reference_source,
             "server_time_msc": self.server_time.latest_ms,
             "terminal_error": self.terminal_error,
             "blind": self.blind,
@@ -649,6 +660,8 @@ class Guardian:
                 out[f"{prefix}_used_pct"] = round(rv.used_pct, 2)
                 out[f"{prefix}_level"] = rv.level.name
                 if rv.rule in (DAILY, OVERALL):
+                    out[f"{prefix}_used_money"] = rv.used_money
+                    out[f"{prefix}_left_pct"] = round(max(0.0, 100.0 - rv.used_pct), 2)
                     out[f"{prefix}_reference"] = rv.reference
                     out[f"{prefix}_limit"] = rv.limit_money
                     out[f"{prefix}_headroom"] = rv.headroom_money

@@ -21,6 +21,9 @@ from .deals import Deal, balance_delta
 from .lock import Lock, is_locked
 from .reference import deals_in_window, rebuild_balance_high, rebuild_eod_balance_high
 
+# Daily references that need the equity at the reset, not only the balance.
+EQUITY_REFERENCES = ("max_balance_equity", "equity_high")
+
 
 @dataclass(frozen=True)
 class TrackerState:
@@ -38,6 +41,14 @@ class TrackerState:
     last_equity: float | None = None
     last_utc_ms: int | None = None
     lock: Lock | None = None
+    # Capital moved since the reset (deposits, withdrawals, corrections, bonuses): their
+    # tickets and total, already folded into the day's references (never counted twice).
+    day_ops: tuple[int, ...] = ()
+    day_ops_money: float = 0.0
+    # Where the day's reference came from: "snapshot" (seen at the reset), "rebuilt"
+    # (deal history, and M1 bars for equity), "assumed_strictest" (the terminal could
+    # not tell: the strictest value it allows is used), "estimated" (no history).
+    reference_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,6 +63,8 @@ class TrackerState:
         kw = {k: v for k, v in data.items() if k in names}
         if kw.get("lock") is not None:
             kw["lock"] = Lock.from_dict(kw["lock"])
+        if kw.get("day_ops") is not None:
+            kw["day_ops"] = tuple(int(t) for t in kw["day_ops"])
         return cls(**kw)
 
 
@@ -99,10 +112,18 @@ def observe(
             start_balance = metrics.balance
             balance_exact = near_reset
             moved = False
-        start_equity = metrics.equity if near_reset and not moved else None
-        estimated = not balance_exact or (config.reference == "max_balance_equity" and start_equity is None)
-        if config.reference == "equity_high" and start_equity is None:
-            estimated = True
+        equity = trading_equity(metrics)
+        start_equity = equity if near_reset and not moved else None
+        needs_equity = config.reference in EQUITY_REFERENCES
+        estimated = not balance_exact or (needs_equity and start_equity is None)
+        if not balance_exact:
+            source = "estimated"
+        elif near_reset and (start_equity is not None or not needs_equity):
+            source = "snapshot"
+        elif needs_equity and start_equity is None:
+            source = "assumed_strictest"  # until the node rebuilds it (M1 bars), see equity_at_reset
+        else:
+            source = "rebuilt"
         initial = config.initial_balance
         eod_high = st.eod_balance_high if st.eod_balance_high is not None else initial
         if st.day_id is not None:
@@ -121,15 +142,21 @@ def observe(
             day_start_balance=start_balance,
             day_start_equity=start_equity,
             reference_estimated=estimated,
+            reference_source=source,
             day_equity_high=start_equity if start_equity is not None else start_balance,
             eod_balance_high=eod_high,
+            day_ops=(),
+            day_ops_money=0.0,
         )
+    if deals is not None:
+        st = with_balance_operations(config, st, deals)
 
     lock = st.lock if is_locked(st.lock, now_ms) else None
+    equity = trading_equity(metrics)
     return replace(
         st,
-        day_equity_high=_max(st.day_equity_high, metrics.equity),
-        equity_high=_max(st.equity_high, config.initial_balance, metrics.equity),
+        day_equity_high=_max(st.day_equity_high, equity),
+        equity_high=_max(st.equity_high, config.initial_balance, equity),
         balance_high=_max(st.balance_high, config.initial_balance, metrics.balance),
         last_balance=metrics.balance,
         last_equity=metrics.equity,
@@ -191,21 +218,41 @@ def release_lock(state: TrackerState) -> TrackerState:
     return replace(state, lock=None)
 
 
-def with_balance_operations(cfg: RiskConfig, state: TrackerState, deals: list[Deal]) -> TrackerState:
-    """Count money deposited (or withdrawn) since the reset as part of the day's start.
+def with_balance_operations(cfg: RiskConfig, state: TrackerState, deals: Sequence[Deal]) -> TrackerState:
+    """Fold the capital moved since the reset into today's references; idempotent.
 
-    ``rebuild_state`` takes the day-start balance as "current balance minus everything
-    today's deals moved", deposits included. For a challenge funded today (the usual
-    first day) that makes the start 0 and blinds the daily rule for the whole day. A
-    deposit is capital, not profit, so it belongs to the reference (FTMO's first-day
-    reference is the initial balance); a withdrawal likewise lowers it instead of
-    looking like a loss.
+    Deposits, withdrawals, corrections and bonuses (``DEAL_TYPE_BALANCE``,
+    ``DEAL_TYPE_CORRECTION``, ``DEAL_TYPE_BONUS``) are capital, not profit or loss, at any
+    time of day: each one shifts the day-start balance, the equity at the reset and the
+    day's equity high by its amount, so a 4,800 withdrawal reads as 0 % of the daily
+    limit used, not 96 % (FTMO 2-Step 100k). Folded tickets are remembered in
+    ``state.day_ops``: calling it again with the same deals changes nothing, so the node
+    may pass the whole history on every evaluation. Credit (``DEAL_TYPE_CREDIT``) is not
+    folded: it is the broker's money, and the rules measure equity without it
+    (``trading_equity``).
     """
     if state.day_start_utc_ms is None or state.day_start_balance is None:
         return state
-    ops = sum(d.net for d in deals if d.is_balance_op and cfg.clock.to_utc_ms(d.time_msc) >= state.day_start_utc_ms)
-    if not ops:
+    done = set(state.day_ops)
+    new = [d for d in deals if d.is_balance_op and d.ticket not in done
+           and cfg.clock.to_utc_ms(d.time_msc) >= state.day_start_utc_ms]
+    if not new:
         return state
-    start = state.day_start_balance + ops
-    return replace(state, day_start_balance=start, day_equity_high=_max(state.day_equity_high, start)
-                   if cfg.reference != "equity_high" else state.day_equity_high)
+    ops = sum(d.net for d in new)
+    return replace(
+        state,
+        day_start_balance=state.day_start_balance + ops,
+        day_start_equity=None if state.day_start_equity is None else state.day_start_equity + ops,
+        day_equity_high=None if state.day_equity_high is None else state.day_equity_high + ops,
+        day_ops=tuple(sorted(done | {d.ticket for d in new})),
+        day_ops_money=state.day_ops_money + ops,
+    )
+
+
+def trading_equity(metrics: AccountMetrics) -> float:
+    """Equity the loss rules measure: MT5 equity without the broker's credit.
+
+    Credit is the broker's money (``AccountInfo.credit``): granting or removing it moves
+    MT5's equity but is neither a profit nor a loss of the trader.
+    """
+    return metrics.equity - (metrics.credit or 0.0)
