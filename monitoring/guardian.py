@@ -50,18 +50,21 @@ from copier.risk import (
     resolve_risk_config,
 )
 from copier.risk.clock import ms_from_utc, utc_from_ms
+from copier.risk.history_equity import equity_high_bound
+from copier.risk.tracker import bars_needed, needs_reset_equity, with_history_equity
 from db import StoreUnavailable, now_ms
 from nodes.convert import metrics_from_mt5, position_from_mt5
 
 from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key  # noqa: F401 (REPORT_PREFIX re-exported)
 from .levels import ALERT_LEVEL, LevelTracker, action_text, alert_fields
-from .terminal import CloseResult, Closer, DealHistory, ServerTime
+from .terminal import CloseResult, Closer, DealHistory, ServerTime, read_m1_bars
 
 STATE_PREFIX = "risk_state:"
 LOCK_PREFIX = "risk_lock:"
 RELEASE_PREFIX = "risk_release:"
 REPORT_INTERVAL_MS = 300_000
 HISTORY_RETRY_MS = 60_000
+SNAPSHOT_SCAN = 50_000  # stored snapshots read for a lost intraday-trailing peak
 BLIND_AFTER = 3
 _UNSYNCED = object()
 # Fields that change on every evaluation; persisting them alone is not worth a write.
@@ -148,6 +151,7 @@ class Guardian:
         self.day_stats: dict[str, dict[str, Any]] = {}  # per trading day: what the guardian itself saw
         self.blind = 0  # consecutive evaluations that could not run (terminal error, bug)
         self._close_failures: dict[int, int] = {}
+        self.peak_source: str | None = None  # intraday trailing: stored / rebuilt / rebuilt_incomplete
 
     # ------------------------------------------------------------------ properties
     @property
@@ -279,6 +283,10 @@ class Guardian:
             )
         state = replace(state, equity_high=_max(state.equity_high, saved.equity_high),
                         eod_balance_high=_max(state.eod_balance_high, saved.eod_balance_high))
+        if saved.equity_high is not None:
+            self.peak_source = "stored"
+        if deals is not None:
+            state = self._history_equity(state, deals, metrics.balance, server_ms, peak=saved.equity_high is None)
         self.state = state
         self.rebuilt = deals is not None
         self.event("risk_started", profile=cfg.profile, day=state.day_id, day_start_balance=state.day_start_balance,
@@ -288,10 +296,57 @@ class Guardian:
         self.log.info("risk_started", profile=cfg.profile, day=state.day_id, day_start_balance=state.day_start_balance,
                       reference_estimated=state.reference_estimated, locked=lock is not None)
         if state.reference_estimated and cfg.has_daily_limit:
-            self._alert("reference_estimated", "warn", message=(
-                "day-start reference estimated (no history or no snapshot at the reset): "
-                "the daily figures may understate the loss"))
+            if state.reference_source == "assumed_strictest":
+                message = ("equity at the reset could not be rebuilt (no M1 bars for a position open then): "
+                           "the strictest reference is assumed (the day's equity high since start)")
+            else:
+                message = ("day-start reference estimated (no deal history): "
+                           "the daily figures may understate the loss")
+            self._alert("reference_estimated", "warn", message=message)
         return True
+
+    def _history_equity(self, state: TrackerState, deals: list, balance: float, server_ms: int, *,
+                        peak: bool) -> TrackerState:
+        """What only equity snapshots could tell, rebuilt from deals and M1 bars: the equity
+        at the reset (max(balance, equity) references) and, with ``peak`` (no stored
+        peak), the intraday-trailing high-water mark, the strictest value the history
+        allows (raised further by any stored snapshot's equity)."""
+        cfg = self.config
+        assert cfg is not None
+        peak = peak and cfg.drawdown_mode == "intraday_trailing" and cfg.has_overall_limit
+        if not (needs_reset_equity(cfg, state) or peak):
+            return state
+        wants = bars_needed(cfg, state, deals, server_ms, peak=peak)
+        try:
+            market = read_m1_bars(self.mt5, wants)
+        except Exception as exc:  # a terminal without bars: priced as "cannot tell"
+            self.log.warning("risk_bars_unavailable", error=str(exc))
+            market = {}
+        had_reset = needs_reset_equity(cfg, state)
+        state = with_history_equity(cfg, state, balance, deals, market, server_ms, peak=False)
+        data: dict[str, Any] = {}
+        if had_reset:
+            data.update(reference_source=state.reference_source, day_start_equity=state.day_start_equity,
+                        symbols=sorted(wants), priced=sorted(market))
+        if peak:
+            bound, complete = equity_high_bound(balance, deals, market, until_server_ms=server_ms)
+            stored = self._snapshot_equity_high()
+            state = replace(state, equity_high=_max(state.equity_high, bound, stored))
+            self.peak_source = "rebuilt" if complete else "rebuilt_incomplete"
+            data.update(equity_high=state.equity_high, peak_source=self.peak_source, snapshot_high=stored)
+        self.event("risk_history_equity", level="warning" if state.reference_source == "assumed_strictest" else "info",
+                   **data)
+        return state
+
+    def _snapshot_equity_high(self) -> float | None:
+        """Highest equity (without credit) in this account's stored snapshots, if any."""
+        try:
+            snaps = self.store.list_snapshots(self.name, limit=SNAPSHOT_SCAN, tail=True)
+        except StoreUnavailable:
+            return None
+        vals = [float(m.get("equity", 0.0)) - float(m.get("credit", 0.0) or 0.0)
+                for m in (s.get("metrics") or {} for s in snaps) if m.get("equity") is not None]
+        return max(vals) if vals else None
 
     def _backfill_previous_day(self) -> None:
         """A node down at the day roll never wrote yesterday's final report: write it now
@@ -369,6 +424,10 @@ class Guardian:
             # and must shift today's reference before equity is judged against it
             deals = self.history.refresh(mt5, server_ms)
         prev_day = st.day_id
+        if deals is not None and st.next_reset_utc_ms is not None and cfg.clock.to_utc_ms(server_ms) >= st.next_reset_utc_ms:
+            rolled = observe(cfg, st, metrics, server_ms, deals)
+            if needs_reset_equity(cfg, rolled):  # no snapshot near the reset: rebuild it before judging
+                st = self._history_equity(rolled, deals, metrics.balance, server_ms, peak=False)
         ev = evaluate(cfg, st, metrics, server_ms, deals)
         self.ev, self.state, self.metrics = ev, ev.state, metrics
         self._positions_count = len(positions)
@@ -647,6 +706,8 @@ class Guardian:
             "day_start_equity": st.day_start_equity,
             "reference_estimated": st.reference_estimated,
             "reference_source": st.reference_source,
+            "peak_source": self.peak_source,
+            "equity_high": st.equity_high,
             "server_time_msc": self.server_time.latest_ms,
             "terminal_error": self.terminal_error,
             "blind": self.blind,

@@ -73,6 +73,18 @@ PROFILES: dict[str, dict[str, Any]] = {
         "drawdown_mode": "balance_trailing",
         "trail_lock_at": "initial",
     },
+    # FundingPips 2-Step (Standard): daily 5 % of the higher of the day's starting balance
+    # and equity, reset 00:00 UTC+3 (platform time, fixed); max loss 10 % of initial, static.
+    "fundingpips_2step": {
+        "reference": "max_balance_equity",
+        "reset_time": "00:00",
+        "reset_tz": "Etc/GMT-3",
+        "daily_limit_pct": 5.0,
+        "daily_limit_base": "reference",
+        "overall_limit_pct": 10.0,
+        "drawdown_mode": "static",
+        "trail_lock_at": None,
+    },
     # Your own rules: nothing enforced until you set it.
     "custom": {
         "reference": "balance",

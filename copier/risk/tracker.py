@@ -15,10 +15,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from ..models import AccountMetrics
-from .clock import last_reset_instant, ms_from_utc, next_reset_instant, trading_day_of
+from .clock import last_reset_instant, ms_from_utc, next_reset_instant, trading_day_of, utc_from_ms
 from .config import RiskConfig
 from .deals import Deal, balance_delta
 from .lock import Lock, is_locked
+from .history_equity import (SymbolBars, balance_at_server_ms, equity_at, equity_high_bound, position_segments,
+                             positions_open_at)
 from .reference import deals_in_window, rebuild_balance_high, rebuild_eod_balance_high
 
 # Daily references that need the equity at the reset, not only the balance.
@@ -171,11 +173,14 @@ def rebuild_state(
     deals: Sequence[Deal],
     now_server_ms: int,
     lock: Lock | None = None,
+    market: Mapping[str, SymbolBars] | None = None,
 ) -> TrackerState:
     """A state for a node starting now, rebuilt from the full deal history.
 
-    The all-time equity high cannot be rebuilt (floating P/L is not in history);
-    it starts from the highest closed balance, the best lower bound available.
+    With ``market`` (M1 bars of the symbols ``bars_needed`` names), the equity-based
+    figures are rebuilt too (``with_history_equity``): the equity at the reset and the
+    intraday-trailing peak. Without it the all-time equity high starts from the highest
+    closed balance and an equity reference is assumed strictest (flagged).
     """
     clock = config.clock
     now_utc = clock.to_utc(now_server_ms)
@@ -192,7 +197,80 @@ def rebuild_state(
         equity_high=bal_high,
         lock=lock,
     )
-    return observe(config, fresh, metrics, now_server_ms, deals)
+    st = observe(config, fresh, metrics, now_server_ms, deals)
+    if market is not None:
+        st = with_history_equity(config, st, metrics.balance, deals, market, now_server_ms)
+    return st
+
+
+def _reset_server_ms(config: RiskConfig, state: TrackerState) -> int | None:
+    if state.day_start_utc_ms is None:
+        return None
+    return config.clock.to_server_ms(utc_from_ms(state.day_start_utc_ms))
+
+
+RESET_BARS_BEFORE_S = 3 * 86_400  # over a weekend the last quote before the reset is Friday's
+RESET_BARS_AFTER_S = 300
+
+
+def needs_reset_equity(config: RiskConfig, state: TrackerState) -> bool:
+    """True when today's reference needs the equity at the reset and no snapshot gave it."""
+    return config.reference == "max_balance_equity" and state.day_start_equity is None \
+        and state.day_start_utc_ms is not None
+
+
+def bars_needed(config: RiskConfig, state: TrackerState, deals: Sequence[Deal], now_server_ms: int,
+                *, peak: bool = False) -> dict[str, tuple[int, int]]:
+    """{symbol: (from, to) in server seconds} of the M1 bars ``with_history_equity``
+    needs: around the reset for the positions open then (when the equity at the reset
+    is unknown), and, with ``peak`` (intraday trailing without a stored peak), over
+    every position's life."""
+    want: dict[str, tuple[int, int]] = {}
+
+    def add(sym: str, lo: int, hi: int) -> None:
+        old = want.get(sym)
+        want[sym] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+
+    reset = _reset_server_ms(config, state)
+    if reset is not None and needs_reset_equity(config, state):
+        for seg in positions_open_at(deals, reset):
+            add(seg.symbol, reset // 1000 - RESET_BARS_BEFORE_S, reset // 1000 + RESET_BARS_AFTER_S)
+    if peak and config.drawdown_mode == "intraday_trailing":
+        for seg in position_segments(deals):
+            end = seg.end_ms if seg.end_ms is not None else now_server_ms
+            add(seg.symbol, seg.start_ms // 1000 - 60, end // 1000 + 60)
+    return want
+
+
+def with_history_equity(config: RiskConfig, state: TrackerState, current_balance: float, deals: Sequence[Deal],
+                        market: Mapping[str, SymbolBars], now_server_ms: int, *, peak: bool = True) -> TrackerState:
+    """Rebuild, from the deal history and M1 bars, what only equity snapshots could tell.
+
+    * Equity at the reset (``max_balance_equity``, e.g. The5ers, FundingPips) when no
+      snapshot near the reset has it: balance then + the positions open then, priced at
+      the last M1 bar before the reset (``history_equity.equity_at``); source "rebuilt".
+      If a position's symbol has no bars the terminal cannot tell: the reference stays
+      the strictest value it allows (the day's equity high-water mark since the node
+      started, never below the balance at the reset), source "assumed_strictest",
+      flagged estimated.
+    * With ``peak`` and ``intraday_trailing``: the all-time equity high is raised to the
+      highest equity the history allows (``equity_high_bound``).
+    """
+    reset = _reset_server_ms(config, state)
+    if reset is not None and needs_reset_equity(config, state):
+        bal_then = balance_at_server_ms(current_balance, deals, reset)
+        eq, _missing = equity_at(bal_then, positions_open_at(deals, reset), reset, market)
+        if eq is not None:
+            start_eq = eq + state.day_ops_money  # capital moved since is folded like the balance
+            state = replace(state, day_start_equity=start_eq, reference_source="rebuilt",
+                            reference_estimated=state.reference_source == "estimated",
+                            day_equity_high=_max(state.day_equity_high, start_eq))
+        else:
+            state = replace(state, reference_source="assumed_strictest", reference_estimated=True)
+    if peak and config.drawdown_mode == "intraday_trailing":
+        bound, _complete = equity_high_bound(current_balance, deals, market, until_server_ms=now_server_ms)
+        state = replace(state, equity_high=_max(state.equity_high, bound))
+    return state
 
 
 def operator_lock(
