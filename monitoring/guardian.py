@@ -20,12 +20,13 @@ state, never from the moment the node happened to start.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, Callable
 
 from alerts import Alert
-from copier.models import AccountMetrics
+from copier.models import AccountMetrics, SymbolSpec
 from copier.orders import RetryPolicy
 from copier.risk import (
     with_balance_operations,
@@ -42,6 +43,9 @@ from copier.risk import (
     TrackerState,
     day_bounds,
     evaluate,
+    exposure_breaches,
+    exposure_of,
+    trades_opened_since,
     is_locked,
     observe,
     pre_trade_check,
@@ -53,7 +57,7 @@ from copier.risk.clock import ms_from_utc, utc_from_ms
 from copier.risk.history_equity import equity_high_bound
 from copier.risk.tracker import bars_needed, needs_reset_equity, with_history_equity
 from db import StoreUnavailable, now_ms
-from nodes.convert import metrics_from_mt5, position_from_mt5
+from nodes.convert import metrics_from_mt5, position_from_mt5, spec_from_mt5
 
 from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key  # noqa: F401 (REPORT_PREFIX re-exported)
 from .levels import ALERT_LEVEL, LevelTracker, action_text, alert_fields
@@ -64,7 +68,8 @@ LOCK_PREFIX = "risk_lock:"
 RELEASE_PREFIX = "risk_release:"
 REPORT_INTERVAL_MS = 300_000
 HISTORY_RETRY_MS = 60_000
-SNAPSHOT_SCAN = 50_000  # stored snapshots read for a lost intraday-trailing peak
+SNAPSHOT_SCAN = 50_000
+SPEC_TTL_MS = 60_000  # symbol specs (tick value moves with FX rates) re-read once a minute  # stored snapshots read for a lost intraday-trailing peak
 BLIND_AFTER = 3
 _UNSYNCED = object()
 # Fields that change on every evaluation; persisting them alone is not worth a write.
@@ -152,6 +157,8 @@ class Guardian:
         self.blind = 0  # consecutive evaluations that could not run (terminal error, bug)
         self._close_failures: dict[int, int] = {}
         self.peak_source: str | None = None  # intraday trailing: stored / rebuilt / rebuilt_incomplete
+        self.exposure_breaches: dict[str, str] = {}
+        self._specs: dict[str, tuple[int, SymbolSpec]] = {}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -445,6 +452,7 @@ class Guardian:
         elif ev.locked and self.actions_enabled:
             self._enforce_lock(positions)
         self._update_pause(ev)
+        self._check_exposure(positions, metrics, server_ms)
         self._note_day_stats(ev)
         self._alerts_for(ev)
         self._persist(now_utc_ms)
@@ -516,6 +524,52 @@ class Guardian:
             self.log.error("risk_close_failed", failures=n, **data)
             if n == 1 or n % 60 == 0:
                 self.event("risk_close_failed", level="error", failures=n, **data)
+
+    @property
+    def has_exposure_limits(self) -> bool:
+        c = self.config
+        return bool(c and (c.require_sl or c.max_risk_per_trade_pct is not None or c.max_lots_per_order is not None
+                           or c.max_lots_per_symbol is not None or c.max_positions is not None
+                           or c.max_total_lots is not None or c.max_trades_per_day is not None))
+
+    def _trades_today(self, server_ms: int) -> int | None:
+        cfg = self.config
+        if cfg is None or cfg.max_trades_per_day is None or self.state.day_start_utc_ms is None:
+            return None
+        deals = self.history.refresh(self.mt5, server_ms)
+        return None if deals is None else trades_opened_since(deals, self.state.day_start_utc_ms, cfg.clock)
+
+    def _spec(self, symbol: str, now_ms: int) -> SymbolSpec | None:
+        hit = self._specs.get(symbol)
+        if hit is not None and hit[0] > now_ms:
+            return hit[1]
+        info = self.mt5.symbol_info(symbol)
+        if info is None:
+            return hit[1] if hit else None
+        spec = spec_from_mt5(info)
+        self._specs[symbol] = (now_ms + SPEC_TTL_MS, spec)
+        return spec
+
+    def _check_exposure(self, positions: Any, metrics: AccountMetrics, server_ms: int) -> None:
+        """Per-trade and per-account limits on every position (copies, hand-opened trades,
+        other EAs): an alert and a ``risk_exposure_breach`` event when a breach appears,
+        ``risk_exposure_ok`` when the last one clears. Nothing is closed for it."""
+        if not self.has_exposure_limits:
+            return
+        cfg = self.config
+        assert cfg is not None
+        pos = [position_from_mt5(p) for p in positions]
+        specs = {p.symbol: sp for p in pos if (sp := self._spec(p.symbol, server_ms)) is not None}
+        breaches = exposure_breaches(cfg, exposure_of(pos, specs, metrics.equity), self._trades_today(server_ms))
+        keys = {_breach_key(b): b for b in breaches}
+        new = [b for k, b in keys.items() if k not in self.exposure_breaches]
+        if new:
+            self.log.warning("risk_exposure_breach", breaches=new)
+            self.event("risk_exposure_breach", level="warning", breaches=new)
+            self._alert("exposure", "warn", message="; ".join(new), action_taken="alert only: positions kept")
+        elif self.exposure_breaches and not keys:
+            self.event("risk_exposure_ok")
+        self.exposure_breaches = keys
 
     def _update_pause(self, ev: Evaluation) -> None:
         paused = Action.PAUSE in ev.actions and self.actions_enabled
@@ -620,7 +674,7 @@ class Guardian:
         if self.state.day_id is None:
             return "risk: the guardian has no state yet (terminal not read at start), not opening blind"
         state = AccountRiskState(cfg, self.state, _metrics(info, server_ms), server_ms,
-                                 [position_from_mt5(p) for p in positions])
+                                 [position_from_mt5(p) for p in positions], self._trades_today(server_ms))
         try:
             decision = pre_trade_check(state, ProposedOpen(symbol, side, float(volume), float(entry), float(sl or 0.0),
                                                            float(tick_size), float(tick_value)))
@@ -734,6 +788,8 @@ class Guardian:
             out["balance"] = self.metrics.balance
         if self.last_flatten is not None:
             out["last_flatten"] = self.last_flatten
+        if self.exposure_breaches:
+            out["exposure_breaches"] = sorted(self.exposure_breaches.values())
         return out
 
     def close(self, now_utc_ms: int, timeout: float = 5.0) -> None:
@@ -753,6 +809,12 @@ def _metrics(info: Any, server_ms: int) -> AccountMetrics:
 def _max(*vals: float | None) -> float | None:
     xs = [v for v in vals if v is not None]
     return max(xs) if xs else None
+
+
+def _breach_key(text: str) -> str:
+    """A breach without its changing figures (risk %, lots), to alert once per breach."""
+    head, sep, tail = text.partition(":")
+    return head + sep + re.sub(r"[\d.,]+%?", "#", tail) if sep else re.sub(r"[\d.,]+", "#", text)
 
 
 def _iso(utc_ms: int) -> str:

@@ -180,6 +180,28 @@ def margin_rule(config: RiskConfig, metrics: AccountMetrics) -> RuleValue:
     )
 
 
+def margin_warning(config: RiskConfig, metrics: AccountMetrics) -> RuleValue:
+    """The default margin-level watch (``margin_warn_level``, 150 % unless set): an alert
+    (WARN) when equity / margin x 100 falls below it, never a pause or a flatten. The
+    used share reads ``warn_at`` x warn level / current level, so the warning starts
+    exactly at the level and the alert hysteresis works as for the other rules; it is
+    capped below the pause level. ``min_margin_level`` replaces it with the full rule."""
+    ml = metrics.margin_level
+    warn = config.margin_warn_level or 0.0
+    frac = 0.0 if ml is None else (config.warn_at * warn / ml if ml > 0 else float("inf"))
+    frac = min(frac, max(config.warn_at, config.pause_at - 1e-6))
+    return RuleValue(
+        rule=MARGIN,
+        used_money=None,
+        limit_money=None,
+        used_pct=frac * 100.0,
+        headroom_money=None,
+        level=min(level_for(frac, config.warn_at, config.pause_at, config.flatten_at), Level.WARN),
+        reference=warn,
+        value=ml,
+    )
+
+
 def evaluate(
     config: RiskConfig,
     state: TrackerState,
@@ -209,6 +231,8 @@ def evaluate(
         rules.append(_rule(config, OVERALL, peak, limit, trading_equity(metrics), False))
     if config.min_margin_level is not None:
         rules.append(margin_rule(config, metrics))
+    elif config.margin_warn_level is not None:
+        rules.append(margin_warning(config, metrics))
 
     level = max((r.level for r in rules), default=Level.OK)
     locked = is_locked(st.lock, now_ms)
