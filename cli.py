@@ -39,6 +39,7 @@ from fleet.operator import (FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX, RESET_PR
 from fleet.report import format_table, status_row, status_table  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
+from monitoring.headroom import risk_rows, risk_table  # noqa: E402
 from monitoring.reports import FORMATS, load_reports, render, request_release  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -156,8 +157,10 @@ def cmd_status(args: argparse.Namespace, store: Any) -> int:
         extra.append("KILL SWITCH ON: no new opens anywhere (python cli.py kill-switch off)")
     if not rows:
         extra.append("no nodes recorded yet (is the launcher running against this store?)")
-    text = status_table(rows, now_ms=now) + ("\n" + "\n".join(extra) if extra else "")
-    emit(args, {"nodes": rows, "kill_switch": bool(flags.get(KILL_SWITCH)), "ts_ms": now}, text)
+    risk = risk_rows(docs)
+    text = status_table(rows, now_ms=now) + ("\n\n" + risk_table(risk) if risk else "") + (
+        "\n" + "\n".join(extra) if extra else "")
+    emit(args, {"nodes": rows, "risk": risk, "kill_switch": bool(flags.get(KILL_SWITCH)), "ts_ms": now}, text)
     return EXIT_OK
 
 
