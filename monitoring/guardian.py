@@ -59,7 +59,7 @@ from copier.risk.tracker import bars_needed, needs_reset_equity, with_history_eq
 from db import StoreUnavailable, now_ms
 from nodes.convert import metrics_from_mt5, position_from_mt5, spec_from_mt5
 
-from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key  # noqa: F401 (REPORT_PREFIX re-exported)
+from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key, report_request_key  # noqa: F401 (REPORT_PREFIX re-exported)
 from .levels import ALERT_LEVEL, LevelTracker, action_text, alert_fields
 from .terminal import CloseResult, Closer, DealHistory, ServerTime, read_m1_bars
 
@@ -464,7 +464,23 @@ class Guardian:
         if now_utc_ms >= self._next_report:
             self._next_report = now_utc_ms + self.report_interval_ms
             self._schedule_report(ev.state.day_id, server_ms, final=False)
+        self._poll_report_request(server_ms)
         return True
+
+    def _poll_report_request(self, server_ms: int) -> None:
+        """``cli.py report`` wrote ``report_request:<name>``: compute today's report now
+        (deals read here, the rest on the report worker) and echo the request id."""
+        try:
+            req = self.store.get_flag(report_request_key(self.name))
+            if req is None:
+                return
+            self.store.delete_flag(report_request_key(self.name))
+        except StoreUnavailable:
+            return
+        rid = str(req.get("id")) if isinstance(req, dict) and req.get("id") is not None else None
+        job = self._report_job(self.state.day_id, server_ms, False)
+        if job is not None:
+            self.reports.submit(replace(job, request_id=rid))
 
     # ------------------------------------------------------------------ actions
     def _flatten(self, positions: Any, ev: Evaluation, now_utc_ms: int) -> None:
