@@ -16,7 +16,7 @@ from .profiles import PROFILES
 
 REFERENCE_MODES = ("balance", "max_balance_equity", "initial_plus_day_profit", "equity_high")
 DRAWDOWN_MODES = ("static", "eod_trailing", "intraday_trailing", "balance_trailing")
-LIMIT_BASES = ("initial", "reference")
+LIMIT_BASES = ("initial", "reference", "lower")  # "lower": the smaller of the two (conservative)
 
 
 class RiskConfigError(ValueError):
@@ -80,7 +80,12 @@ class RiskConfig:
             return self.daily_limit_money
         if self.daily_limit_pct is None:
             return None
-        base = reference if self.daily_limit_base == "reference" else self.initial_balance
+        if self.daily_limit_base == "reference":
+            base = reference
+        elif self.daily_limit_base == "lower":
+            base = min(reference, self.initial_balance) if self.initial_balance is not None else reference
+        else:
+            base = self.initial_balance
         return (base or 0.0) * self.daily_limit_pct / 100.0
 
     def overall_limit_amount(self) -> float | None:
