@@ -327,7 +327,8 @@ def cmd_links(args: argparse.Namespace, store: Any) -> int:
              t.get("direction") or t.get("side") or "-", _first(t, "slave_volume", "volume", "master_volume"),
              t.get("status"), iso(t.get("created_ms")),
              f"{t['latency_ms']:.1f}" if isinstance(t.get("latency_ms"), (int, float)) else "-",
-             (t.get("skip_reason") or t.get("reason") or t.get("error") or "")[:60]] for t in trades]
+             ((t.get("retry_reason") if t.get("status") == "PENDING" else "") or t.get("skip_reason") or t.get("reason")
+              or t.get("error") or "")[:60]] for t in trades]
     text = format_table(["MASTER", "M.TICKET", "S.TICKET", "SYMBOL", "DIR", "VOLUME", "STATUS", "CREATED",
                          "LAT ms", "REASON"], rows) if rows else f"no links for {args.slave}"
     emit(args, {"slave": args.slave, "links": trades}, text)
@@ -529,6 +530,64 @@ def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
+def cmd_symbols(args: argparse.Namespace, store: Any) -> int:
+    """``symbols suggest FOLLOWER``: the follower symbol each master symbol seen maps to
+    (symbol_map, suffix, or matched by currencies and specification), the contract sizes
+    and the lot factor; the ones it cannot map are flagged."""
+    from types import SimpleNamespace
+
+    from copier.symbol_match import symbol_map_patch
+    from nodes.symbols_report import suggest_rows
+    from terminals import TerminalError, open_terminal
+
+    doc = require_account(store, args.follower)
+    try:
+        cfg = validate_account(doc)
+    except AccountConfigError as exc:
+        raise CliError(f"{args.follower}: {exc}") from None
+    if cfg.type != "SLAVE":
+        raise CliError(f"{args.follower} is not a follower (type {cfg.type})")
+    masters = [args.master] if args.master else sorted(
+        d["name"] for d in store.list_accounts() if d.get("type") == "MASTER" and cfg.follows_master(d["name"]))
+    if not masters:
+        raise CliError(f"{args.follower} follows no master")
+    opened: list[Any] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        follower = open_terminal(doc, default_sim_endpoint=args.sim_endpoint)
+        opened.append(follower)
+        for name in masters:
+            master = open_terminal(require_account(store, name), default_sim_endpoint=args.sim_endpoint)
+            opened.append(master)
+            rows += suggest_rows(cfg, store, name, master, follower, all_symbols=args.all)
+    except TerminalError as exc:
+        raise CliError(f"cannot open a terminal: {exc}") from None
+    finally:
+        for t in opened:
+            try:
+                t.shutdown()
+            except Exception:
+                pass
+
+    patch = symbol_map_patch([SimpleNamespace(**r) for r in rows], cfg)
+    unmapped = [r["master_symbol"] for r in rows if not r["mapped"]]
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:g}"
+
+    table = [[r["master"], r["master_symbol"], r["follower_symbol"] or "UNMAPPED", r["how"] or "-",
+              num(r["master_contract_size"]), num(r["follower_contract_size"]), num(r["lot_factor"]), r["note"][:80]]
+             for r in rows]
+    text = (format_table(["MASTER", "M.SYMBOL", "F.SYMBOL", "HOW", "M.CONTRACT", "F.CONTRACT", "LOT FACTOR", "NOTE"], table)
+            if rows else f"no master symbols seen for {args.follower} (try --all)")
+    if patch != dict(cfg.symbol_map or {}):
+        text += f"\nsuggested: python cli.py accounts set {args.follower} symbol_map='{json.dumps(patch, sort_keys=True)}'"
+    if unmapped:
+        text += f"\ncannot map: {', '.join(unmapped)}"
+    emit(args, {"follower": args.follower, "rows": rows, "symbol_map": patch, "unmapped": unmapped}, text)
+    return EXIT_OK
+
+
 # =========================================================================== parser
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -595,6 +654,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("follower")
     sp.add_argument("--master", help="only this master (default: every master it follows)")
     sp.add_argument("--volume", type=float, default=1.0, help="master lots (default 1)")
+    sp.add_argument("--sim-endpoint", default=settings.SIM_ENDPOINT, help="simulator server for terminal kind 'sim'")
+    sp = add("symbols", cmd_symbols, "symbol-mapping assistant: 'symbols suggest FOLLOWER'")
+    sp.add_argument("action", choices=["suggest"])
+    sp.add_argument("follower")
+    sp.add_argument("--master", help="only this master (default: every master it follows)")
+    sp.add_argument("--all", action="store_true", help="every symbol of the master's terminal, not only those seen")
     sp.add_argument("--sim-endpoint", default=settings.SIM_ENDPOINT, help="simulator server for terminal kind 'sim'")
     sp = add("release", cmd_release, "release an account's risk lock before the next reset")
     sp.add_argument("name")

@@ -11,7 +11,8 @@ Execution contract for the node (documented in docs/copier.md):
 * ``Open.replaces_order``: send it only if the ``RemovePending`` of that order just succeeded.
 * ``Adopt`` -> link OPEN with the given slave ticket/kind, keeping an existing row's volumes
   (creates the row from the action's fields if missing).
-* ``MarkClosed`` -> link CLOSED; ``RecordSkip`` -> link SKIPPED/FAILED (creates it if missing).
+* ``MarkClosed`` -> link CLOSED (with ``close_cause``/``close_deal`` when known); ``RecordSkip``
+  -> link SKIPPED/FAILED (creates it if missing); ``Rebind`` -> the link's ``slave_ticket``.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Open:
     contract_factor: float = 0.0
     fx_symbol: str = ""
     fx_rate: float = 0.0
+    stops_note: str = ""  # how SL/TP were moved to the broker's nearest valid levels ("" = as wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +163,24 @@ class MarkClosed:
     master_name: str
     master_ticket: int
     reason: str
+    # reasons from history (copier/reasons.py): the cause ("sl", "tp", "so", "manual", "broker",
+    # "own", "unknown") and the deal that closed the copy on the slave; "" / 0 when not read
+    cause: str = ""
+    deal: int = 0
 
 
-Action = Open | Close | ModifySLTP | PlacePending | ModifyPending | RemovePending | RecordSkip | Adopt | MarkClosed
-ORDER = {Adopt: 0, MarkClosed: 0, Close: 1, RemovePending: 2, Open: 3, PlacePending: 4, ModifySLTP: 5, ModifyPending: 5, RecordSkip: 6}
+@dataclass(frozen=True, slots=True)
+class Rebind:
+    """Netting bookkeeping: the link's share now lives in slave position ``slave_ticket``
+    (its identifier), so a later disappearance of that position is classified for it."""
+
+    master_name: str
+    master_ticket: int
+    slave_ticket: int
+
+
+Action = Open | Close | ModifySLTP | PlacePending | ModifyPending | RemovePending | RecordSkip | Adopt | MarkClosed | Rebind
+ORDER = {Adopt: 0, MarkClosed: 0, Rebind: 0, Close: 1, RemovePending: 2, Open: 3, PlacePending: 4, ModifySLTP: 5, ModifyPending: 5, RecordSkip: 6}
 
 
 def sort_actions(actions: list) -> list:

@@ -5,8 +5,9 @@ IDENTIFIER, or the pending-order ticket for ``kind == "order"``; MT5 gives the p
 that a filled order creates the same number, so a link keeps its key when an order fills
 and only its ``kind`` changes to "position".
 
-Lifecycle: PENDING (intent written before order_send, outcome unknown) -> OPEN (slave
-ticket known) -> CLOSED. SKIPPED (decided not to copy) and FAILED (gave up after
+Lifecycle: PENDING (intent written before order_send, outcome unknown; or refused for a
+transient reason such as 10018 market closed: ``retry_reason`` says why, and the copy is
+planned again while the master holds it) -> OPEN (slave ticket known) -> CLOSED. SKIPPED (decided not to copy) and FAILED (gave up after
 ``max_attempts``) are terminal like CLOSED: such a master ticket is never copied again.
 ``master_volume``/``slave_volume`` are the volumes when the copy was first opened: partial
 closes and adds scale from them, so they never need rewriting.

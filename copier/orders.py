@@ -6,20 +6,23 @@ symbols accept FOK only (metatrader5.com fill-policy table), so they always get 
 Note the classic bug this avoids: bit values (FOK=1, IOC=2) are not the enum values
 (ORDER_FILLING_FOK=0, ORDER_FILLING_IOC=1).
 
-Retcode classes (reference §5):
-  done    10008 PLACED, 10009 DONE, 10010 DONE_PARTIAL
-  retry   10004 REQUOTE, 10020 PRICE_CHANGED, 10021 PRICE_OFF, 10023 ORDER_CHANGED,
-          10024 TOO_MANY_REQUESTS, 10028 LOCKED, 10029 FROZEN
-  unknown 10011 ERROR, 10012 TIMEOUT, 10031 CONNECTION, and ``None`` (order_send returned
-          None): the order may have executed -> look for the tag before sending again.
-          (10031 is "R/U" in the reference; we take the safe reading.)
-  noop    10025 NO_CHANGES; 10036 POSITION_CLOSED when closing (the close is done)
-  final   everything else, including 10018 MARKET_CLOSED: final for this attempt, the
-          next reconcile plans again.
+Retcodes: the one table is ``copier/retcodes.py`` (done / transient / constraint /
+permanent, with its source). ``classify_retcode`` is the Executor's reading of it:
+  done    class done (10008, 10009, 10010)
+  noop    10025 NO_CHANGES; 10036 POSITION_CLOSED when closing (the goal is reached)
+  retry   transient with retry_now (requote, price changed, no quotes, ...): retry within
+          the action with a fresh price
+  unknown transient with unknown outcome (10011, 10012, 10031, no reply): look for the tag
+          before sending again
+  later   other transient codes (10018 market closed, 10017, 10026, 10027, 10044, ...):
+          not retried within the action; the copy is planned again later, with backoff
+  final   constraint and permanent codes: final for this request
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from copier import retcodes as R
 
 ORDER_FILLING_FOK = 0
 ORDER_FILLING_IOC = 1
@@ -31,12 +34,13 @@ EXEMODE_INSTANT = 1
 EXEMODE_MARKET = 2
 EXEMODE_EXCHANGE = 3
 
-DONE_CODES = frozenset({10008, 10009, 10010})
-RETRY_CODES = frozenset({10004, 10020, 10021, 10023, 10024, 10028, 10029})
-UNKNOWN_CODES = frozenset({10011, 10012, 10031})
-NOOP_CODES = frozenset({10025})
-POSITION_CLOSED = 10036
-MARKET_CLOSED = 10018
+POSITION_CLOSED = R.TRADE_RETCODE_POSITION_CLOSED
+MARKET_CLOSED = R.TRADE_RETCODE_MARKET_CLOSED
+NOOP_CODES = frozenset({R.TRADE_RETCODE_NO_CHANGES})
+DONE_CODES = frozenset(c for c, r in R.TABLE.items() if r.cls == R.DONE) - NOOP_CODES
+RETRY_CODES = frozenset(c for c, r in R.TABLE.items() if r.retry_now)
+UNKNOWN_CODES = frozenset(c for c, r in R.TABLE.items() if r.unknown)
+LATER_CODES = frozenset(c for c, r in R.TABLE.items() if r.cls == R.TRANSIENT and not (r.retry_now or r.unknown))
 
 
 def choose_filling(filling_mode_bitmask: int, exemode: int = EXEMODE_MARKET) -> int:
@@ -50,17 +54,14 @@ def choose_filling(filling_mode_bitmask: int, exemode: int = EXEMODE_MARKET) -> 
 
 
 def classify_retcode(code: int | None, *, closing: bool = False) -> str:
-    """One of "done", "retry", "unknown", "noop", "final"."""
-    if code is None:
-        return "unknown"
-    if code in DONE_CODES:
-        return "done"
-    if code in RETRY_CODES:
-        return "retry"
-    if code in UNKNOWN_CODES:
-        return "unknown"
+    """One of "done", "noop", "retry", "unknown", "later", "final" (see the module docstring)."""
     if code in NOOP_CODES or (closing and code == POSITION_CLOSED):
         return "noop"
+    row = R.lookup(code)
+    if row.cls == R.DONE:
+        return "done"
+    if row.cls == R.TRANSIENT:
+        return "retry" if row.retry_now else "unknown" if row.unknown else "later"
     return "final"
 
 

@@ -20,9 +20,10 @@ from copier.orders import EXEMODE_MARKET, choose_filling
 from copier.currency import Conversion
 from copier.sizing import EXPOSURE_MODES, RATIO_MODES, SizedCopy, floor_to_step, normalize_volume, size_copy
 from copier.slippage import current_price, slippage_points, within_tolerance
-from copier.sltp import level_valid, raw_sltp, translate_sltp
+from copier.sltp import adjust_stops, level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
 from copier.planner_pending import PendingOrdersMixin
+from copier.reasons import Closure
 from copier.tags import make_tag, master_hash, parse_tag
 
 VOL_EPS = 1e-9
@@ -59,6 +60,10 @@ class PlanContext:
     # slave deposit currency -> a master's deposit currency, keyed by the master's currency
     # (ratio sizing across currencies); a Skip says why none exists, absent = not known yet
     conversions: Mapping[str, Conversion | Skip] = field(default_factory=dict)
+    # reasons from history: slave position identifier -> why it is gone (copier/reasons.py),
+    # for every OPEN link's ``slave_ticket`` that is no longer among ``slave_positions``.
+    # A vanished position without an entry here is not decided yet: the planner waits.
+    closures: Mapping[int, Closure] = field(default_factory=dict)
 
 
 def plan(ctx: PlanContext) -> list:
@@ -117,6 +122,29 @@ class _Planner(PendingOrdersMixin):
         if link.slave_ticket and link.slave_ticket in self.ord_by_ticket:
             found.setdefault(link.slave_ticket, self.ord_by_ticket[link.slave_ticket])
         return sorted(found.values(), key=lambda o: o.ticket)
+
+    def closure_for(self, link: Link) -> Closure | None | bool:
+        """Why the link's slave position (``slave_ticket``) is gone: a Closure; None when the
+        link names no position (a seed-era row: nothing to read); False = not known yet (wait)."""
+        if not link.slave_ticket:
+            return None
+        found = self.ctx.closures.get(link.slave_ticket)
+        return False if found is None else found
+
+    def own_close_reason(self, link: Link, view: MasterView | None, closure: Closure) -> str:
+        """The record of a copy the copier closed itself but whose result it never saw (a lost
+        reply, a crash): the reason its close was sent for, when the master state shows it."""
+        if view is None:
+            return f"closed by copyhub (deal #{closure.deal})"
+        mpos = view.state.positions.get(link.master_ticket)
+        if mpos is None:
+            return "master closed"
+        if link.master_side and mpos.side != link.master_side:
+            return "closed by copyhub: master reversed (netting master)"
+        spec = self.ctx.specs.get(link.symbol)
+        if spec is not None and self.scaled_target(link, mpos.volume, spec, self.cfg.max_lot) == 0.0:
+            return "closed by copyhub: master partial close (copy below minimum: closed)"
+        return f"closed by copyhub (deal #{closure.deal})"
 
     def filling(self, spec: SymbolSpec) -> int:
         return choose_filling(spec.filling_mode, getattr(spec, "trade_exemode", EXEMODE_MARKET))
@@ -288,10 +316,12 @@ class _Planner(PendingOrdersMixin):
             if manual:
                 return Skip(f"slave has a netting position on {symbol} that copyhub does not own (manual trade); not mixing with it")
         entry = current_price(side, quote)
-        sl, tp = (0.0, 0.0)
-        if cfg.copy_sltp:
-            sl, tp = translate_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec, quote=quote,
-                                    mode=cfg.sltp_mode, reverse=cfg.reverse)
+        sl, tp, stops_note = 0.0, 0.0, ""
+        if cfg.copy_sltp:  # stops the broker refuses are moved to the nearest valid level, and said so
+            raw_sl, raw_tp = raw_sltp(mpos, slave_side=side, slave_entry_price=entry, slave_spec=spec,
+                                      mode=cfg.sltp_mode, reverse=cfg.reverse)
+            adjusted = adjust_stops(side, raw_sl, raw_tp, quote, spec)
+            sl, tp, stops_note = adjusted.sl, adjusted.tp, adjusted.note
         sized: SizedCopy | None = None
         if volume is None:
             target = self.scaled_target(link, mpos.volume, spec, cfg.max_lot) if link is not None else None
@@ -317,7 +347,7 @@ class _Planner(PendingOrdersMixin):
         return Open(name, mpos.identifier, symbol, side, volume, sl, tp, self.filling(spec), cfg.slippage_tolerance,
                     cfg.magic, make_tag(name, mpos.identifier), ref_price, entry, mpos.symbol, mpos.side,
                     mpos.volume if link is None else link.master_volume or mpos.volume, purpose, replaces_order,
-                    **self.sizing_fields(sized, mpos))
+                    **self.sizing_fields(sized, mpos), stops_note=stops_note)
 
     @staticmethod
     def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:
@@ -348,9 +378,19 @@ class _Planner(PendingOrdersMixin):
             else:
                 self.retry_pending_link(link, view)
                 return
-        if not positions:
+        if not positions:  # reasons from history: why did the copy go away?
+            closure = self.closure_for(link)
+            if closure is False:
+                return  # its deals are not read yet: decide nothing about it this pass
             gone = view is not None and not self.master_has(view, link.master_ticket)
-            self.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed" if gone else "closed on slave"))
+            if closure is None:
+                reason = "master closed" if gone else "closed on slave"
+            elif closure.own:
+                reason = self.own_close_reason(link, view, closure)
+            else:
+                reason = closure.describe()  # SL/TP/SO/by hand: final, never reopened
+            self.out.append(MarkClosed(link.master_name, link.master_ticket, reason,
+                                       closure.cause if closure else "", closure.deal if closure else 0))
             return
         if view is None:
             return  # rule 1

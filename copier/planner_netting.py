@@ -11,12 +11,15 @@ Per slave symbol S:
 One corrective deal per symbol: reduce -> Close(|diff|), increase -> Open(|diff|),
 sign change -> Close(all) + Open(|desired|). An increase is booked to a PENDING copy
 ("retry"), else to a master whose volume grew ("add", slippage vs the master's current
-price), else it restores a share that is missing ("restore": netted away by a flip, or
-closed on the slave) and is checked against the master's ENTRY price: a copy stopped out on
-the slave is typically far beyond the tolerance and is then marked "closed on slave" and
-dropped, never re-opened late. The netting slave cannot tell a slave-side close from a
-flat produced by offsetting copies, hence this price rule instead of hedging's
-"never reopen".
+price), else it restores a share that is missing ("restore": netted away by the copier's own deals)
+and is checked against the master's ENTRY price (no late entry).
+Reasons from history decide which shares may be restored: a copy whose slave position
+(``link.slave_ticket``) vanished is classified from that position's deals
+(``PlanContext.closures``, copier/reasons.py): closed by SL, TP, stop out, by hand or by
+another program -> the copy is CLOSED with that reason and leaves the desired net, never
+re-opened while its master position lives; closed by the copier's own deal -> its share
+stays desired and is restored. A link's ``slave_ticket`` follows the net position its share
+lives in (``Rebind``) so the classification always looks at the right position.
 A netting position that carries no copyhub tag and no link's ticket is a manual trade:
 copyhub neither trades into it nor closes it.
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from copier.actions import Adopt, Close, MarkClosed, Open
+from copier.actions import Adopt, Close, MarkClosed, Open, Rebind
 from copier.links import FAILED, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import Position
 from copier.sizing import floor_to_step
@@ -85,6 +88,9 @@ def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
     positions = [p for p in pl.ctx.slave_positions if p.symbol == symbol]
     pl.claimed_pos.update(p.identifier for p in positions)  # the netting pass owns these, not the orphan pass
     pos: Position | None = positions[0] if positions else None
+    links = _drop_closed_on_slave(pl, links, pos)
+    if links is None:
+        return  # a vanished position's deals are not read yet: decide nothing on S this pass
     owned_ids = {l.slave_ticket for l in links if l.slave_ticket}
     if pos is not None and parse_tag(pos.comment) is None and pos.identifier not in owned_ids:
         for link in links:  # our copy was replaced by a manual trade: never trade into it
@@ -155,10 +161,32 @@ def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
                     direction=link.direction, master_volume=link.master_volume)
         elif abs(actual) > EPS:
             return  # part of the copies' volume is still held: accept the shortfall, keep managing it
-        else:  # flat: its share was lost on the slave and cannot be restored near the master's entry
-            pl.out.append(MarkClosed(link.master_name, link.master_ticket, f"closed on slave; not re-opened ({result.reason})"))
+        else:  # flat: its share was netted away by our own deals and the market has left its entry
+            pl.out.append(MarkClosed(link.master_name, link.master_ticket,
+                                     f"netted away on slave; not re-opened ({result.reason})", "own"))
         contrib.pop(link.key)
         live.pop(link.key)
+
+
+def _drop_closed_on_slave(pl: "_Planner", links: list[Link], pos: Position | None) -> list[Link] | None:
+    """Reasons from history on a netting symbol: an OPEN copy whose slave position (its
+    ``slave_ticket``) vanished is CLOSED with the cause its deals give (SL, TP, stop out, by
+    hand...) and leaves the desired net for good; only a position the copier closed itself
+    (a netting effect, or its own close) keeps the copy's share, to be restored.
+    None: some vanished position's history is not known yet (wait)."""
+    kept: list[Link] = []
+    for link in links:
+        if link.status != OPEN or not link.slave_ticket or (pos is not None and link.slave_ticket == pos.identifier):
+            kept.append(link)
+            continue
+        closure = pl.closure_for(link)
+        if closure is False:
+            return None
+        if closure is not None and closure.final:
+            pl.out.append(MarkClosed(link.master_name, link.master_ticket, closure.describe(), closure.cause, closure.deal))
+            continue
+        kept.append(link)
+    return kept
 
 
 def _grow_owner(pl: "_Planner", live: dict, contrib: dict, want: int) -> tuple[Link | None, str]:
@@ -177,7 +205,7 @@ def _grow_owner(pl: "_Planner", live: dict, contrib: dict, want: int) -> tuple[L
 
 
 def _replace_sltp(action: Open, pos: Position | None) -> Open:
-    return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0)
+    return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0, stops_note="")
 
 
 def _culprit(pl: "_Planner", live: dict, zero_reason: dict) -> Link:
@@ -203,6 +231,8 @@ def _settled(pl: "_Planner", pos: Position | None, live: dict, contrib: dict, ze
     for key, link in live.items():
         if key in zero_reason:
             pl.out.append(MarkClosed(link.master_name, link.master_ticket, zero_reason[key]))
+        elif link.status == OPEN and pos is not None and abs(contrib[key]) > EPS and link.slave_ticket != pos.identifier:
+            pl.out.append(Rebind(link.master_name, link.master_ticket, pos.identifier))  # its share lives in pos now
         elif link.status == PENDING:
             pl.out.append(Adopt(link.master_name, link.master_ticket, pos.identifier if pos is not None else 0, abs(contrib[key]),
                                 pos.price_open if pos is not None else 0.0,

@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from copier.models import AccountMetrics, PendingOrder, Position, Quote, SymbolSpec
+from copier.reasons import DealRecord
 
 # MT5 ORDER_TYPE_* values for pending orders (see the reference, §4).
 _PENDING_TYPE_NAMES = {2: "BUY_LIMIT", 3: "SELL_LIMIT", 4: "BUY_STOP", 5: "SELL_STOP", 6: "BUY_STOP_LIMIT", 7: "SELL_STOP_LIMIT"}
@@ -36,6 +37,25 @@ def position_from_mt5(p: Any, *, offset_ms: int = 0, contract_size: float = 0.0)
         price_current=float(p.price_current),
         profit=float(p.profit),
         contract_size=float(contract_size),
+    )
+
+
+def deal_from_mt5(d: Any) -> DealRecord:
+    """A TradeDeal (``history_deals_get``) as the plain record the reasons classifier reads
+    (times stay in the broker's server ms: only their order matters there)."""
+    return DealRecord(
+        ticket=int(d.ticket),
+        position_id=int(d.position_id),
+        entry=int(d.entry),
+        reason=int(d.reason),
+        volume=float(d.volume),
+        type=int(d.type),
+        magic=int(d.magic),
+        comment=str(d.comment),
+        price=float(d.price),
+        time_msc=int(d.time_msc),
+        order=int(d.order),
+        symbol=str(d.symbol),
     )
 
 

@@ -51,9 +51,11 @@ def describe_holder(lease: dict[str, Any] | None, *, now: int | None = None) -> 
     holder = lease.get("holder") or {}
     since = lease.get("since_ms")
     since_txt = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since / 1000)) if since else "?"
-    left = (int(lease.get("expires_ms", 0)) - (now if now is not None else now_ms())) / 1000
+    expires = int(lease.get("expires_ms", 0))
+    left = (expires - (now if now is not None else now_ms())) / 1000
+    when = "released" if expires == 0 else (f"expires in {left:.1f} s" if left > 0 else f"expired {-left:.0f} s ago")
     return (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, node {holder.get('node', '?')}, "
-            f"since {since_txt} (epoch {lease.get('epoch')}, expires in {left:.1f} s)")
+            f"since {since_txt} (epoch {lease.get('epoch')}, {when})")
 
 
 @dataclass(frozen=True)

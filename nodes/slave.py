@@ -24,13 +24,14 @@ from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Quote, SymbolSpec  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
+from copier.reasons import UNKNOWN, Closure, classify_closure  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
 from copier.symbols import translate_symbol  # noqa: E402
 from db import StoreUnavailable  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
-from nodes.convert import metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
+from nodes.convert import deal_from_mt5, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
@@ -41,6 +42,9 @@ from nodes.slave_actions import SlaveActions  # noqa: E402
 KILL_SWITCH_FILE = "KILL_SWITCH"  # in the data dir: no new opens while it exists
 SPEC_TTL_MS = 60_000
 METRICS_TTL_MS = 500  # balance/equity for sizing: fresh enough, and not read on every change
+# A vanished position whose deals show no closing deal yet is read again on the next passes
+# (the history may trail the position list); after this long it is taken as it is (UNKNOWN).
+HISTORY_GRACE_MS = 3_000
 
 
 def follow_flag(slave: str, master: str) -> str:
@@ -75,12 +79,14 @@ class SlaveLoop(SlaveActions):
         self.rates = RateBook({})  # deposit-currency conversions for ratio sizing (invariant 7)
         self.last_copy_ms = 0
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
-        self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0}
+        self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0, "deferred": 0}
         self.guardian: Guardian | None = None
         self.timers = _Timers()
         self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}
         self._dry_run_seen: set[tuple[str, str, int]] = set()
         self._synced: frozenset[str] = frozenset()
+        self.closures: dict[int, Closure] = {}  # vanished slave position identifier -> why (reasons from history)
+        self._unknown_since: dict[int, int] = {}
         args = getattr(rt, "args", None)  # tests drive the loop with a runtime that has none
         self.kill_switch_file = Path(getattr(args, "data_dir", None) or settings.DATA_DIR) / KILL_SWITCH_FILE
 
@@ -257,8 +263,15 @@ class SlaveLoop(SlaveActions):
                 self.log.error("terminal_error", code=code, error=text)
             self.rt.set_error(f"terminal error ({code}, {text})")
             return []
-        self.rt.set_error(None)
         slave_positions = [position_from_mt5(p) for p in positions]
+        closures = self._closures(slave_positions, now)
+        if closures is None:  # a failed history read is a terminal error: decide nothing this pass
+            code, text = self.mt5.last_error()
+            if self.rt.last_error is None:
+                self.log.error("terminal_error", code=code, error=text, call="history_deals_get")
+            self.rt.set_error(f"terminal error reading the deal history ({code}, {text})")
+            return []
+        self.rt.set_error(None)
         slave_orders = [o for o in (order_from_mt5(r) for r in orders) if o is not None]
         symbols = self._symbols_in_play(views, slave_positions, slave_orders)
         specs = {s: spec for s in symbols if (spec := self._spec(s, now)) is not None}
@@ -285,6 +298,7 @@ class SlaveLoop(SlaveActions):
             paused=self.paused or self.kill_switch_file.exists() or (self.guardian is not None and self.guardian.blocks_opens),
             max_attempts=self.max_attempts,
             available_symbols=self.available,
+            closures=closures,
             conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
         actions = plan(ctx)
@@ -299,6 +313,36 @@ class SlaveLoop(SlaveActions):
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)
         return actions
+
+    def _closures(self, positions: list, now: int) -> dict[int, Closure] | None:
+        """Reasons from history: why each OPEN link's slave position vanished.
+
+        Reads ``history_deals_get(position=identifier)`` once per vanished position (only
+        when one vanished: a link's ``slave_ticket`` no longer among the positions), keeps
+        the answer while a live link needs it. None when a read fails (terminal error).
+        """
+        present = {p.identifier for p in positions}
+        wanted = {
+            int(r.get("slave_ticket") or 0)
+            for r in self.links.values()
+            if r.get("status") == OPEN and r.get("kind", "position") != KIND_ORDER
+        } - {0} - present
+        for ident in sorted(wanted - self.closures.keys()):
+            deals = self.mt5.history_deals_get(position=ident)
+            if deals is None:
+                return None
+            closure = classify_closure([deal_from_mt5(d) for d in deals], position_id=ident, magic=self.cfg.magic)
+            if closure.cause == UNKNOWN and now - self._unknown_since.setdefault(ident, now) < HISTORY_GRACE_MS:
+                continue  # no closing deal yet: the planner waits, we read again next pass
+            self._unknown_since.pop(ident, None)
+            self.closures[ident] = closure
+            self.log.bind(slave_ticket=ident).info("slave_position_gone", cause=closure.cause, deal=closure.deal,
+                                                   deal_reason=closure.deal_reason, magic=closure.magic)
+        for ident in [i for i in self.closures if i not in wanted]:
+            del self.closures[ident]
+        for ident in [i for i in self._unknown_since if i not in wanted]:
+            del self._unknown_since[ident]
+        return {i: c for i, c in self.closures.items() if i in wanted}
 
     def _orders_in_play(self, views: dict[str, MasterView]) -> bool:
         return any(v.fresh and v.state.orders for v in views.values()) or any(

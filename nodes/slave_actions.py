@@ -7,18 +7,21 @@ with the account, master ticket and slave ticket for every trade.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
+from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
 from copier.models import Quote
+from copier import retcodes as R
 from copier.orders import choose_filling
 from copier.planner import MasterView
 from copier.slippage import slippage_points
+from copier.sltp import adjust_stops
 from copier.tags import parse_tag
 from nodes.convert import PENDING_TYPE_CODES
-from nodes.execution import DONE, FAILED as OUT_FAILED, SKIPPED as OUT_SKIPPED, UNKNOWN, Outcome
+from nodes.execution import DEFERRED, DONE, FAILED as OUT_FAILED, SKIPPED as OUT_SKIPPED, UNKNOWN, Outcome
 from nodes.runtime import utc_ms
 
 INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
@@ -91,7 +94,8 @@ class SlaveActions:
         if self.cfg.dry_run and isinstance(action, (Close, ModifySLTP, ModifyPending, RemovePending)):
             self._dry_run_note(action)
             return
-        repeated = isinstance(action, Close) or (isinstance(action, Open) and action.purpose not in INTENT_PURPOSES)
+        # a failed (or transiently refused) trade action is re-planned every pass: space them out
+        repeated = isinstance(action, (Close, Open, PlacePending, ModifySLTP, ModifyPending, RemovePending))
         if repeated and self._backing_off(action):
             return
         if isinstance(action, Open):
@@ -100,14 +104,17 @@ class SlaveActions:
             self._close(action)
         elif isinstance(action, ModifySLTP):
             outcome = self.executor.modify_sltp(ticket=action.slave_ticket, symbol=action.symbol, sl=action.sl, tp=action.tp, magic=self.cfg.magic)
+            self._note_result(action, outcome.ok)
             self._report("modify_sltp", action, outcome, slave_ticket=action.slave_ticket, sl=action.sl, tp=action.tp)
         elif isinstance(action, PlacePending):
             self._place_pending(action)
         elif isinstance(action, ModifyPending):
             outcome = self.executor.modify_pending(ticket=action.slave_order_ticket, symbol=action.symbol, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp)
+            self._note_result(action, outcome.ok)
             self._report("modify_pending", action, outcome, slave_ticket=action.slave_order_ticket, price=action.price)
         elif isinstance(action, RemovePending):
             outcome = self.executor.remove_pending(ticket=action.slave_order_ticket, symbol=action.symbol)
+            self._note_result(action, outcome.ok)
             if outcome.ok:
                 removed_orders.add(action.slave_order_ticket)
             self._report("remove_pending", action, outcome, slave_ticket=action.slave_order_ticket, reason=action.reason)
@@ -118,10 +125,16 @@ class SlaveActions:
             self._trade_log(action, slave_ticket=action.slave_ticket).info("copy_adopted", volume=action.volume)
             self.rt.event("copy_adopted", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket)
         elif isinstance(action, MarkClosed):
-            self._save((action.master_name, action.master_ticket), {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms())})
+            fields = {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms())}
+            if action.cause:  # reasons from history: what the deal that closed the copy says
+                fields.update(close_cause=action.cause, close_deal=action.deal)
+            self._save((action.master_name, action.master_ticket), fields)
             self.counts["closed"] += 1
-            self._trade_log(action).info("link_closed", reason=action.reason)
-            self.rt.event("link_closed", master=action.master_name, master_ticket=action.master_ticket, reason=action.reason)
+            self._trade_log(action).info("link_closed", reason=action.reason, cause=action.cause, deal=action.deal)
+            self.rt.event("link_closed", master=action.master_name, master_ticket=action.master_ticket, reason=action.reason, cause=action.cause)
+        elif isinstance(action, Rebind):
+            self._save((action.master_name, action.master_ticket), {"slave_ticket": action.slave_ticket})
+            self._trade_log(action, slave_ticket=action.slave_ticket).info("link_rebound")
 
     def _dry_run_note(self, action: Any) -> None:
         """Dry run: say once what would have been sent, send nothing."""
@@ -185,7 +198,8 @@ class SlaveActions:
                 return f"slippage {pts:.1f} points > tolerance {self.cfg.slippage_tolerance} at send time"
             return None
 
-        outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard, quote=self.quotes.get(action.symbol))
+        stops = (lambda q, sl, tp: adjust_stops(action.side, sl, tp, q, spec)) if spec is not None else None
+        outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard, quote=self.quotes.get(action.symbol), stops=stops)
         self._after_open(action, outcome, views, log)
 
     def _risk_refusal(self, action: Open) -> str | None:
@@ -209,7 +223,11 @@ class SlaveActions:
 
     def _after_open(self, action: Open, outcome: Outcome, views: dict[str, MasterView], log: Any) -> None:
         key = (action.master_name, action.master_ticket)
-        if action.purpose not in INTENT_PURPOSES:
+        if outcome.status == UNKNOWN and not R.counts_as_attempt(outcome.retcode):
+            position = self._find_tagged(action.symbol, action.comment)  # 10031: not delivered, but look first
+            if position is None:
+                outcome = replace(outcome, status=DEFERRED)
+        if action.purpose not in INTENT_PURPOSES or outcome.status == DEFERRED:
             self._note_result(action, outcome.status == DONE)
         hub_ms = outcome.sent_ms - self.trigger_ts_ms if self.trigger_ts_ms and outcome.sent_ms else None
         if outcome.status == DONE:
@@ -229,7 +247,12 @@ class SlaveActions:
                     "open_time": iso_utc(outcome.filled_ms), "filled_ms": outcome.filled_ms, "sent_ms": outcome.sent_ms, "slippage_points": round(slip, 1) if slip is not None else None,
                     "latency_ms": _plausible_latency(outcome.filled_ms, master_open), "hub_ms": hub_ms,
                 })
+            elif self.margin_mode == "netting" and slave_ticket:  # add/restore: the share lives in this position now
+                fields["slave_ticket"] = slave_ticket
+            if (self.links.get(key) or {}).get("retry_reason"):
+                fields["retry_reason"] = ""
             self._save(key, fields)
+            self._report_stops(action, outcome, slave_ticket, log)
             self.counts["copied"] += 1
             self.last_copy_ms = outcome.filled_ms
             log.bind(slave_ticket=slave_ticket).info("copy_opened", price=outcome.price, retcode=outcome.retcode, attempts=outcome.attempts, purpose=action.purpose, latency_ms=fields.get("latency_ms"), hub_ms=hub_ms)
@@ -242,6 +265,8 @@ class SlaveActions:
             else:
                 log.warning("copy_outcome_unknown", reason=outcome.reason)
             self.rt.event("copy_outcome_unknown", level="warning", master=action.master_name, master_ticket=action.master_ticket, reason=outcome.reason, found=position is not None)
+        elif outcome.status == DEFERRED:
+            self._defer(key, action, outcome, log, "copy_deferred")
         elif outcome.status == OUT_SKIPPED:
             if action.purpose in INTENT_PURPOSES:
                 self._save(key, {"status": SKIPPED, "skip_reason": outcome.reason})
@@ -254,6 +279,38 @@ class SlaveActions:
             self.counts["failed"] += 1
             log.error("copy_failed", retcode=outcome.retcode, reason=outcome.reason, attempts=outcome.attempts)
             self.rt.event("copy_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, retcode=outcome.retcode, reason=outcome.reason)
+
+    def _defer(self, key: tuple[str, int], action: Any, outcome: Outcome, log: Any, kind: str) -> None:
+        """A transient reject (invariant 8): the link stays PENDING with the reason, the
+        attempt is not counted, and the planner plans the copy again after a backoff while
+        the master still holds it (SKIPPED only by the slippage guard or the master)."""
+        reason = f"{R.describe(outcome.retcode or None)}; planned again while the master holds it"
+        until = self._backoff.get((type(action).__name__, action.master_name, action.master_ticket), (0, 0))[0]
+        rec = self.links.get(key)
+        if rec is not None and rec.get("status") == PENDING and getattr(action, "purpose", "new") in INTENT_PURPOSES:
+            attempts = int(rec.get("attempts", 0))
+            if not R.counts_as_attempt(outcome.retcode or None):
+                attempts = max(0, attempts - 1)  # the intent counted this send; a transient reject is no attempt
+            self._save(key, {"attempts": attempts, "retcode": outcome.retcode, "retry_reason": reason,
+                             "deferrals": int(rec.get("deferrals", 0)) + 1, "next_try_ms": until})
+        self.counts["deferred"] = self.counts.get("deferred", 0) + 1
+        log.warning(kind, retcode=outcome.retcode, reason=reason, detail=outcome.reason, next_try_ms=until)
+        self.rt.event(kind, level="warning", master=action.master_name, master_ticket=action.master_ticket,
+                      retcode=outcome.retcode, reason=reason, retcode_class=R.retcode_class(outcome.retcode or None))
+
+    def _report_stops(self, action: Any, outcome: Outcome, slave_ticket: int, log: Any) -> None:
+        """Say how the stops were moved to valid levels, or that they were left for later."""
+        notes = [n for n in (getattr(action, "stops_note", ""), outcome.stops_note) if n]
+        if not notes:
+            return
+        text = "; ".join(notes)
+        if outcome.stops_dropped:
+            text += "; the slave sets the stops it may set on its next pass"
+        log.bind(slave_ticket=slave_ticket).warning("stops_adjusted", adjustment=text, sl=outcome.sl, tp=outcome.tp,
+                                                    dropped=outcome.stops_dropped)
+        self.rt.event("stops_adjusted", level="warning", master=action.master_name, master_ticket=action.master_ticket,
+                      slave_ticket=slave_ticket, symbol=action.symbol, adjustment=text, sl=outcome.sl, tp=outcome.tp,
+                      dropped=outcome.stops_dropped)
 
     def _close(self, action: Close) -> None:
         outcome = self.executor.close_position(ticket=action.slave_ticket, symbol=action.symbol, position_side=action.side_to_close, volume=action.volume, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
@@ -287,10 +344,17 @@ class SlaveActions:
             self._save(key, {"status": SKIPPED, "skip_reason": f"dry run: would place {action.order_type} {action.volume:g} {action.symbol}"})
             return
         outcome = self.executor.place_pending(symbol=action.symbol, order_type=PENDING_TYPE_CODES[action.order_type], volume=action.volume, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
+        self._note_result(action, outcome.status == DONE)
         if outcome.status == DONE:
-            self._save(key, {"status": OPEN, "slave_ticket": outcome.order, "slave_price": action.price})
+            fields = {"status": OPEN, "slave_ticket": outcome.order, "slave_price": action.price}
+            if (self.links.get(key) or {}).get("retry_reason"):
+                fields["retry_reason"] = ""
+            self._save(key, fields)
             log.bind(slave_ticket=outcome.order).info("pending_copied", price=action.price)
             self.rt.event("pending_copied", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=outcome.order, order_type=action.order_type, price=action.price)
+            self._report_stops(action, outcome, outcome.order, log)
+        elif outcome.status == DEFERRED or (outcome.status == UNKNOWN and not R.counts_as_attempt(outcome.retcode)):
+            self._defer(key, action, replace(outcome, status=DEFERRED), log, "pending_deferred")
         elif outcome.status == UNKNOWN:
             log.warning("pending_outcome_unknown", reason=outcome.reason)
         else:

@@ -201,7 +201,16 @@ def cmd_positions(args: argparse.Namespace) -> int:
 
 
 def _send(mt5: SimMT5Client, request: dict, args: argparse.Namespace) -> int:
-    res = mt5.order_send(request)
+    """``trade``/``close``/``modify`` are trades by hand (the terminal records DEAL_REASON_CLIENT,
+    MOBILE or WEB with ``--via``); ``--via api`` sends them as a script would (EXPERT)."""
+    via = getattr(args, "via", "client")
+    if via == "api":
+        res = mt5.order_send(request)
+    else:
+        try:
+            res = _admin(args).manual_trade(args.login, request, source=via)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     if res is None:
         code, desc = mt5.last_error()
         if code == -2:
@@ -396,6 +405,17 @@ def cmd_price(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_market(args: argparse.Namespace) -> int:
+    state = {"open": True, "closed": False, "auto": None}[args.state]
+    try:
+        _admin(args).set_session(args.symbol, args.broker, state)
+    except (ValueError, KeyError) as exc:
+        raise CliError(f"market change refused: {exc}") from None
+    out = {"symbol": args.symbol, "broker": args.broker, "state": args.state}
+    print_json(out) if args.json else print(f"{args.symbol} at {args.broker}: market {args.state}")
+    return EXIT_OK
+
+
 def cmd_advance(args: argparse.Namespace) -> int:
     if args.seconds < 0:
         raise CliError("seconds must be >= 0")
@@ -512,16 +532,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--comment")
     sp.add_argument("--magic", type=int, default=0)
     sp.add_argument("--deviation", type=int, default=20)
+    sp.add_argument("--via", choices=["client", "mobile", "web", "api"], default="client",
+                    help="who trades: by hand in the terminal (default), the mobile app, the web "
+                         "terminal (reason CLIENT/MOBILE/WEB), or as an API script (EXPERT)")
 
     sp = add("close", cmd_close, "close (or partially close) a position")
     sp.add_argument("ticket", type=int)
     sp.add_argument("--volume", type=float)
     sp.add_argument("--deviation", type=int, default=20)
+    sp.add_argument("--via", choices=["client", "mobile", "web", "api"], default="client",
+                    help="who trades: by hand in the terminal (default), the mobile app, the web "
+                         "terminal (reason CLIENT/MOBILE/WEB), or as an API script (EXPERT)")
 
     sp = add("modify", cmd_modify, "change a position's SL/TP (0 removes)")
     sp.add_argument("ticket", type=int)
     sp.add_argument("--sl", type=float)
     sp.add_argument("--tp", type=float)
+    sp.add_argument("--via", choices=["client", "mobile", "web", "api"], default="client",
+                    help="who trades: by hand in the terminal (default), the mobile app, the web "
+                         "terminal (reason CLIENT/MOBILE/WEB), or as an API script (EXPERT)")
 
     sp = add("fault", cmd_fault, "inject a fault into a login's terminal")
     sp.add_argument("kind", choices=[*FAULTS, "clear"])
@@ -543,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", type=float, metavar="BID")
     sp.add_argument("--move", type=float, metavar="POINTS")
     sp.add_argument("--broker")
+
+    sp = add("market", cmd_market, "open or close a symbol's market now (closed: 10018, frozen quote)", login=False)
+    sp.add_argument("symbol")
+    sp.add_argument("state", choices=["open", "closed", "auto"], help="auto = the world file's sessions")
+    sp.add_argument("--broker", required=True)
 
     sp = add("advance", cmd_advance, "advance the world clock", login=False)
     sp.add_argument("seconds", type=float)

@@ -66,9 +66,9 @@ MT5_FUNCTIONS: dict[str, Any] = {
 }
 
 ADMIN_FUNCTIONS = (
-    "advance", "set_time", "set_price", "move_price", "inject_fault", "clear_faults",
+    "advance", "set_time", "set_price", "move_price", "set_session", "inject_fault", "clear_faults",
     "world_summary", "now_ms", "logins", "broker_of", "switch_terminal", "terminal_logins",
-    "balance_operation",
+    "manual_trade", "balance_operation",
 )
 
 # Exceptions a server-side call may raise that the client re-raises with the same type (a
@@ -485,6 +485,10 @@ class AdminClient:
     def move_price(self, symbol: str, points: float, broker: str | None = None) -> Any:
         return self._do(NS_ADMIN, "move_price", (symbol, points), {"broker": broker})
 
+    def set_session(self, symbol: str, broker: str, open: bool | None) -> Any:
+        """Open (True) / close (False) a broker symbol's market now; None = its world sessions."""
+        return self._do(NS_ADMIN, "set_session", (symbol, broker, open))
+
     def inject_fault(self, login: int, kind: str, **params: Any) -> Any:
         return self._do(NS_ADMIN, "inject_fault", (login, kind), params)
 
@@ -495,6 +499,11 @@ class AdminClient:
         """Log the world's terminal at ``path`` into ``login`` by hand (every session on it
         follows); ValueError for an unknown path or login."""
         return self._do(NS_ADMIN, "switch_terminal", (path, login))
+
+    def manual_trade(self, login: int, request: dict, source: str = "client") -> Any:
+        """A trade by hand on ``login`` (reason CLIENT, or MOBILE/WEB with ``source``); see
+        ``Simulator.manual_trade``. Returns the OrderSendResult."""
+        return self._do(NS_ADMIN, "manual_trade", (login, request), {"source": source})
 
     def terminal_logins(self) -> dict:
         """{terminal path: its current login (None: not logged in)} of the world's terminals."""

@@ -89,6 +89,9 @@ class Feed:
         self.session_close = 0.0  # previous day's close
         self.bidhigh = self.bidlow = self.askhigh = self.asklow = 0.0
         self.prev_bid = 0.0
+        # operator override of the session schedule (admin ``set_session``): True = open,
+        # False = closed (e.g. a broker holiday or halt), None = the world file's sessions
+        self.session_override: bool | None = None
 
     def quote_for(self, underlying_price: float) -> tuple[float, float]:
         s = self.sym
@@ -96,6 +99,8 @@ class Feed:
         return bid, round(bid + s.spread * s.point, s.digits)
 
     def is_open(self, server_ms: int) -> bool:
+        if self.session_override is not None:
+            return self.session_override
         return session_open(self.sym.sessions, server_ms)
 
     def push(self, bid: float, ask: float, server_ms: int) -> None:

@@ -163,6 +163,20 @@ class Simulator:
                 feed = self._feed(symbol, broker)
                 self.set_price(symbol, feed.bid + points * feed.sym.point, broker=broker)
 
+    def set_session(self, symbol: str, broker: str, open: bool | None) -> None:
+        """Open (True) or close (False) one broker symbol's market now, or return it to its
+        world-file sessions (None). A closed market keeps its last quote and refuses trade
+        requests with 10018 MARKET_CLOSED, as a real server does over a weekend or a halt;
+        on opening, the symbol quotes its underlying's current price at once."""
+        if open is not None and not isinstance(open, bool):
+            raise ValueError(f"set_session() needs open=True, False or None, got {open!r}")
+        with self.lock:
+            feed = self._feed(symbol, broker)
+            feed.session_override = open
+            if feed.is_open(feed.clock.to_server(self._now)):
+                und = feed.sym.underlying
+                self._after_move(self.market.set_underlying(und, self.market.prices[und], self._now))
+
     def _after_move(self, changed: list[Feed]) -> None:
         if changed:
             by_broker: dict[str, set[str]] = {}
@@ -251,6 +265,26 @@ class Simulator:
             term.login = login
             term.passwords.setdefault(login, self.accounts[login].d.password)
 
+    def manual_trade(self, login: int, request: dict, source: str = "client"):
+        """A trade made by hand on ``login``: the desktop terminal's window (``source``
+        "client"), the mobile app ("mobile") or the web terminal ("web"). The request is an
+        ``order_send`` dict and the same trade rules apply, but the deals, orders and
+        positions it makes carry DEAL_/ORDER_/POSITION_REASON_CLIENT (MOBILE, WEB) instead
+        of EXPERT, and API-side faults (Algo-Trading off, injected retcodes, lost replies)
+        do not apply. Returns the OrderSendResult; a malformed request raises ValueError."""
+        from .terminal import Terminal, _Fail
+
+        reasons = {"client": C.DEAL_REASON_CLIENT, "mobile": C.DEAL_REASON_MOBILE, "web": C.DEAL_REASON_WEB}
+        if source not in reasons:
+            raise ValueError(f"source must be one of {sorted(reasons)}, got {source!r}")
+        with self.lock:
+            if isinstance(login, bool) or login not in self.accounts:
+                raise ValueError(f"unknown login {login!r}")
+            try:
+                return Terminal(self)._send(self.accounts[login], request, reasons[source], api=False)
+            except _Fail as e:
+                raise ValueError(f"request refused: {e.err[1]}") from None
+
     def terminal_logins(self) -> dict[str, int | None]:
         """Each terminal's path (as in the world file) and its current login."""
         with self.lock:
@@ -292,6 +326,7 @@ class Simulator:
                         "freeze_level": s.freeze_level, "spread": s.spread, "calc_mode": s.calc_mode,
                         "currency_base": s.currency_base, "currency_profit": s.currency_profit,
                         "commission_per_lot": s.commission_per_lot, "bid": f.bid, "ask": f.ask,
+                        "market_open": f.is_open(b.clock.to_server(self._now)),
                     })
                 brokers.append({"name": name, "company": b.d.company, "server_time": b.clock.describe(),
                                 "symbols": symbols})

@@ -625,34 +625,41 @@ class Terminal:
         return self._call(None, run)
 
     def order_send(self, request: dict, /):
-        def run(acct):
-            req = self._parse_request(request)
-            sim = self._sim
-            faults = sim.faults[acct.login]
-            bid, ask = self._quote(acct, req)
-            rid = sim.next_request_id()
-            out = trading.Outcome(0)
-            if faults.algo_off:
-                out.retcode = C.TRADE_RETCODE_CLIENT_DISABLES_AT
+        """An API client's request: recorded with reason EXPERT, subject to the account's faults."""
+        return self._call(None, lambda acct: self._send(acct, request, C.DEAL_REASON_EXPERT, api=True))
+
+    def _send(self, acct: AccountState, request: Any, reason: int, *, api: bool) -> OrderSendResult:
+        """Execute one trade request for ``acct``, recorded with ``reason`` (DEAL_REASON_*).
+
+        ``api``: sent through the Python API (the Algo-Trading button, injected retcodes and
+        lost replies apply); a trade by hand (``Simulator.manual_trade``) is not."""
+        req = self._parse_request(request)
+        sim = self._sim
+        faults = sim.faults[acct.login]
+        bid, ask = self._quote(acct, req)
+        rid = sim.next_request_id()
+        out = trading.Outcome(0)
+        algo_off = api and faults.algo_off
+        if algo_off:
+            out.retcode = C.TRADE_RETCODE_CLIENT_DISABLES_AT
+        else:
+            injected = faults.take_retcode() if api else 0
+            if injected:
+                out.retcode = injected
             else:
-                injected = faults.take_retcode()
-                if injected:
-                    out.retcode = injected
+                try:
+                    p = trading.plan(acct, req, sim._now, reason)
+                except trading.Reject as r:
+                    out.retcode = r.retcode
                 else:
-                    try:
-                        p = trading.plan(acct, req, sim._now)
-                    except trading.Reject as r:
-                        out.retcode = r.retcode
-                    else:
-                        out = p.apply()
-                        sim.activity = True
-                        bid, ask = self._quote(acct, req)
-            result = OrderSendResult(out.retcode, out.deal, out.order, out.volume, out.price, bid, ask,
-                                     C.retcode_comment(out.retcode), rid, 0, req)
-            if not faults.algo_off and faults.take_reply_lost():
-                raise _Fail(IPC_TIMEOUT)
-            return result
-        return self._call(None, run)
+                    out = p.apply()
+                    sim.activity = True
+                    bid, ask = self._quote(acct, req)
+        result = OrderSendResult(out.retcode, out.deal, out.order, out.volume, out.price, bid, ask,
+                                 C.retcode_comment(out.retcode), rid, 0, req)
+        if api and not algo_off and faults.take_reply_lost():
+            raise _Fail(IPC_TIMEOUT)
+        return result
 
 
 for _name, _value in C.EXPORTED.items():

@@ -52,13 +52,21 @@ class Plan:
     commission: float = 0.0  # part of ``realized`` that also reduces equity
 
 
-class _Ctx:
-    """Per-request view: account, its broker and the server time now."""
+# Who sent a request, as the terminal records it on the deals, orders and positions it makes:
+# DEAL_REASON_/ORDER_REASON_/POSITION_REASON_ CLIENT=0, MOBILE=1, WEB=2, EXPERT=3 share values.
+SOURCE_REASONS = (C.DEAL_REASON_CLIENT, C.DEAL_REASON_MOBILE, C.DEAL_REASON_WEB, C.DEAL_REASON_EXPERT)
 
-    def __init__(self, acct: AccountState, now_utc_ms: int) -> None:
+
+class _Ctx:
+    """Per-request view: account, its broker, the server time now and who sent it."""
+
+    def __init__(self, acct: AccountState, now_utc_ms: int, reason: int = C.DEAL_REASON_EXPERT) -> None:
+        if reason not in SOURCE_REASONS:
+            raise ValueError(f"a request comes from CLIENT/MOBILE/WEB/EXPERT (0..3), got reason {reason!r}")
         self.acct = acct
         self.broker = acct.broker
         self.now_ms = acct.broker.clock.to_server(now_utc_ms)  # server ms
+        self.reason = reason  # DEAL_REASON_* (== ORDER_REASON_*, POSITION_REASON_* for 0..3)
 
     def symbol(self, name: str) -> tuple[SymbolDef, Feed]:
         sym = self.broker.d.symbols.get(name)
@@ -372,16 +380,16 @@ def _plan_deal(ctx: _Ctx, req: TradeRequest) -> Plan:
     def apply() -> Outcome:
         ticket = acct.broker.order_ticket()
         if acct.hedging and pos is not None:
-            deal = close_part(acct, pos, volume, market, order=ticket, reason=C.DEAL_REASON_EXPERT,
+            deal = close_part(acct, pos, volume, market, order=ticket, reason=ctx.reason,
                               comment=req.comment, magic=req.magic, now_ms=ctx.now_ms)
             ident = pos.identifier
         else:
             deal, ident = execute_market(acct, sym, order=ticket, buy=buy, volume=volume, price=market, sl=sl,
                                          tp=tp, magic=req.magic, comment=req.comment,
-                                         reason=C.DEAL_REASON_EXPERT, now_ms=ctx.now_ms)
+                                         reason=ctx.reason, now_ms=ctx.now_ms)
         _hist_order(acct, ticket=ticket, symbol=sym.name, otype=req.type, volume=volume, price_req=req.price,
                     price_exec=market, sl=sl, tp=tp, filling=req.type_filling, type_time=req.type_time,
-                    magic=req.magic, comment=req.comment, reason=C.ORDER_REASON_EXPERT, position_id=ident,
+                    magic=req.magic, comment=req.comment, reason=ctx.reason, position_id=ident,
                     now_ms=ctx.now_ms)
         return Outcome(C.TRADE_RETCODE_DONE, deal.ticket, ticket, volume, market)
 
@@ -451,7 +459,7 @@ def _plan_pending(ctx: _Ctx, req: TradeRequest) -> Plan:
         acct.orders[ticket] = Ord(
             ticket, sym.name, req.type, req.volume, req.volume, price,
             stoplimit if req.type in STOP_LIMIT_TYPES else 0.0, sl, tp, req.type_time, expiration,
-            req.type_filling, C.ORDER_STATE_PLACED, req.magic, req.comment, C.ORDER_REASON_EXPERT, 0, 0,
+            req.type_filling, C.ORDER_STATE_PLACED, req.magic, req.comment, ctx.reason, 0, 0,
             ctx.now_ms,
         )
         return Outcome(C.TRADE_RETCODE_DONE, 0, ticket, req.volume, price)
@@ -530,13 +538,13 @@ def _plan_close_by(ctx: _Ctx, req: TradeRequest) -> Plan:
     def apply() -> Outcome:
         ticket = acct.broker.order_ticket()
         comment = req.comment or f"#{a.ticket} by #{b.ticket}"
-        first = close_part(acct, a, volume, price, order=ticket, reason=C.DEAL_REASON_EXPERT, comment=comment,
+        first = close_part(acct, a, volume, price, order=ticket, reason=ctx.reason, comment=comment,
                            magic=req.magic, now_ms=ctx.now_ms, entry=C.DEAL_ENTRY_OUT_BY)
-        close_part(acct, b, volume, price, order=ticket, reason=C.DEAL_REASON_EXPERT, comment=comment,
+        close_part(acct, b, volume, price, order=ticket, reason=ctx.reason, comment=comment,
                    magic=req.magic, now_ms=ctx.now_ms, entry=C.DEAL_ENTRY_OUT_BY)
         _hist_order(acct, ticket=ticket, symbol=sym.name, otype=C.ORDER_TYPE_CLOSE_BY, volume=volume,
                     price_req=0.0, price_exec=price, sl=0.0, tp=0.0, filling=req.type_filling,
-                    type_time=req.type_time, magic=req.magic, comment=comment, reason=C.ORDER_REASON_EXPERT,
+                    type_time=req.type_time, magic=req.magic, comment=comment, reason=ctx.reason,
                     position_id=a.identifier, position_by_id=b.identifier, now_ms=ctx.now_ms)
         return Outcome(C.TRADE_RETCODE_DONE, first.ticket, ticket, volume, price)
 
@@ -553,13 +561,16 @@ _PLANNERS = {
 }
 
 
-def plan(acct: AccountState, req: TradeRequest, now_utc_ms: int) -> Plan:
-    """Validate ``req`` against the account and market; raises ``Reject``."""
+def plan(acct: AccountState, req: TradeRequest, now_utc_ms: int, reason: int = C.DEAL_REASON_EXPERT) -> Plan:
+    """Validate ``req`` against the account and market; raises ``Reject``.
+
+    ``reason``: who sends it, recorded on every deal/order/position it makes: EXPERT (3) for
+    ``order_send`` from an API client, CLIENT/MOBILE/WEB (0/1/2) for a trade by hand."""
     planner = _PLANNERS.get(req.action)
     if planner is None:
         raise Reject(C.TRADE_RETCODE_INVALID)
     _check_account(acct)
-    return planner(_Ctx(acct, now_utc_ms), req)
+    return planner(_Ctx(acct, now_utc_ms, reason), req)
 
 
 # --- server-side events ------------------------------------------------------------------

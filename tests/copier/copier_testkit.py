@@ -10,10 +10,12 @@ from dataclasses import replace
 from typing import Iterable
 
 from copier.accounts import validate_account
-from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
+from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import Link
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec
 from copier.planner import MasterView, PlanContext, plan
+from copier.reasons import (DEAL_ENTRY_IN, DEAL_ENTRY_INOUT, DEAL_ENTRY_OUT, DEAL_REASON_EXPERT, DEAL_REASON_SL, DEAL_TYPE_BUY,
+                            DEAL_TYPE_SELL, Closure, DealRecord, classify_closure)
 
 SLAVE = "Apex_Slave_01"
 MASTER = "FTMO_Master"
@@ -52,8 +54,14 @@ def view(positions: Iterable[Position] = (), orders: Iterable[PendingOrder] = ()
     return MasterView(state=state, metrics=metrics, first_sync=first_sync)
 
 
+def closure(ident: int, cause: str = "sl", **kw) -> Closure:
+    """A classified vanished slave position (what the node reads from its deals)."""
+    return Closure(ident, cause, **kw)
+
+
 def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_orders=(), *, specs=None, quotes=None,
-            netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None) -> PlanContext:
+            netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None,
+            closures=None) -> PlanContext:
     return PlanContext(
         slave=slave_cfg or cfg(),
         masters=masters if masters is not None else {MASTER: view()},
@@ -67,6 +75,7 @@ def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_or
         paused=paused,
         max_attempts=max_attempts,
         available_symbols=available,
+        closures=closures or {},
     )
 
 
@@ -83,6 +92,8 @@ class SlaveModel:
         self.next_ticket = 900000
         self.clock = 1
         self.removed_orders: set[int] = set()  # orders this node removed (an Open may replace one)
+        self.deals: list[DealRecord] = []  # the account's deal history (reasons from history)
+        self.magic = 234000  # the copier's magic on this account (cfg default)
 
     def _ticket(self) -> int:
         self.next_ticket += 1
@@ -95,8 +106,27 @@ class SlaveModel:
         return link
 
     def ctx(self, slave_cfg, masters, **kw) -> PlanContext:
+        kw.setdefault("closures", self.closures(slave_cfg.magic))
         return context(slave_cfg, masters, list(self.links.values()), list(self.positions.values()), list(self.orders.values()),
                        netting=self.netting, **kw)
+
+    def closures(self, magic: int) -> dict[int, Closure]:
+        """What the node reads: the deals of every OPEN link's vanished slave position, classified."""
+        gone = {l.slave_ticket for l in self.links.values() if l.status == "OPEN" and l.slave_ticket} - set(self.positions)
+        return {t: classify_closure(self.deals, position_id=t, magic=magic) for t in gone}
+
+    def _record(self, ident: int, entry: int, side: str, volume: float, *, reason: int = DEAL_REASON_EXPERT,
+                magic: int | None = None, comment: str = "") -> None:
+        self.clock += 1
+        self.deals.append(DealRecord(ticket=len(self.deals) + 1, position_id=ident, entry=entry, reason=reason, volume=volume,
+                                     type=DEAL_TYPE_BUY if side == "BUY" else DEAL_TYPE_SELL,
+                                     magic=self.magic if magic is None else magic, comment=comment, time_msc=self.clock))
+
+    def close_on_slave(self, ident: int, *, reason: int = DEAL_REASON_SL, magic: int = 0, comment: str = "[sl]") -> None:
+        """A slave-side close (SL by default): the position goes, its OUT deal says why."""
+        p = self.positions.pop(ident)
+        self._record(ident, DEAL_ENTRY_OUT, "SELL" if p.side == "BUY" else "BUY", p.volume, reason=reason, magic=magic,
+                     comment=comment)
 
     def plan(self, slave_cfg, masters, **kw) -> list:
         return plan(self.ctx(slave_cfg, masters, **kw))
@@ -111,6 +141,7 @@ class SlaveModel:
                     continue
                 if p.side == side:
                     self.positions[p.identifier] = replace(p, volume=round(p.volume + volume, 8), sl=sl or p.sl, tp=tp or p.tp)
+                    self._record(p.identifier, DEAL_ENTRY_IN, side, volume, comment=comment)
                     return p.identifier
                 left = round(p.volume - volume, 8)
                 if left > 1e-9:
@@ -119,8 +150,10 @@ class SlaveModel:
                     self.positions[p.identifier] = replace(p, side=side, volume=-left, price_open=price, ticket=self._ticket())
                 else:
                     del self.positions[p.identifier]
+                self._record(p.identifier, DEAL_ENTRY_OUT if left > -1e-9 else DEAL_ENTRY_INOUT, side, volume, comment=comment)
                 return p.identifier
         ident = self._ticket()
+        self._record(ident, DEAL_ENTRY_IN, side, volume, comment=comment)
         self.positions[ident] = Position(ticket=ident, identifier=ident, symbol=symbol, side=side, volume=volume,
                                          price_open=price, sl=sl, tp=tp, comment=comment, time_msc=self.clock)
         return ident
@@ -152,6 +185,7 @@ class SlaveModel:
                     self.positions[p.identifier] = replace(p, volume=left)
                 else:
                     del self.positions[p.identifier]
+                self._record(p.identifier, DEAL_ENTRY_OUT, a.deal_side, min(a.volume, p.volume), magic=a.magic, comment=a.comment)
             elif isinstance(a, ModifySLTP):
                 p = next((x for x in self.positions.values() if x.ticket == a.slave_ticket), None)
                 if p is not None:
@@ -184,6 +218,8 @@ class SlaveModel:
                              direction=a.direction, master_direction=a.master_side, master_symbol=a.master_symbol,
                              **({} if (a.master_name, a.master_ticket) in self.links else
                                 {"master_volume": a.master_volume, "slave_volume": a.volume}))
+            elif isinstance(a, Rebind):
+                self._upsert((a.master_name, a.master_ticket), slave_ticket=a.slave_ticket)
             elif isinstance(a, MarkClosed):
                 self._upsert((a.master_name, a.master_ticket), status="CLOSED", reason=a.reason)
             else:  # pragma: no cover

@@ -6,7 +6,7 @@ from copier.links import Link
 from copier.models import AccountMetrics, Position
 from copier.planner import plan
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, cfg, context, mpos, quote, spec, view
+from copier_testkit import MASTER, SLAVE, cfg, closure, context, mpos, quote, spec, view
 
 TAG1 = make_tag(MASTER, 1)
 
@@ -178,7 +178,12 @@ def test_rule4_paused_does_not_retry():
 
 # ---------------------------------------------------------------- rule 5: OPEN links, master present
 def test_rule5_closed_on_slave_is_never_reopened():
-    acts = plan(context(masters={MASTER: view([mpos(1)])}, links=[link()], slave_positions=[]))
+    # its deals are not read yet: nothing decided (reasons from history, docs/copier.md)
+    assert plan(context(masters={MASTER: view([mpos(1)])}, links=[link()], slave_positions=[])) == []
+    acts = plan(context(masters={MASTER: view([mpos(1)])}, links=[link()], slave_positions=[], closures={501: closure(501, "sl")}))
+    assert types(acts) == ["MarkClosed"] and acts[0].reason == "closed by SL on slave" and acts[0].cause == "sl"
+    # a seed-era row without a slave ticket has no history to read
+    acts = plan(context(masters={MASTER: view([mpos(1)])}, links=[link(slave_ticket=0)], slave_positions=[]))
     assert types(acts) == ["MarkClosed"] and acts[0].reason == "closed on slave"
 
 
@@ -243,8 +248,12 @@ def test_rule6_master_closed_closes_every_slave_position_of_the_link():
 
 
 def test_rule6_already_gone_marks_closed():
-    (m,) = plan(context(masters={MASTER: view([])}, links=[link()]))
-    assert isinstance(m, MarkClosed) and m.reason == "master closed"
+    # our own close went through (its reply lost, or a crash before the record)
+    (m,) = plan(context(masters={MASTER: view([])}, links=[link()], closures={501: closure(501, "own", deal=9)}))
+    assert isinstance(m, MarkClosed) and m.reason == "master closed" and m.cause == "own"
+    # the slave's SL got there first: that is what happened to the copy
+    (m,) = plan(context(masters={MASTER: view([])}, links=[link()], closures={501: closure(501, "sl", deal=9)}))
+    assert isinstance(m, MarkClosed) and m.reason == "closed by SL on slave"
 
 
 # ---------------------------------------------------------------- rule 7: terminal links

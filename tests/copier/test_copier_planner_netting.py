@@ -4,7 +4,7 @@ from copier.links import Link
 from copier.models import Position
 from copier.planner import plan
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, context, mpos, view
+from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, view
 
 M2 = "Other_Master"
 
@@ -70,22 +70,29 @@ def test_pending_link_missing_from_the_net_is_retried_then_failed():
     assert isinstance(s, RecordSkip) and s.status == "FAILED"
 
 
-def test_flat_slave_restores_only_near_the_master_entry():
-    # stopped out on the slave: the price is far from the master's entry -> dropped, never re-opened late
-    (m,) = plan(ctx({MASTER: view([mpos(1, price=1.0950)])}, [link(1)], []))
-    assert isinstance(m, MarkClosed) and m.reason.startswith("closed on slave; not re-opened (slippage")
-    # a share that is missing while the price is still at the entry is restored (e.g. netted away by a flip)
-    (o,) = plan(ctx({MASTER: view([mpos(1, price=1.1001)])}, [link(1)], []))
+def test_flat_slave_restores_only_own_closes_near_the_master_entry():
+    own = {700: closure(700, "own", deal=5)}
+    # netted away by our own deal while the price is still at the entry: restored
+    (o,) = plan(ctx({MASTER: view([mpos(1, price=1.1001)])}, [link(1)], [], closures=own))
     assert isinstance(o, Open) and o.purpose == "restore" and o.volume == 1.0
+    # netted away, but the market has left the entry: no late entry
+    (m,) = plan(ctx({MASTER: view([mpos(1, price=1.0950)])}, [link(1)], [], closures=own))
+    assert isinstance(m, MarkClosed) and m.reason.startswith("netted away on slave; not re-opened (slippage")
+    # stopped by its SL, even right at the entry price: closed for good (fault 3 of issue 9)
+    (m,) = plan(ctx({MASTER: view([mpos(1, price=1.1001)])}, [link(1)], [], closures={700: closure(700, "sl", deal=5)}))
+    assert isinstance(m, MarkClosed) and (m.reason, m.cause, m.deal) == ("closed by SL on slave", "sl", 5)
+    # its deals not read yet: nothing at all on the symbol
+    assert plan(ctx({MASTER: view([mpos(1, price=1.1001)])}, [link(1)], [])) == []
 
 
 def test_offsetting_copies_flat_is_consistent():
     masters = {MASTER: view([mpos(1, volume=1.0)]), M2: view([mpos(2, side="SELL", volume=1.0, price=1.1)], name=M2)}
     links = [link(1), link(2, master=M2, direction="SELL")]
-    assert plan(ctx(masters, links, [])) == []
+    netted = {700: closure(700, "own", deal=5)}  # the second copy's deal closed the first's position
+    assert plan(ctx(masters, links, [], closures=netted)) == []
     # one side closes on its master: the other side's share appears on the slave
     masters[MASTER] = view([])
-    acts = plan(ctx(masters, links, []))
+    acts = plan(ctx(masters, links, [], closures=netted))
     assert [(type(a).__name__, a.master_name) for a in acts] == [("Open", M2)] and acts[0].side == "SELL"
 
 
@@ -107,7 +114,7 @@ def test_manual_net_position_is_left_alone_and_not_traded_into():
     manual = net(2.0, comment="hand trade", ident=999)
     (s,) = plan(ctx({MASTER: view([mpos(1)])}, [], [manual]))
     assert isinstance(s, RecordSkip) and "does not own" in s.reason
-    acts = plan(ctx({MASTER: view([mpos(1)])}, [link(1)], [manual]))
+    acts = plan(ctx({MASTER: view([mpos(1)])}, [link(1)], [manual], closures={700: closure(700, "own")}))
     assert [type(a).__name__ for a in acts] == ["MarkClosed"]
 
 

@@ -192,8 +192,8 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
         state["paused"] = o[1]
     elif kind == "slave_close":
         tagged = sorted((p for p in model.positions.values() if p.comment.startswith("cH")), key=lambda p: p.identifier)
-        if tagged:
-            del model.positions[tagged[o[1] % len(tagged)].identifier]
+        if tagged:  # its SL fires (or a hand close): the OUT deal says so
+            model.close_on_slave(tagged[o[1] % len(tagged)].identifier)
     elif kind == "manual" and not model.netting:
         model.clock += 1
         t = model._ticket()

@@ -49,7 +49,8 @@ def test_choose_filling(bits, exemode, expected):
 @pytest.mark.parametrize("code,cls", [
     (10009, "done"), (10008, "done"), (10010, "done"), (10004, "retry"), (10020, "retry"), (10021, "retry"),
     (10024, "retry"), (10028, "retry"), (10012, "unknown"), (10011, "unknown"), (10031, "unknown"), (None, "unknown"),
-    (10025, "noop"), (10018, "final"), (10019, "final"), (10030, "final"), (10036, "final"), (10006, "final"),
+    (10025, "noop"), (10018, "later"), (10017, "later"), (10027, "later"), (10044, "later"), (10019, "final"),
+    (10030, "final"), (10036, "final"), (10006, "final"), (10016, "final"), (10045, "final"),
 ])
 def test_classify_retcode(code, cls):
     assert classify_retcode(code) == cls

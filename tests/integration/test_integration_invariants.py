@@ -123,4 +123,4 @@ def test_sl_hit_on_slave_is_not_reopened(fleet):
     wait_until(lambda: fleet.trades("S1", "CLOSED"), timeout=10, message="link closed")
     time.sleep(2.0)  # many reconcile passes later: still not reopened
     assert volumes(s1) == [] and len(m.positions_get()) == 1
-    assert fleet.trades("S1")[0]["close_reason"] == "closed on slave"
+    assert fleet.trades("S1")[0]["close_reason"] == "closed by SL on slave"  # reasons from history

@@ -120,7 +120,8 @@ def test_account_symbols_world_and_fault_commands(server, acct, capsys):
     code, out, err = run(capsys, "fault", *ep, "--login", login, "requote", "--count", 1, "--json")
     assert code == 0 and json.loads(out) == {"login": login, "fault": "retcode", "code": 10004,
                                              "count": 1}, err
-    code, out, _ = run(capsys, "trade", *ep, "--login", login, "buy", symbol, acct[2])
+    # injected retcodes hit API clients (a trade by hand does not go through the API)
+    code, out, _ = run(capsys, "trade", *ep, "--login", login, "buy", symbol, acct[2], "--via", "api")
     assert code == 1 and "10004" in out   # refused by the broker -> exit 1
     for kind in (["reject", "--count", "2"], ["retcode", "--code", "10031"], ["latency", "--ms", "1"],
                  ["reply-lost"], ["algo-off"], ["algo-on"], ["disconnect"], ["reconnect"], ["clear"]):
@@ -210,3 +211,26 @@ def test_serve_json_reports_the_bound_wildcard_endpoint_and_stops_on_sigterm():
         code = proc.wait(10)
     if os.name != "nt":
         assert code == 0 and json.loads(proc.stdout.read()) == {"event": "stopped"}
+
+
+def test_trade_by_hand_is_recorded_as_client(server, acct, capsys):
+    """`python -m sim trade` is a trade by hand (DEAL_REASON_CLIENT); --via picks MOBILE/WEB or an API script."""
+    from sim.client import connect
+
+    login, symbol, vmin = acct
+    ep = ["--endpoint", server, "--login", login]
+    mt5 = connect(server, login=login)
+    seen = {}
+    for via, reason in (("client", 0), ("mobile", 1), ("web", 2), ("api", 3)):
+        args = ["--via", via] if via != "client" else []
+        code, out, err = run(capsys, "trade", *ep, "buy", symbol, vmin, "--json", *args)
+        assert code == 0, err
+        ticket = json.loads(out)["order"]
+        (d,) = mt5.history_deals_get(position=ticket)
+        seen[via] = d.reason
+        assert mt5.positions_get(ticket=ticket)[0].reason == reason
+    assert seen == {"client": 0, "mobile": 1, "web": 2, "api": 3}
+    ticket = next(p.ticket for p in mt5.positions_get() if p.reason == 3)
+    code, out, err = run(capsys, "close", *ep, ticket)
+    assert code == 0, err
+    assert mt5.history_deals_get(position=ticket)[-1].reason == 0  # closed by hand
