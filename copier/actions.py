@@ -13,6 +13,10 @@ Execution contract for the node (documented in docs/copier.md):
   (creates the row from the action's fields if missing).
 * ``MarkClosed`` -> link CLOSED (with ``close_cause``/``close_deal`` when known); ``RecordSkip``
   -> link SKIPPED/FAILED (creates it if missing); ``Rebind`` -> the link's ``slave_ticket``.
+* ``Flip`` -> the link follows the master position to its new side: direction, master side,
+  volumes and status rewritten, attempts reset, event "master flipped".
+* ``Close.ends_link`` False: the close does not end the link even when nothing tagged is left
+  (a flip's old side, or a netting correction booked to a copy whose master still holds).
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class Open:
     master_volume: float = 0.0
     purpose: str = "new"  # "new" | "retry" | "add" | "restore" | "replace"
     replaces_order: int = 0
+    lot_ratio: float = 0.0  # slave lots per master lot as sized, unrounded (recorded with a new link)
     # how the volume was sized (recorded with the link; 0/"" when not sized by a rule here)
     master_contract_size: float = 0.0
     contract_factor: float = 0.0
@@ -63,6 +68,7 @@ class Close:
     deviation: int = 50
     magic: int = 0
     comment: str = ""
+    ends_link: bool = True  # False: the link lives on even when this leaves nothing tagged
 
     @property
     def deal_side(self) -> str:
@@ -156,6 +162,30 @@ class Adopt:
     master_side: str = ""
     master_volume: float = 0.0
     tag: str = ""
+    lot_ratio: float = 0.0  # as Open.lot_ratio (a netting copy registered without a deal)
+
+
+@dataclass(frozen=True, slots=True)
+class Flip:
+    """A netting master's position changed side under the same identifier: the link keeps
+    tracking it, with the new side (``direction`` is the slave's, ``master_side`` the
+    master's) and the new volumes. ``status`` is PENDING when the new side is still to be
+    opened (hedging slave), else the link's status."""
+
+    master_name: str
+    master_ticket: int
+    direction: str
+    master_side: str
+    master_volume: float
+    slave_volume: float
+    lot_ratio: float
+    status: str
+    old_direction: str = ""
+    reason: str = "master flipped"
+    master_contract_size: float = 0.0
+    contract_factor: float = 0.0
+    fx_symbol: str = ""
+    fx_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +209,8 @@ class Rebind:
     slave_ticket: int
 
 
-Action = Open | Close | ModifySLTP | PlacePending | ModifyPending | RemovePending | RecordSkip | Adopt | MarkClosed | Rebind
-ORDER = {Adopt: 0, MarkClosed: 0, Rebind: 0, Close: 1, RemovePending: 2, Open: 3, PlacePending: 4, ModifySLTP: 5, ModifyPending: 5, RecordSkip: 6}
+Action = Open | Close | ModifySLTP | PlacePending | ModifyPending | RemovePending | RecordSkip | Adopt | MarkClosed | Rebind | Flip
+ORDER = {Adopt: 0, MarkClosed: 0, Rebind: 0, Flip: 0, Close: 1, RemovePending: 2, Open: 3, PlacePending: 4, ModifySLTP: 5, ModifyPending: 5, RecordSkip: 6}
 
 
 def sort_actions(actions: list) -> list:

@@ -10,7 +10,9 @@ transient reason such as 10018 market closed: ``retry_reason`` says why, and the
 planned again while the master holds it) -> OPEN (slave ticket known) -> CLOSED. SKIPPED (decided not to copy) and FAILED (gave up after
 ``max_attempts``) are terminal like CLOSED: such a master ticket is never copied again.
 ``master_volume``/``slave_volume`` are the volumes when the copy was first opened: partial
-closes and adds scale from them, so they never need rewriting.
+closes and adds scale from them, so they never need rewriting - except on a flip (a netting
+master's position changed side under the same identifier), when they, ``direction`` and
+``master_direction`` are rewritten for the new side (``Flip``).
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ class Link:
     attempts: int = 0
     tag: str = ""
     reason: str = ""
+    # slave lots per master lot as sized, before rounding (0 = unknown: use slave/master volume);
+    # a netting slave sums these to its net target (docs/copier.md, "Net target")
+    lot_ratio: float = 0.0
 
     @property
     def key(self) -> tuple[str, int]:
@@ -71,7 +76,7 @@ class Link:
         for key in ("master_ticket", "slave_ticket", "attempts"):
             if key in data:
                 data[key] = int(data[key])
-        for key in ("master_volume", "slave_volume"):
+        for key in ("master_volume", "slave_volume", "lot_ratio"):
             if key in data:
                 data[key] = float(data[key])
         data.setdefault("master_name", "")

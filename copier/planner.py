@@ -22,12 +22,13 @@ from copier.sizing import EXPOSURE_MODES, RATIO_MODES, SizedCopy, floor_to_step,
 from copier.slippage import current_price, slippage_points, within_tolerance
 from copier.sltp import adjust_stops, level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
+from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
 from copier.planner_pending import PendingOrdersMixin
 from copier.reasons import Closure
 from copier.tags import make_tag, master_hash, parse_tag
 
 VOL_EPS = 1e-9
-TRADE_MODE_DISABLED, TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY, TRADE_MODE_CLOSEONLY = 0, 1, 2, 3
+TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY = 1, 2  # SYMBOL_TRADE_MODE_*; DISABLED (0) and CLOSEONLY (3) are transient
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class _Planner(PendingOrdersMixin):
         self.cfg = ctx.slave
         self.out: list = []
         self.opened: set[tuple[str, int]] = set()  # one Open per master ticket per plan
+        self.net_new: dict[str, float] = {}  # netting: signed raw shares of this plan's new copies per symbol
+        self.net_expected: dict[str, float] = {}  # netting: signed net per symbol once this plan's deals are done
         self.netting = ctx.slave_margin_mode == "netting"
         self.links: dict[tuple[str, int], Link] = {}
         for link in ctx.links:
@@ -162,13 +165,14 @@ class _Planner(PendingOrdersMixin):
              master_symbol: str = "", symbol: str = "", direction: str = "", master_volume: float = 0.0) -> None:
         self.out.append(RecordSkip(master, ticket, reason, kind, status, master_symbol, symbol, direction, master_volume))
 
-    def close_positions(self, link_key: tuple[str, int], positions: Iterable[Position], reason: str) -> None:
+    def close_positions(self, link_key: tuple[str, int], positions: Iterable[Position], reason: str, *,
+                        ends_link: bool = True) -> None:
         for p in positions:
             spec = self.ctx.specs.get(p.symbol)
             self.out.append(Close(
                 link_key[0], link_key[1], p.ticket, p.symbol, p.side, p.volume, p.volume, reason,
                 type_filling=self.filling(spec) if spec else 1, deviation=self.cfg.slippage_tolerance,
-                magic=self.cfg.magic, comment=make_tag(*link_key),
+                magic=self.cfg.magic, comment=make_tag(*link_key), ends_link=ends_link,
             ))
 
     @staticmethod
@@ -262,8 +266,16 @@ class _Planner(PendingOrdersMixin):
         if self.ctx.paused:
             self.skip(name, mpos.identifier, "account paused when the master opened it", **common)
             return
-        result = self.open_for(name, view, mpos, None, "new")
-        if isinstance(result, Skip):
+        if self.netting:
+            from copier.planner_netting import new_netting_copy
+
+            result = new_netting_copy(self, name, view, mpos)
+        else:
+            result = self.open_for(name, view, mpos, None, "new")
+        if isinstance(result, Adopt):  # netting: counted in the net target, no deal needed now
+            self.out.append(result)
+            self.open_count += 1
+        elif isinstance(result, Skip):
             self.skip(name, mpos.identifier, result.reason, **common)
         elif result is not None:
             self.emit_open(result)
@@ -344,16 +356,21 @@ class _Planner(PendingOrdersMixin):
             pts = slippage_points(side, quote, ref_price, spec.point)
             return Skip(f"slippage {pts:.1f} points > tolerance {cfg.slippage_tolerance} "
                         f"({symbol} {side} at {entry:.{spec.digits}f}, master {ref_price:.{spec.digits}f})")
+        ratio = sized.volume / mpos.volume if sized is not None and mpos.volume > 0 else 0.0
         return Open(name, mpos.identifier, symbol, side, volume, sl, tp, self.filling(spec), cfg.slippage_tolerance,
                     cfg.magic, make_tag(name, mpos.identifier), ref_price, entry, mpos.symbol, mpos.side,
                     mpos.volume if link is None else link.master_volume or mpos.volume, purpose, replaces_order,
-                    **self.sizing_fields(sized, mpos), stops_note=stops_note)
+                    lot_ratio=ratio, **self.sizing_fields(sized, mpos), stops_note=stops_note)
 
     @staticmethod
     def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:
+        """A side the symbol never takes (long-only, short-only) is a broker constraint: Skip.
+
+        Disabled and close-only are *transient* (invariant 8; brokers switch symbols to
+        close-only before rollover, expiry or news and back): the open is planned and the
+        server's 10017 / 10044 defers it, retried while the master still holds the position.
+        """
         mode = spec.trade_mode
-        if mode in (TRADE_MODE_DISABLED, TRADE_MODE_CLOSEONLY):
-            return Skip(f"trading on {spec.name} is {'disabled' if mode == 0 else 'close-only'} at the slave broker")
         if (mode == TRADE_MODE_LONGONLY and side == "SELL") or (mode == TRADE_MODE_SHORTONLY and side == "BUY"):
             return Skip(f"{spec.name} is {'long' if mode == 1 else 'short'}-only at the slave broker")
         return None
@@ -369,6 +386,15 @@ class _Planner(PendingOrdersMixin):
     def position_link(self, link: Link) -> None:
         positions = self.link_positions(link)
         view = self._fresh_view(link.master_name)
+        mpos_now = view.state.positions.get(link.master_ticket) if view is not None else None
+        if is_flip(link, mpos_now):  # netting master reversed under the same identifier
+            plan_hedging_flip(self, link, view, mpos_now, positions)
+            return
+        if link.direction and any(p.side != link.direction for p in positions):
+            old_side = [p for p in positions if p.side != link.direction]  # an earlier flip's old side
+            positions = [p for p in positions if p.side == link.direction]
+            if view is not None:
+                self.close_positions(link.key, old_side, FLIPPED, ends_link=False)
         if link.status == PENDING:
             if positions:  # rule 4: the intent executed (we crashed or timed out): adopt
                 p = positions[0]
@@ -509,6 +535,10 @@ class _Planner(PendingOrdersMixin):
                 link = self.links.get(key)
                 if link is None or link.status in TERMINAL:
                     self.close_positions(key, rest, "orphan copy: master position gone")
+            elif rest and view is not None and not self.netting:
+                link = self.links.get(key)  # a flip's old side left behind by a link that ended since
+                if link is not None and link.status in TERMINAL and link.direction and key[1] in view.state.positions:
+                    self.close_positions(key, [p for p in rest if p.side != link.direction], FLIPPED)
         for key, orders in sorted(self.ord_by_tag.items()):
             rest = [o for o in orders if o.ticket not in self.claimed_ord]
             view = self._fresh_view(key[0])

@@ -1,15 +1,24 @@
 """Rule 5 on a NETTING slave: one position per symbol, shared by every link on it.
 
 Per slave symbol S:
-  desired = Σ over live position links on S of  sign(link.direction) × target(link)
-            target = normalise(link.slave_volume × master_volume_now / link.master_volume),
-            0 when the master no longer holds the position (or reversed it).
+  desired = net_target(Σ over live position links on S of sign(link.direction) × share(link))
+            share = lot_ratio × master_volume_now (the copy's sized volume, UNROUNDED,
+            capped at max_lot), 0 when the master no longer holds the position;
+            net_target rounds |Σ| down to the volume step (toward zero), 0 under the minimum.
+  So the target is the signed sum of the sized master positions whatever order they came
+  in: sizing is done per position, rounding once per symbol. A new copy on S trades only
+  the change it makes to that target (``new_netting_copy``).
+  A master position that changed side under the same identifier (a flip, netting master)
+  keeps its link: the link is rewritten to the new side (``Flip``) and its share changes
+  sign (``planner_flip``).
   If any master with a live copy on S is missing or not fresh, S is FROZEN: no correction
   on S (new copies still open), because the one net position cannot be split per copy and
   any correction could be driven by the stale master's share.
   actual  = signed volume of the slave's position on S (0 when flat).
 One corrective deal per symbol: reduce -> Close(|diff|), increase -> Open(|diff|),
-sign change -> Close(all) + Open(|desired|). An increase is booked to a PENDING copy
+sign change -> Close(all) + Open(|desired|). A close ends a link only when that link's
+master position is gone (``Close.ends_link``): a reduction booked to a copy whose master
+still holds it must never record "master closed". An increase is booked to a PENDING copy
 ("retry"), else to a master whose volume grew ("add", slippage vs the master's current
 price), else it restores a share that is missing ("restore": netted away by the copier's own deals)
 and is checked against the master's ENTRY price (no late entry).
@@ -29,9 +38,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from copier.actions import Adopt, Close, MarkClosed, Open, Rebind
+from copier.decisions import Skip
 from copier.links import FAILED, KIND_POSITION, OPEN, PENDING, Link
-from copier.models import Position
-from copier.sizing import floor_to_step
+from copier.models import Position, opposite
+from copier.planner_flip import FLIPPED, flip_action, flip_sizing, flipped_link, is_flip, link_ratio
+from copier.sizing import STEP_EPS, floor_to_step
 from copier.tags import make_tag, parse_tag
 
 if TYPE_CHECKING:
@@ -53,35 +64,140 @@ def plan_netting_links(pl: "_Planner", links: list[Link]) -> None:
     for link in links:
         by_symbol.setdefault(link.symbol, []).append(link)
     for symbol in sorted(by_symbol):
+        start = len(pl.out)
         _plan_symbol(pl, symbol, sorted(by_symbol[symbol], key=lambda l: l.key))
+        pl.net_expected[symbol] = _held(pl, symbol) + _dealt(pl.out[start:], symbol)
 
 
-def _contributions(pl: "_Planner", links: list[Link], spec) -> tuple[dict, dict, bool]:
-    """(contribution per link key, reason when it dropped to 0, frozen?)
+def _held(pl: "_Planner", symbol: str) -> float:
+    """Signed volume of the slave's net position on ``symbol`` (0 when flat)."""
+    return sum(_signed(p.side, p.volume) for p in pl.ctx.slave_positions if p.symbol == symbol)
 
-    Frozen as soon as one master on the symbol is missing or not fresh: the net position
-    cannot be split per copy, so any correction could be driven by that master's stale share.
+
+def _dealt(actions: list, symbol: str) -> float:
+    """Signed net volume the deals in ``actions`` move ``symbol`` by."""
+    moved = 0.0
+    for a in actions:
+        if isinstance(a, Open) and a.symbol == symbol:
+            moved += _signed(a.side, a.volume)
+        elif isinstance(a, Close) and a.symbol == symbol:
+            moved -= _signed(a.side_to_close, a.volume)
+    return moved
+
+
+def _contributions(pl: "_Planner", links: list[Link], spec) -> tuple[dict, dict, bool, dict, list]:
+    """(raw signed contribution per link key, reason when it dropped to 0, frozen?,
+    links rewritten by a flip, Flip actions)
+
+    A contribution is the link's sized volume for the master's current volume, UNROUNDED
+    (``lot_ratio`` × master volume, capped at ``max_lot``): the net target rounds the sum,
+    not each term. Frozen as soon as one master on the symbol is missing or not fresh: the
+    net position cannot be split per copy, so any correction could be driven by that
+    master's stale share (the last known state still gives the contributions, which a new
+    copy on the symbol needs).
     """
     contrib: dict[tuple[str, int], float] = {}
     zero_reason: dict[tuple[str, int], str] = {}
+    flipped: dict[tuple[str, int], Link] = {}
+    flips: list = []
+    frozen = False
     for link in links:
         view = pl.ctx.masters.get(link.master_name)
         if view is None or not view.fresh:
-            return contrib, zero_reason, True
+            frozen = True
+            if view is None:
+                continue
         mpos = view.state.positions.get(link.master_ticket)
+        if mpos is None and not view.fresh:  # absence is not a close: its last known share stands
+            contrib[link.key] = _signed(link.direction, _raw_share(pl, link, link.master_volume))
+            continue
         if mpos is None:
             contrib[link.key] = 0.0
             zero_reason[link.key] = "master closed"
             continue
-        if link.master_side and mpos.side != link.master_side:
-            contrib[link.key] = 0.0
-            zero_reason[link.key] = "master reversed (netting master)"
-            continue
-        target = pl.scaled_target(link, mpos.volume, spec, pl.cfg.max_lot)
-        if target is None:
-            target = link.slave_volume
-        contrib[link.key] = _signed(link.direction, target)
-    return contrib, zero_reason, False
+        if is_flip(link, mpos):
+            sizing = flip_sizing(pl, view, mpos, link, spec)
+            if sizing is None:
+                frozen = True  # cannot size the new side yet: hold the symbol as it is
+                continue
+            if isinstance(sizing, Skip):
+                contrib[link.key] = 0.0
+                zero_reason[link.key] = f"{FLIPPED}; new side not copied: {sizing.reason}"
+                continue
+            ratio, volume, sized = sizing
+            new = flipped_link(link, mpos, ratio, 0.0 if isinstance(volume, Skip) else volume, link.status)
+            flipped[link.key] = new
+            flips.append(flip_action(link, new, sized, mpos))
+            link = new
+        contrib[link.key] = _signed(link.direction, _raw_share(pl, link, mpos.volume))
+    return contrib, zero_reason, frozen, flipped, flips
+
+
+def _raw_share(pl: "_Planner", link: Link, master_volume: float) -> float:
+    """The link's unrounded slave volume for ``master_volume`` (lots)."""
+    ratio = link_ratio(link)
+    raw = ratio * master_volume if ratio > 0 else link.slave_volume
+    return min(raw, pl.cfg.max_lot) if pl.cfg.max_lot is not None else raw
+
+
+def net_target(total: float, spec) -> float:
+    """The signed net volume a netting slave should hold for the signed sum ``total`` of its
+    copies' sized volumes: |total| capped at ``volume_max``, rounded DOWN to ``volume_step``
+    (toward zero, never more exposure than the masters'), 0 under ``volume_min``."""
+    mag = abs(total)
+    if spec.volume_max > 0:
+        mag = min(mag, spec.volume_max)
+    mag = floor_to_step(mag, spec.volume_step)
+    if mag <= EPS or mag < spec.volume_min - spec.volume_step * STEP_EPS:
+        return 0.0
+    return mag if total > 0 else -mag
+
+
+def new_netting_copy(pl: "_Planner", name: str, view, mpos: Position):
+    """A new master position on a netting slave: trade only the change it makes to the
+    symbol's net target (Σ sized copies, rounded once). Returns an ``Open`` for that change,
+    an ``Adopt`` registering the copy when the rounded net does not move (it still counts,
+    e.g. three 0.005-lot shares make 0.01), a Skip, or None (wait)."""
+    market = pl.market_for(mpos.symbol, None)
+    if market is None or isinstance(market, Skip):
+        return market
+    symbol, spec, _ = market
+    sized = pl.size(view, mpos, spec)
+    if sized is None or isinstance(sized, Skip):
+        return sized
+    if not mpos.volume > 0 or not sized.volume > 0:
+        return Skip(f"volume {sized.volume:g} is not positive for {symbol}")
+    side = opposite(mpos.side) if pl.cfg.reverse else mpos.side
+    ratio = sized.volume / mpos.volume
+    share = _signed(side, min(sized.volume, pl.cfg.max_lot) if pl.cfg.max_lot is not None else sized.volume)
+    raw, frozen = _symbol_raw(pl, symbol, spec)
+    raw += pl.net_new.get(symbol, 0.0)
+    target = net_target(raw + share, spec)
+    # after this pass's corrections on the symbol; on a frozen symbol only this copy's own step
+    base = net_target(raw, spec) if frozen else pl.net_expected.get(symbol, _held(pl, symbol))
+    delta = floor_to_step(abs(target - base), spec.volume_step) if _sign(target - base) == _sign(share) else 0.0
+    step = spec.volume_step if spec.volume_step > 0 else spec.volume_min
+    result = pl.open_for(name, view, mpos, None, "new", volume=delta if delta > EPS else step)  # all the checks
+    if not isinstance(result, Open):
+        return result
+    pl.net_new[symbol] = pl.net_new.get(symbol, 0.0) + share
+    fields = pl.sizing_fields(sized, mpos)
+    if delta >= spec.volume_min - EPS:
+        pl.net_expected[symbol] = base + _signed(side, delta)
+        return replace(result, lot_ratio=ratio, **fields)
+    # the net does not move by a tradable volume (under one step, or under the minimum deal)
+    pos = next((p for p in pl.ctx.slave_positions if p.symbol == symbol), None)
+    return Adopt(name, mpos.identifier, pos.identifier if pos is not None else 0, 0.0, 0.0, KIND_POSITION, symbol,
+                 mpos.symbol, side, mpos.side, mpos.volume, make_tag(name, mpos.identifier), lot_ratio=ratio)
+
+
+def _symbol_raw(pl: "_Planner", symbol: str, spec) -> tuple[float, bool]:
+    """(Σ raw signed shares of the live copies on ``symbol``, frozen?)"""
+    links = [l for l in pl.links.values() if l.live and l.kind == KIND_POSITION and l.symbol == symbol]
+    if not links:
+        return 0.0, False
+    contrib, _, frozen, _, _ = _contributions(pl, links, spec)
+    return sum(contrib.values()), frozen
 
 
 def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
@@ -103,14 +219,15 @@ def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
     spec = pl.ctx.specs.get(symbol)
     if spec is None:
         return
-    contrib, zero_reason, frozen = _contributions(pl, links, spec)
+    contrib, zero_reason, frozen, flipped, flips = _contributions(pl, links, spec)
     if frozen:
         return  # wait until every master with a copy on this symbol is fresh again
-    live = {l.key: l for l in links}
+    pl.out.extend(flips)
+    live = {l.key: flipped.get(l.key, l) for l in links}
     actual = _signed(pos.side, pos.volume) if pos is not None else 0.0
     tol = spec.volume_step / 2 if spec.volume_step > 0 else EPS
     while True:
-        desired = sum(contrib.values())
+        desired = net_target(sum(contrib.values()), spec)
         diff = desired - actual
         if abs(diff) < tol:
             _settled(pl, pos, live, contrib, zero_reason, spec)
@@ -121,12 +238,16 @@ def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
             vol = pos.volume if abs(desired) < tol else floor_to_step(abs(diff) + tol, spec.volume_step)
             if vol >= spec.volume_min - EPS:
                 who = _culprit(pl, live, zero_reason)
-                pl.out.append(_close(pl, who, pos, vol, "master closed" if abs(desired) < tol else "master partial close", spec))
+                reason = ("master closed" if who.key in zero_reason and abs(desired) < tol
+                          else zero_reason.get(who.key, "net target reduced (master partial close)"))
+                pl.out.append(_close(pl, who, pos, vol, reason, spec, zero_reason))
                 if vol < pos.volume - EPS:
                     _sync_levels(pl, pos, live, contrib, spec)
             return
         if _sign(desired) == -_sign(actual):  # direction change: flatten first, then open the new side
-            pl.out.append(_close(pl, _culprit(pl, live, zero_reason), pos, pos.volume, "net direction changed", spec))
+            who = _culprit(pl, live, zero_reason)
+            reason = FLIPPED if who.key in flipped else "net direction changed"
+            pl.out.append(_close(pl, who, pos, pos.volume, reason, spec, zero_reason))
             actual = 0.0
             pos = None  # the next deal opens a new position
         if pl.ctx.paused:
@@ -221,9 +342,12 @@ def _culprit(pl: "_Planner", live: dict, zero_reason: dict) -> Link:
     return next(iter(live.values()))
 
 
-def _close(pl: "_Planner", link: Link, pos: Position, volume: float, reason: str, spec) -> Close:
+def _close(pl: "_Planner", link: Link, pos: Position, volume: float, reason: str, spec, zero_reason: dict) -> Close:
+    """A deal on the net position booked to ``link``; it ends the link only when that
+    link's master position is gone (else the link lives on, fault 9 (b))."""
     return Close(link.master_name, link.master_ticket, pos.ticket, pos.symbol, pos.side, volume, pos.volume, reason,
-                 pl.filling(spec), pl.cfg.slippage_tolerance, pl.cfg.magic, make_tag(*link.key))
+                 pl.filling(spec), pl.cfg.slippage_tolerance, pl.cfg.magic, make_tag(*link.key),
+                 ends_link=link.key in zero_reason)
 
 
 def _settled(pl: "_Planner", pos: Position | None, live: dict, contrib: dict, zero_reason: dict, spec) -> None:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
+from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
 from copier.models import Quote
 from copier import retcodes as R
@@ -121,9 +121,11 @@ class SlaveActions:
         elif isinstance(action, RecordSkip):
             self._record_skip(action)
         elif isinstance(action, Adopt):
-            self._save((action.master_name, action.master_ticket), {"status": OPEN, "kind": action.kind, "slave_ticket": action.slave_ticket, "slave_price": action.price}, create=self._intent_fields(action))
+            self._save((action.master_name, action.master_ticket), {"status": OPEN, "kind": action.kind, "slave_ticket": action.slave_ticket, "slave_price": action.price}, create={**self._intent_fields(action), "slave_volume": action.volume})
             self._trade_log(action, slave_ticket=action.slave_ticket).info("copy_adopted", volume=action.volume)
             self.rt.event("copy_adopted", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket)
+        elif isinstance(action, Flip):
+            self._flip(action)
         elif isinstance(action, MarkClosed):
             fields = {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms())}
             if action.cause:  # reasons from history: what the deal that closed the copy says
@@ -135,6 +137,24 @@ class SlaveActions:
         elif isinstance(action, Rebind):
             self._save((action.master_name, action.master_ticket), {"slave_ticket": action.slave_ticket})
             self._trade_log(action, slave_ticket=action.slave_ticket).info("link_rebound")
+
+    def _flip(self, action: Flip) -> None:
+        """The master position changed side under its identifier: the link follows it."""
+        key = (action.master_name, action.master_ticket)
+        fields = {"direction": action.direction, "master_direction": action.master_side, "master_volume": action.master_volume,
+                  "slave_volume": action.slave_volume, "lot_ratio": action.lot_ratio, "status": action.status,
+                  "flip_reason": action.reason, "flip_time": iso_utc(utc_ms()), **_sizing_fields(action)}
+        if action.status == PENDING:
+            fields["attempts"] = 0
+        existing = self.links.get(key) or {}
+        fields["flips"] = int(existing.get("flips", 0) or 0) + 1
+        self._save(key, fields)
+        self._trade_log(action, slave_ticket=existing.get("slave_ticket")).info(
+            "master_flipped", old_direction=action.old_direction, direction=action.direction, master_volume=action.master_volume,
+            slave_volume=action.slave_volume, reason=action.reason)
+        self.rt.event("master_flipped", master=action.master_name, master_ticket=action.master_ticket,
+                      old_direction=action.old_direction, direction=action.direction, master_volume=action.master_volume,
+                      slave_volume=action.slave_volume, reason=action.reason)
 
     def _dry_run_note(self, action: Any) -> None:
         """Dry run: say once what would have been sent, send nothing."""
@@ -160,6 +180,7 @@ class SlaveActions:
             # which MT5 reuses as the identifier of the position the order opens)
             "master_position_id": action.master_ticket,
             **_sizing_fields(action),
+            **({"lot_ratio": action.lot_ratio} if getattr(action, "lot_ratio", 0.0) else {}),
         }
 
     def _master_open_ms(self, views: dict[str, MasterView], action: Any) -> int:
@@ -318,7 +339,7 @@ class SlaveActions:
         log = self._trade_log(action, slave_ticket=action.slave_ticket, symbol=action.symbol, volume=action.volume)
         self._note_result(action, outcome.ok)
         if outcome.ok:
-            if not action.partial and key in self.links and self._all_closed(action):
+            if not action.partial and action.ends_link and key in self.links and self._all_closed(action):
                 self._save(key, {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms()), "close_price": outcome.price})
                 self.counts["closed"] += 1
             log.info("copy_closed" if not action.partial else "copy_partially_closed", reason=action.reason, price=outcome.price, retcode=outcome.retcode)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from copier.accounts import validate_account
-from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
+from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import Link
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec
 from copier.planner import MasterView, PlanContext, plan
@@ -168,7 +168,7 @@ class SlaveModel:
                 if a.purpose == "new":
                     self._upsert(key, kind="position", status="PENDING", symbol=a.symbol, master_symbol=a.master_symbol,
                                  direction=a.side, master_direction=a.master_side, master_volume=a.master_volume,
-                                 slave_volume=a.volume, attempts=1, tag=a.comment)
+                                 slave_volume=a.volume, attempts=1, tag=a.comment, lot_ratio=a.lot_ratio)
                 elif a.purpose in ("retry", "replace"):
                     link = self.links[key]
                     self._upsert(key, kind="position", status="PENDING", attempts=link.attempts + 1, symbol=a.symbol,
@@ -185,7 +185,17 @@ class SlaveModel:
                     self.positions[p.identifier] = replace(p, volume=left)
                 else:
                     del self.positions[p.identifier]
+                    key = (a.master_name, a.master_ticket)
+                    # as the node does: a full close that leaves nothing tagged ends the link
+                    if a.ends_link and key in self.links and not any(
+                            x.comment.startswith(a.comment) for x in self.positions.values() if a.comment):
+                        self._upsert(key, status="CLOSED", reason=a.reason)
                 self._record(p.identifier, DEAL_ENTRY_OUT, a.deal_side, min(a.volume, p.volume), magic=a.magic, comment=a.comment)
+            elif isinstance(a, Flip):
+                self._upsert((a.master_name, a.master_ticket), direction=a.direction, master_direction=a.master_side,
+                             master_volume=a.master_volume, slave_volume=a.slave_volume, lot_ratio=a.lot_ratio,
+                             status=a.status, attempts=0 if a.status == "PENDING" else self.links[(a.master_name, a.master_ticket)].attempts,
+                             reason=a.reason)
             elif isinstance(a, ModifySLTP):
                 p = next((x for x in self.positions.values() if x.ticket == a.slave_ticket), None)
                 if p is not None:
@@ -217,7 +227,7 @@ class SlaveModel:
                              symbol=a.symbol or self.links.get((a.master_name, a.master_ticket), Link("", "", 0)).symbol,
                              direction=a.direction, master_direction=a.master_side, master_symbol=a.master_symbol,
                              **({} if (a.master_name, a.master_ticket) in self.links else
-                                {"master_volume": a.master_volume, "slave_volume": a.volume}))
+                                {"master_volume": a.master_volume, "slave_volume": a.volume, "lot_ratio": a.lot_ratio}))
             elif isinstance(a, Rebind):
                 self._upsert((a.master_name, a.master_ticket), slave_ticket=a.slave_ticket)
             elif isinstance(a, MarkClosed):

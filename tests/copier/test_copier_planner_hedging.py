@@ -129,8 +129,10 @@ def test_rule3_no_quote_or_spec_yet_waits():
 
 
 def test_rule3_trade_mode_refusals():
-    (s,) = plan(context(masters={MASTER: view([mpos(1)])}, specs={"EURUSD.c": spec(trade_mode=3)}))
-    assert "close-only" in s.reason
+    # close-only and disabled are transient: the open is planned, the server's 10044/10017 defers it
+    for mode in (0, 3):
+        (o,) = plan(context(masters={MASTER: view([mpos(1)])}, specs={"EURUSD.c": spec(trade_mode=mode)}))
+        assert isinstance(o, Open) and o.side == "BUY", mode
     (s,) = plan(context(masters={MASTER: view([mpos(1, side="SELL", price=1.1)])}, specs={"EURUSD.c": spec(trade_mode=1)}))
     assert "long-only" in s.reason
 
@@ -236,9 +238,12 @@ def test_rule5_unplaceable_sl_keeps_a_valid_current_level_without_churn():
     assert abs(m.sl - 1.0990) < 1e-9
 
 
-def test_rule5_master_reversal_closes_the_copy():
-    (c,) = plan(context(masters={MASTER: view([mpos(1, side="SELL")])}, links=[link()], slave_positions=[spos()]))
-    assert isinstance(c, Close) and "reversed" in c.reason
+def test_rule5_master_flip_closes_the_old_side_and_opens_the_new_one():
+    # netting master flip (same identifier, other side): not a close - see test_copier_planner_flips.py
+    f, c, o = plan(context(masters={MASTER: view([mpos(1, side="SELL")])}, links=[link()], slave_positions=[spos()]))
+    assert (type(f).__name__, f.direction, f.status) == ("Flip", "SELL", "PENDING")
+    assert isinstance(c, Close) and c.reason == "master flipped" and not c.ends_link
+    assert isinstance(o, Open) and (o.side, o.volume, o.purpose) == ("SELL", 1.0, "retry")
 
 
 # ---------------------------------------------------------------- rule 6: master closed

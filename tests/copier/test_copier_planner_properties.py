@@ -4,7 +4,8 @@
    for a CLOSED/SKIPPED/FAILED link, nothing traded when every master is stale, untagged
    unlinked slave positions never touched.
 2. Random fleet histories (master opens/closes/partials/adds/SL moves, staleness, pauses,
-   slave-side closes, manual trades, crashes after order_send, rejected sends), run through a
+   slave-side closes, manual trades, crashes after order_send, rejected sends, flips of a
+   netting master's position), run through a
    pure model of the slave: after a fault-free apply the next plan holds no trade action and
    the one after is empty (idempotence); no master ticket is ever opened twice; a stale master
    never drives a trade; once everything is fresh again the slave converges to the masters.
@@ -16,7 +17,7 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copier.actions import Adopt, Close, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
+from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
 from copier.links import STATUSES, TERMINAL, Link
 from copier.models import PendingOrder, Position
 from copier.planner import plan
@@ -142,6 +143,7 @@ op = st.one_of(
     st.tuples(st.just("cancel"), st.integers(0, 1), st.integers(0, 9)),
     st.tuples(st.just("fault"), st.sampled_from(["crash", "reject"])),
     st.tuples(st.just("move"), st.sampled_from(list(SYMBOLS)), st.sampled_from([-300, -30, 30, 300])),
+    st.tuples(st.just("flip"), st.integers(0, 1), st.integers(0, 9), st.integers(1, 150)),  # netting master reversal
 )
 
 
@@ -153,7 +155,7 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
         q = quotes[SYMBOLS[sym][0]]
         return q.ask if side == "BUY" else q.bid
 
-    if kind in ("open", "place", "close", "partial", "add", "sltp", "fill", "cancel"):
+    if kind in ("open", "place", "close", "partial", "add", "sltp", "fill", "cancel", "flip"):
         m = MASTERS[o[1]]
     if kind == "open":
         _, _, sym, sd, n, far, sl_pts = o
@@ -184,6 +186,13 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
             d = o[3] * 1e-5
             sl = 0.0 if not d else (p.price_open - d if p.side == "BUY" else p.price_open + d)
             fleet.positions[m][p.identifier] = replace(p, sl=round(sl, 5))
+    elif kind == "flip":  # same identifier, other side, the rest of an INOUT deal's volume, at the market
+        p = fleet.pick(m, o[2])
+        if p:
+            sd = "SELL" if p.side == "BUY" else "BUY"
+            fleet.next += 1
+            fleet.positions[m][p.identifier] = replace(p, ticket=fleet.next + 100000, side=sd, volume=o[3] / 100, sl=0.0,
+                                                       price_open=master_price(p.symbol, sd), price_current=master_price(p.symbol, sd))
     elif kind == "stale":
         fleet.set_fresh(MASTERS[o[1]], False)
     elif kind == "fresh":
@@ -236,11 +245,14 @@ class Executor:
 
     def __init__(self, model: SlaveModel) -> None:
         self.model = model
-        self.first_opens: dict[tuple[str, int], int] = {}
+        self.first_opens: dict[tuple, int] = {}
+        self.flips: dict[tuple[str, int], int] = {}  # a flip legitimately opens the new side once more
 
     def apply(self, actions, fault: str | None = None) -> None:
         model = self.model
         for a in actions:
+            if isinstance(a, Flip):
+                self.flips[(a.master_name, a.master_ticket)] = self.flips.get((a.master_name, a.master_ticket), 0) + 1
             if isinstance(a, Open) and a.purpose not in ("add", "restore"):
                 key = (a.master_name, a.master_ticket)
                 if fault == "reject":  # intent written, broker refused: no position
@@ -253,7 +265,8 @@ class Executor:
                     continue
                 if a.replaces_order and a.replaces_order in model.orders:
                     continue
-                self.first_opens[key] = self.first_opens.get(key, 0) + 1
+                gen = (key, self.flips.get(key, 0))
+                self.first_opens[gen] = self.first_opens.get(gen, 0) + 1
                 if fault == "crash":  # executed, but the node died before recording OPEN
                     link = model.links.get(key)
                     model._upsert(key, kind="position", status="PENDING", symbol=a.symbol, master_symbol=a.master_symbol,

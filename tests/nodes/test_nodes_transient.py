@@ -244,3 +244,27 @@ def test_fault10_invalid_stops_reject_opens_without_stops_then_sets_them(world):
     _pass(loop, master, 2)  # next pass: the nearest valid SL is set
     (pos,) = slave.positions_get()
     assert pos.sl == 2649.800
+
+
+def test_a_close_only_symbol_defers_the_copy_and_copies_when_trading_returns(world):
+    """Brokers switch a symbol to close-only around rollover or expiry and back: transient (10044)."""
+    import dataclasses
+
+    sim, store, master, slave = world
+    broker = sim.brokers[PROP]
+    full = broker.d.symbols["EURUSD.c"]
+    close_only = dataclasses.replace(full, trade_mode=3)  # SYMBOL_TRADE_MODE_CLOSEONLY
+    broker.d.symbols["EURUSD.c"] = sim.market.feeds[(PROP, "EURUSD.c")].sym = close_only
+    loop = _loop(store, slave)
+    _buy(master)
+    _pass(loop, master, 1)
+    link = _link(store)
+    assert link["status"] == "PENDING" and link["retcode"] == 10044, link
+    for seq in range(2, 6):
+        _pass(loop, master, seq)
+    assert _link(store)["status"] == "PENDING"
+    broker.d.symbols["EURUSD.c"] = sim.market.feeds[(PROP, "EURUSD.c")].sym = full
+    loop.specs.clear()  # the slave re-reads the symbol's spec (its cache lives 60 s)
+    _pass(loop, master, 6)
+    assert _link(store)["status"] == "OPEN"
+    assert [round(p.volume, 2) for p in slave.positions_get()] == [0.1]
