@@ -112,6 +112,10 @@ class PlacePending:
     contract_factor: float = 0.0
     fx_symbol: str = ""
     fx_rate: float = 0.0
+    # the copy's expiry (copier/expiry.py): ORDER_TIME_* name and the request's expiration
+    # in the SLAVE's server seconds (0 unless SPECIFIED / SPECIFIED_DAY)
+    type_time: str = "GTC"
+    expiration: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,8 @@ class ModifyPending:
     stoplimit: float
     sl: float
     tp: float
+    type_time: str = "GTC"  # as PlacePending
+    expiration: int = 0
 
 
 @dataclass(frozen=True, slots=True)

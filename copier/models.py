@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 Side = Literal["BUY", "SELL"]
 SIDES: tuple[str, ...] = ("BUY", "SELL")
+TIME_TYPES: tuple[str, ...] = ("GTC", "DAY", "SPECIFIED", "SPECIFIED_DAY")  # ORDER_TIME_* 0..3
 PENDING_TYPES: tuple[str, ...] = (
     "BUY_LIMIT",
     "SELL_LIMIT",
@@ -83,6 +84,12 @@ class PendingOrder:
     magic: int = 0
     comment: str = ""
     contract_size: float = 0.0  # as Position.contract_size
+    # MT5 ORDER_TIME_* name without the prefix: "GTC", "DAY", "SPECIFIED", "SPECIFIED_DAY"
+    type_time: str = "GTC"
+    # the instant the order expires, UTC epoch ms (0 = never, GTC). Master orders on the bus
+    # (v3) carry UTC; a slave's own order records keep its server time (offset 0), like
+    # every other slave-side time.
+    expiration_ms: int = 0
 
     @property
     def side(self) -> str:
@@ -114,6 +121,7 @@ class SymbolSpec:
     freeze_level: int = 0  # points
     trade_mode: int = 4  # SYMBOL_TRADE_MODE_FULL
     trade_exemode: int = 2  # SYMBOL_TRADE_EXECUTION_MARKET; instant/request accept FOK only
+    expiration_mode: int = 15  # SYMBOL_EXPIRATION_MODE bits: GTC 1, DAY 2, SPECIFIED 4, SPECIFIED_DAY 8
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -61,6 +61,11 @@ class PlanContext:
     # slave deposit currency -> a master's deposit currency, keyed by the master's currency
     # (ratio sizing across currencies); a Skip says why none exists, absent = not known yet
     conversions: Mapping[str, Conversion | Skip] = field(default_factory=dict)
+    # the slave account's ACCOUNT_FIFO_CLOSE (hedging only): closes go oldest first, see planner_fifo
+    slave_fifo_close: bool = False
+    # the slave's server clock minus UTC, ms (None = not estimated yet): pending-order expiry
+    slave_server_offset_ms: int | None = None
+    now_ms: int = 0  # UTC ms of this pass (0 = unknown: no "already expired" check)
     # reasons from history: slave position identifier -> why it is gone (copier/reasons.py),
     # for every OPEN link's ``slave_ticket`` that is no longer among ``slave_positions``.
     # A vanished position without an entry here is not decided yet: the planner waits.
@@ -225,11 +230,18 @@ class _Planner(PendingOrdersMixin):
                 if link.kind == KIND_ORDER:
                     self.order_link(link)
         else:
+            fifo_links = []
             for link in live:
                 if link.kind == KIND_ORDER:
                     self.order_link(link)
+                elif self.ctx.slave_fifo_close:
+                    fifo_links.append(link)
                 else:
                     self.position_link(link)
+            if fifo_links:
+                from copier.planner_fifo import plan_fifo_links
+
+                plan_fifo_links(self, fifo_links)
         for link in live:
             for p in self.link_positions(link):
                 self.claimed_pos.add(p.identifier)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
 from copier.decisions import Skip
+from copier.expiry import Expiry, copy_expiry, same_expiry
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import PendingOrder, Quote, SymbolSpec
 from copier.sizing import normalize_volume
@@ -70,6 +71,9 @@ class PendingOrdersMixin:
             return Skip(f"{otype} at {price} is on the wrong side of, or within the stops level of, the slave's market "
                         f"(bid {quote.bid}, ask {quote.ask})")
         sl, tp = self.pending_sltp(order, side, price, spec)
+        expiry = copy_expiry(order, spec, self.ctx.slave_server_offset_ms, self.ctx.now_ms)
+        if expiry is None or isinstance(expiry, Skip):
+            return expiry  # None: the slave's server offset is not known yet, wait
         target = self.scaled_target(link, order.volume, spec, cfg.max_lot) if link is not None else None
         sized = None
         if target:
@@ -84,7 +88,7 @@ class PendingOrdersMixin:
             return volume
         return PlacePending(name, order.ticket, symbol, otype, volume, price, stoplimit, sl, tp, self.filling(spec), cfg.magic,
                             make_tag(name, order.ticket), order.symbol, order.side, order.volume, purpose,
-                            **self.sizing_fields(sized, order))
+                            **self.sizing_fields(sized, order), type_time=expiry.type_time, expiration=expiry.expiration)
 
     def pending_sltp(self, order: PendingOrder, side: str, price: float, spec: SymbolSpec) -> tuple[float, float]:
         if not self.cfg.copy_sltp:
@@ -187,6 +191,16 @@ class PendingOrdersMixin:
         price = round(morder.price_open, spec.digits)
         stoplimit = round(morder.price_stoplimit, spec.digits) if morder.price_stoplimit else 0.0
         sl, tp = self.pending_sltp(morder, o.side, price, spec)
+        expiry = copy_expiry(morder, spec, self.ctx.slave_server_offset_ms, self.ctx.now_ms)
+        if not isinstance(expiry, Expiry):  # not expressible now (or offset unknown): keep the copy's own
+            expiry = Expiry(o.type_time, 0, o.expiration_ms)
+            expiry_changed = False
+        else:
+            expiry_changed = not same_expiry(expiry, o)
         half = spec.point / 2
-        if any(abs(a - b) > half for a, b in ((price, o.price_open), (stoplimit, o.price_stoplimit), (sl, o.sl), (tp, o.tp))):
-            self.out.append(ModifyPending(link.master_name, link.master_ticket, o.ticket, o.symbol, price, stoplimit, sl, tp))
+        if expiry_changed or any(abs(a - b) > half for a, b in ((price, o.price_open), (stoplimit, o.price_stoplimit), (sl, o.sl), (tp, o.tp))):
+            if not expiry_changed and expiry.type_time in ("SPECIFIED", "SPECIFIED_DAY"):
+                # a MODIFY request restates the expiry: keep the one the copy has
+                expiry = Expiry(expiry.type_time, o.expiration_ms // 1000 - (expiry.type_time == "SPECIFIED_DAY"), o.expiration_ms)
+            self.out.append(ModifyPending(link.master_name, link.master_ticket, o.ticket, o.symbol, price, stoplimit, sl, tp,
+                                          expiry.type_time, expiry.expiration))

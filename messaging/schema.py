@@ -1,4 +1,4 @@
-"""Bus message schema, version 2: typed messages and strict validation on receipt.
+"""Bus message schema, version 3: typed messages and strict validation on receipt.
 
 Every frame pair that arrives on the bus goes through :func:`decode`. It either returns
 one of the typed messages below, with positions and orders already converted to
@@ -7,7 +7,7 @@ so a node can drop bad input with one ``except`` and trading code only ever sees
 validated values (ARCHITECTURE.md: "a malformed message never causes a trade").
 
 Wire format: two frames, ``[topic, payload]``. The topic is ASCII ``<prefix>.<name>``;
-the payload is a UTF-8 JSON object carrying ``"v": 2`` and ``"kind"``. Within a version
+the payload is a UTF-8 JSON object carrying ``"v": 3`` and ``"kind"``. Within a version
 a writer may add optional fields (readers ignore unknown keys); removing or re-typing a
 field, changing its meaning, or adding a required one bumps the version. Readers refuse
 versions they do not know with :class:`VersionMismatch` (a ``MalformedMessage``), so
@@ -15,6 +15,9 @@ nodes of different versions drop each other's messages loudly instead of mis-rea
 
 v2 (exposure sizing, invariant 7): every position and pending order on ``pos.<master>``
 carries ``contract_size`` (the master broker's units per lot of its symbol; required).
+v3 (pending-order expiry): every pending order also carries ``type_time`` (ORDER_TIME_*
+name) and ``expiration_ms`` (the instant it expires, UTC epoch ms; 0 = never), required:
+a v2 master sent none, and a follower must never read "no expiry" into its silence.
 """
 from __future__ import annotations
 
@@ -24,10 +27,11 @@ import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Sequence, Union
 
-from copier.models import PENDING_TYPES, SIDES, AccountMetrics, PendingOrder, Position
+from copier.models import PENDING_TYPES, SIDES, TIME_TYPES, AccountMetrics, PendingOrder, Position
 
-VERSION = 2
-KNOWN_OLD_VERSIONS = {1: "v1 (before exposure sizing: positions without contract_size)"}
+VERSION = 3
+KNOWN_OLD_VERSIONS = {1: "v1 (before exposure sizing: positions without contract_size)",
+                      2: "v2 (before pending-order expiry: orders without type_time/expiration_ms)"}
 MAX_MESSAGE_BYTES = 1024 * 1024  # payload cap: ~3000 positions; bigger is refused
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FLEET_TARGET = "all"  # ctl.all addresses every node; no node may be called "all"
@@ -297,7 +301,7 @@ _ORDER_FIELDS = {
     "volume": ("volume", None), "price_open": ("float", None),
     "price_stoplimit": ("float", None), "sl": ("float", None), "tp": ("float", None),
     "time_setup_msc": ("int", 0), "magic": ("int", None), "comment": ("str", None),
-    "contract_size": ("csize", None),
+    "contract_size": ("csize", None), "type_time": ("ttime", None), "expiration_ms": ("int", 0),
 }
 _METRICS_FIELDS = {
     "login": ("int", 0), "balance": ("float", None), "equity": ("float", None),
@@ -318,7 +322,7 @@ for _cls, _spec in ((Position, _POSITION_FIELDS), (PendingOrder, _ORDER_FIELDS),
 # records built from the terminal): since v2 every master position/order carries it.
 _WIRE_REQUIRED: dict[type, frozenset[str]] = {
     Position: frozenset({"contract_size"}),
-    PendingOrder: frozenset({"contract_size"}),
+    PendingOrder: frozenset({"contract_size", "type_time", "expiration_ms"}),  # v3: expiry
 }
 _REQUIRED: dict[type, frozenset[str]] = {
     cls: frozenset(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
@@ -339,6 +343,8 @@ def _checker(kind: str, arg: Any) -> Callable[[Any, str], Any]:
         return lambda v, where: _choice(v, SIDES, where)
     if kind == "ptype":
         return lambda v, where: _choice(v, PENDING_TYPES, where)
+    if kind == "ttime":
+        return lambda v, where: _choice(v, TIME_TYPES, where)
     if kind == "csize":  # contract size: units per lot, >= 0 (0 = the master could not read it)
         def csize(v: Any, where: str) -> float:
             f = _float(v, where)
@@ -411,6 +417,9 @@ def _orders(raw: Any, where: str) -> tuple[PendingOrder, ...]:
     items = tuple(order_from_wire(r, f"{where}[{i}]") for i, r in enumerate(_list(raw, where)))
     if len({o.ticket for o in items}) != len(items):
         raise _bad(f"{where}: duplicate order ticket")
+    for i, o in enumerate(items):
+        if o.type_time != "GTC" and o.expiration_ms <= 0:
+            raise _bad(f"{where}[{i}]: a {o.type_time} order needs expiration_ms > 0")
     return items
 
 

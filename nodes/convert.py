@@ -40,6 +40,29 @@ def position_from_mt5(p: Any, *, offset_ms: int = 0, contract_size: float = 0.0)
     )
 
 
+TIME_TYPE_NAMES = {0: "GTC", 1: "DAY", 2: "SPECIFIED", 3: "SPECIFIED_DAY"}  # ORDER_TIME_*
+TIME_TYPE_CODES = {name: code for code, name in TIME_TYPE_NAMES.items()}
+DAY_MS = 86_400_000
+
+
+def expiration_instant_ms(type_time: int, time_expiration_s: int, time_setup_msc: int) -> int:
+    """The instant an order expires, in its server's time (ms); 0 for GTC.
+
+    ORDER_TIME_SPECIFIED: ``time_expiration``. ORDER_TIME_DAY: the end of the server day the
+    order was placed in ("till the end of the current trading day"). ORDER_TIME_SPECIFIED_DAY:
+    the end of the server day of ``time_expiration`` ("till 23:59:59 of the specified day");
+    a ``time_expiration`` already on a midnight is that end. Source: MQL5 docs,
+    ENUM_ORDER_TYPE_TIME.
+    """
+    exp_ms = int(time_expiration_s or 0) * 1000
+    if type_time == 2:
+        return exp_ms
+    if type_time == 1:
+        return exp_ms or (int(time_setup_msc) // DAY_MS + 1) * DAY_MS
+    if type_time == 3:
+        base = exp_ms or int(time_setup_msc)
+        return base if base and base % DAY_MS == 0 else (base // DAY_MS + 1) * DAY_MS
+    return 0
 def deal_from_mt5(d: Any) -> DealRecord:
     """A TradeDeal (``history_deals_get``) as the plain record the reasons classifier reads
     (times stay in the broker's server ms: only their order matters there)."""
@@ -60,10 +83,16 @@ def deal_from_mt5(d: Any) -> DealRecord:
 
 
 def order_from_mt5(o: Any, *, offset_ms: int = 0, contract_size: float = 0.0) -> PendingOrder | None:
-    """A TradeOrder as a PendingOrder; None for order types that are not pending orders."""
+    """A TradeOrder as a PendingOrder; None for order types that are not pending orders.
+
+    ``expiration_ms`` is the instant it expires (``expiration_instant_ms``) minus
+    ``offset_ms``: UTC on a master (its estimated server offset), server time on a slave.
+    """
     name = _PENDING_TYPE_NAMES.get(int(o.type))
     if name is None:
         return None
+    type_time = int(getattr(o, "type_time", 0) or 0)
+    expires = expiration_instant_ms(type_time, int(getattr(o, "time_expiration", 0) or 0), int(o.time_setup_msc))
     return PendingOrder(
         ticket=int(o.ticket),
         symbol=str(o.symbol),
@@ -77,6 +106,8 @@ def order_from_mt5(o: Any, *, offset_ms: int = 0, contract_size: float = 0.0) ->
         magic=int(o.magic),
         comment=str(o.comment),
         contract_size=float(contract_size),
+        type_time=TIME_TYPE_NAMES.get(type_time, "GTC"),
+        expiration_ms=expires - offset_ms if expires else 0,
     )
 
 
@@ -120,6 +151,7 @@ def spec_from_mt5(info: Any) -> SymbolSpec:
         freeze_level=int(info.trade_freeze_level),
         trade_mode=int(info.trade_mode),
         trade_exemode=int(info.trade_exemode),
+        expiration_mode=int(getattr(info, "expiration_mode", 15)),
     )
 
 

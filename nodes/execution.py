@@ -195,15 +195,18 @@ class Executor:
         request = {"action": mt5.TRADE_ACTION_SLTP, "symbol": symbol, "position": int(ticket), "sl": float(sl), "tp": float(tp), "magic": int(magic)}
         return self._send_with_retries(symbol, lambda _q: request, needs_quote=False)
 
-    def place_pending(self, *, symbol: str, order_type: int, volume: float, price: float, stoplimit: float, sl: float, tp: float, magic: int, comment: str, type_filling: int) -> Outcome:
+    def place_pending(self, *, symbol: str, order_type: int, volume: float, price: float, stoplimit: float, sl: float, tp: float, magic: int, comment: str, type_filling: int, type_time: int = 0, expiration: int = 0) -> Outcome:
         """A pending order; a 10016 reply (invalid stops) is followed by one placement without
-        stops (the slave sets them with a modification on its next pass)."""
+        stops (the slave sets them with a modification on its next pass). ``type_time``:
+        ORDER_TIME_* code; ``expiration``: server seconds (SPECIFIED/SPECIFIED_DAY)."""
         mt5 = self.mt5
         request = {
             "action": mt5.TRADE_ACTION_PENDING, "symbol": symbol, "volume": float(volume), "type": int(order_type),
             "price": float(price), "stoplimit": float(stoplimit), "sl": float(sl), "tp": float(tp),
-            "magic": int(magic), "comment": comment, "type_time": mt5.ORDER_TIME_GTC, "type_filling": int(type_filling),
+            "magic": int(magic), "comment": comment, "type_time": int(type_time), "type_filling": int(type_filling),
         }
+        if expiration:
+            request["expiration"] = int(expiration)
         outcome = self._send_with_retries(symbol, lambda _q: request, needs_quote=False)
         if outcome.retcode == R.TRADE_RETCODE_INVALID_STOPS and (sl or tp):
             bare = {**request, "sl": 0.0, "tp": 0.0}
@@ -212,9 +215,12 @@ class Executor:
                            stops_note=f"{R.describe(outcome.retcode)} for SL {sl:g} TP {tp:g}: placed without stops")
         return replace(outcome, sl=float(sl), tp=float(tp))
 
-    def modify_pending(self, *, ticket: int, symbol: str, price: float, stoplimit: float, sl: float, tp: float) -> Outcome:
+    def modify_pending(self, *, ticket: int, symbol: str, price: float, stoplimit: float, sl: float, tp: float, type_time: int = 0, expiration: int = 0) -> Outcome:
+        """A MODIFY restates the expiry: pass the order's (or the new) ``type_time``/``expiration``."""
         mt5 = self.mt5
-        request = {"action": mt5.TRADE_ACTION_MODIFY, "order": int(ticket), "symbol": symbol, "price": float(price), "stoplimit": float(stoplimit), "sl": float(sl), "tp": float(tp), "type_time": mt5.ORDER_TIME_GTC}
+        request = {"action": mt5.TRADE_ACTION_MODIFY, "order": int(ticket), "symbol": symbol, "price": float(price), "stoplimit": float(stoplimit), "sl": float(sl), "tp": float(tp), "type_time": int(type_time)}
+        if expiration:
+            request["expiration"] = int(expiration)
         return self._send_with_retries(symbol, lambda _q: request, needs_quote=False)
 
     def remove_pending(self, *, ticket: int, symbol: str) -> Outcome:

@@ -1,6 +1,6 @@
 """Master node: poll one signal terminal, publish its positions over the bus.
 
-Every ``MASTER_POLL_INTERVAL_MS`` it reads ``positions_get``/``orders_get`` and hands
+Every ``MASTER_POLL_INTERVAL_MS`` it reads ``orders_get`` then ``positions_get`` and hands
 them to the Clone-pattern publisher (a delta when something changed, a full snapshot
 every heartbeat). A ``None`` from the terminal is an error, never "no positions": the
 master then publishes a status error and NO state, and reconnects with backoff, so no
@@ -28,6 +28,8 @@ from messaging.schema import Control  # noqa: E402
 from nodes.convert import ContractSizes, estimate_server_offset_ms, metrics_from_mt5, orders_by_ticket, positions_by_identifier  # noqa: E402
 
 MAX_OFFSET_MS = 14 * 3600_000
+ORDER_STATE_FILLED = 4  # MT5 ORDER_STATE_FILLED
+VANISHED_HOLD_POLLS = 50  # polls a vanished, unaccounted order stays published (~1 s at 20 ms)
 
 
 class MasterLoop:
@@ -49,6 +51,7 @@ class MasterLoop:
         self._next_heartbeat = 0
         self.guardian = None
         self.contract_sizes = ContractSizes(mt5)  # bus v2: contract size with every position
+        self.held_orders: dict[int, int] = {}  # vanished order ticket -> polls it was kept published
 
     def poll_once(self) -> bool:
         """Read the terminal and publish. False when the terminal returned an error.
@@ -61,8 +64,11 @@ class MasterLoop:
         fence = getattr(self.rt, "fence", None)
         if fence is not None:
             fence()
-        positions = self.mt5.positions_get()
-        orders = self.mt5.orders_get() if positions is not None else None
+        # Orders FIRST, then positions (consistent-snapshot rule, docs/copier.md): a pending
+        # order that fills between the two reads is then seen twice (as the order and as the
+        # position its ticket opens), never zero times.
+        orders = self.mt5.orders_get()
+        positions = self.mt5.positions_get() if orders is not None else None
         now = utc_ms()
         if positions is None or orders is None:
             code, text = self.mt5.last_error()
@@ -79,19 +85,68 @@ class MasterLoop:
         self.rt.set_error(None)
         self.contract_sizes.mt5 = self.mt5  # the terminal may have been reconnected
         failed_before = set(self.contract_sizes.failed)
+        refreshed = now >= self._next_heartbeat
+        if refreshed:  # before converting: the first poll already needs the server offset (UTC times, expiries)
+            self._refresh_metrics(now)
         new_positions = positions_by_identifier(positions, offset_ms=self.offset_ms, contract_size=self.contract_sizes)
         new_orders = orders_by_ticket(orders, offset_ms=self.offset_ms, contract_size=self.contract_sizes)
+        self._account_for_vanished_orders(new_positions, new_orders)
         for symbol in sorted(self.contract_sizes.failed - failed_before):
             self.rt.log.warning("contract_size_unknown", symbol=symbol, note="published as 0: followers wait")
-        if now >= self._next_heartbeat:
-            self._refresh_metrics(now)
-        elif (new_positions != self.positions or new_orders != self.orders) and self.cfg is not None:
+        if not refreshed and (new_positions != self.positions or new_orders != self.orders) and self.cfg is not None:
             self._confirm_account()
         delta = self.publisher.update(new_positions, new_orders, self.metrics, now)
         if delta is not None:
             self._record_changes(new_positions, new_orders)
         self.positions, self.orders = new_positions, new_orders
         return True
+
+    def _account_for_vanished_orders(self, new_positions: dict, new_orders: dict) -> None:
+        """Invariant 1 within one poll: an order that vanished is accounted for before its
+        absence is published.
+
+        For every order of the last published state that is gone now, with no position of
+        its ticket (MT5: the position an order opens has the order's ticket as identifier),
+        the terminal's history is asked (``history_orders_get(ticket=)``):
+
+        * CANCELED / EXPIRED / REJECTED, or FILLED into a position that is closed again or
+          that is already published (a netting add): the absence is real and goes out;
+        * FILLED into a position the list did not show yet: that position is read with
+          ``positions_get(ticket=)`` and published with this snapshot;
+        * not in the history yet, or a terminal error: the order stays published as it
+          was, for at most ``VANISHED_HOLD_POLLS`` polls (then its absence goes out, with
+          a warning), so a follower never removes or closes its copy on an unaccounted gap.
+
+        Mutates ``new_positions``/``new_orders``. Costs terminal calls only when an order
+        vanished without its position (cancellations, expiries).
+        """
+        for ticket in list(self.held_orders):
+            if ticket in new_orders or ticket in new_positions or ticket not in self.orders:
+                self.held_orders.pop(ticket, None)
+        for ticket, order in self.orders.items():
+            if ticket in new_orders or ticket in new_positions:
+                continue
+            hist = self.mt5.history_orders_get(ticket=ticket)
+            record = hist[0] if hist else None
+            if record is not None:
+                self.held_orders.pop(ticket, None)
+                position_id = int(getattr(record, "position_id", 0) or 0)
+                if int(record.state) == ORDER_STATE_FILLED and position_id and position_id not in new_positions:
+                    found = self.mt5.positions_get(ticket=position_id)
+                    if found:
+                        new_positions.update(positions_by_identifier(found, offset_ms=self.offset_ms, contract_size=self.contract_sizes))
+                        self.rt.log.info("vanished_order_position_found", master_ticket=ticket, position=position_id)
+                continue
+            held = self.held_orders.get(ticket, 0) + 1
+            if held > VANISHED_HOLD_POLLS:
+                self.held_orders.pop(ticket, None)
+                self.rt.log.warning("vanished_order_unaccounted", master_ticket=ticket, polls=held - 1,
+                                    note="absence published without a history record")
+                continue
+            self.held_orders[ticket] = held
+            new_orders[ticket] = order
+            if held == 1:
+                self.rt.log.info("vanished_order_held", master_ticket=ticket, note="not in history yet: still published")
 
     def _refresh_metrics(self, now: int) -> None:
         info = self.mt5.account_info()

@@ -31,7 +31,7 @@ from db import StoreUnavailable  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
-from nodes.convert import deal_from_mt5, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
+from nodes.convert import deal_from_mt5, estimate_server_offset_ms, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
@@ -49,6 +49,9 @@ HISTORY_GRACE_MS = 3_000
 
 def follow_flag(slave: str, master: str) -> str:
     return f"follow:{slave}:{master}"
+
+
+MAX_OFFSET_MS = 14 * 3600_000  # a stale weekend tick must not move the clock by days
 
 
 class SlaveLoop(SlaveActions):
@@ -72,6 +75,8 @@ class SlaveLoop(SlaveActions):
         self.specs: dict[str, tuple[int, SymbolSpec]] = {}
         self.available: set[str] | None = None
         self.margin_mode = "hedging"
+        self.fifo_close = False  # ACCOUNT_FIFO_CLOSE: closes go oldest first (copier/planner_fifo.py)
+        self.server_offset_ms: int | None = None  # server clock - UTC, from the freshest quote
         self.paused = False
         self.metrics = None
         self._metrics_ms = 0
@@ -95,6 +100,7 @@ class SlaveLoop(SlaveActions):
         info = self.mt5.account_info()
         if info is not None:
             self.margin_mode = "hedging" if int(info.margin_mode) == 2 else "netting"
+            self.fifo_close = self._fifo_close(info)
             self.metrics = metrics_from_mt5(info)
         symbols = self.mt5.symbols_get()
         self.available = {s.name for s in symbols} if symbols is not None else None
@@ -250,13 +256,10 @@ class SlaveLoop(SlaveActions):
             name: MasterView(state=mirror.state(now), metrics=mirror.metrics, first_sync=name not in self.followed)
             for name, mirror in self.mirrors.items()
         }
-        positions = self.mt5.positions_get()
-        if positions is None:
-            orders = None
-        elif full or self._orders_in_play(views):
-            orders = self.mt5.orders_get()
-        else:
-            orders = ()
+        # orders FIRST, then positions (consistent-snapshot rule, docs/copier.md): a pending
+        # copy that fills between the two reads is seen as its position, never as "removed"
+        orders = self.mt5.orders_get() if full or self._orders_in_play(views) else ()
+        positions = self.mt5.positions_get() if orders is not None else None
         if positions is None or orders is None:
             code, text = self.mt5.last_error()
             if self.rt.last_error is None:
@@ -277,6 +280,7 @@ class SlaveLoop(SlaveActions):
         specs = {s: spec for s in symbols if (spec := self._spec(s, now)) is not None}
         quotes = {s: q for s in specs if (q := self._quote(s)) is not None}
         self.quotes = quotes
+        self._learn_server_offset(quotes, now)
         if self.metrics is None or now - self._metrics_ms >= METRICS_TTL_MS:  # off the hot path
             info = self.mt5.account_info()
             if info is not None:
@@ -284,6 +288,7 @@ class SlaveLoop(SlaveActions):
                 if verify is not None:  # the terminal still trades our account (raises WrongAccount)
                     verify(self.mt5, self.cfg, info)
                 self.metrics = metrics_from_mt5(info)
+                self.fifo_close = self._fifo_close(info)
                 self._metrics_ms = now
         ctx = PlanContext(
             slave=self.cfg,
@@ -298,6 +303,9 @@ class SlaveLoop(SlaveActions):
             paused=self.paused or self.kill_switch_file.exists() or (self.guardian is not None and self.guardian.blocks_opens),
             max_attempts=self.max_attempts,
             available_symbols=self.available,
+            slave_fifo_close=self.fifo_close,
+            slave_server_offset_ms=self.server_offset_ms,
+            now_ms=now,
             closures=closures,
             conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
@@ -313,6 +321,24 @@ class SlaveLoop(SlaveActions):
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)
         return actions
+
+    def _learn_server_offset(self, quotes: dict[str, Quote], now: int) -> None:
+        """This broker's server clock minus UTC, from the freshest quote (as the master does,
+        nodes/convert.estimate_server_offset_ms): pending-order copies expire by it."""
+        fresh = max((q.time_msc for q in quotes.values()), default=0)
+        if not fresh:
+            return
+        offset = estimate_server_offset_ms(fresh, now)
+        if abs(offset) <= MAX_OFFSET_MS and offset != self.server_offset_ms:
+            self.log.info("server_offset", offset_ms=offset, previous=self.server_offset_ms)
+            self.server_offset_ms = offset
+
+    def _fifo_close(self, info: Any) -> bool:
+        """``account_info().fifo_close`` (MQL5 ACCOUNT_FIFO_CLOSE; always False on netting)."""
+        fifo = bool(getattr(info, "fifo_close", False)) and self.margin_mode == "hedging"
+        if fifo != self.fifo_close:
+            self.log.info("fifo_close_account" if fifo else "fifo_close_off", note="closes go oldest position first")
+        return fifo
 
     def _closures(self, positions: list, now: int) -> dict[int, Closure] | None:
         """Reasons from history: why each OPEN link's slave position vanished.
@@ -399,6 +425,7 @@ class SlaveLoop(SlaveActions):
             "paused": self.paused,
             "masters": {n: m.fresh(utc_ms()) for n, m in self.mirrors.items()},
             "margin_mode": self.margin_mode,
+            "fifo_close": self.fifo_close,
             "risk": self.guardian.status_info() if self.guardian is not None else None,
             **self.counts,
         }

@@ -13,6 +13,7 @@ from typing import Any
 
 from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
+from copier.expiry import TIME_CODES
 from copier.models import Quote
 from copier import retcodes as R
 from copier.orders import choose_filling
@@ -109,9 +110,9 @@ class SlaveActions:
         elif isinstance(action, PlacePending):
             self._place_pending(action)
         elif isinstance(action, ModifyPending):
-            outcome = self.executor.modify_pending(ticket=action.slave_order_ticket, symbol=action.symbol, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp)
+            outcome = self.executor.modify_pending(ticket=action.slave_order_ticket, symbol=action.symbol, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, type_time=TIME_CODES[action.type_time], expiration=action.expiration)
             self._note_result(action, outcome.ok)
-            self._report("modify_pending", action, outcome, slave_ticket=action.slave_order_ticket, price=action.price)
+            self._report("modify_pending", action, outcome, slave_ticket=action.slave_order_ticket, price=action.price, type_time=action.type_time, expiration=action.expiration)
         elif isinstance(action, RemovePending):
             outcome = self.executor.remove_pending(ticket=action.slave_order_ticket, symbol=action.symbol)
             self._note_result(action, outcome.ok)
@@ -364,15 +365,15 @@ class SlaveActions:
         if self.cfg.dry_run:
             self._save(key, {"status": SKIPPED, "skip_reason": f"dry run: would place {action.order_type} {action.volume:g} {action.symbol}"})
             return
-        outcome = self.executor.place_pending(symbol=action.symbol, order_type=PENDING_TYPE_CODES[action.order_type], volume=action.volume, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
+        outcome = self.executor.place_pending(symbol=action.symbol, order_type=PENDING_TYPE_CODES[action.order_type], volume=action.volume, price=action.price, stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, magic=action.magic, comment=action.comment, type_filling=action.type_filling, type_time=TIME_CODES[action.type_time], expiration=action.expiration)
         self._note_result(action, outcome.status == DONE)
         if outcome.status == DONE:
-            fields = {"status": OPEN, "slave_ticket": outcome.order, "slave_price": action.price}
+            fields = {"status": OPEN, "slave_ticket": outcome.order, "slave_price": action.price, "type_time": action.type_time, "expiration": action.expiration}
             if (self.links.get(key) or {}).get("retry_reason"):
                 fields["retry_reason"] = ""
             self._save(key, fields)
-            log.bind(slave_ticket=outcome.order).info("pending_copied", price=action.price)
-            self.rt.event("pending_copied", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=outcome.order, order_type=action.order_type, price=action.price)
+            log.bind(slave_ticket=outcome.order).info("pending_copied", price=action.price, type_time=action.type_time, expiration=action.expiration)
+            self.rt.event("pending_copied", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=outcome.order, order_type=action.order_type, price=action.price, type_time=action.type_time, expiration=action.expiration)
             self._report_stops(action, outcome, outcome.order, log)
         elif outcome.status == DEFERRED or (outcome.status == UNKNOWN and not R.counts_as_attempt(outcome.retcode)):
             self._defer(key, action, replace(outcome, status=DEFERRED), log, "pending_deferred")

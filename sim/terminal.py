@@ -105,8 +105,11 @@ class Terminal:
             if f is not None and f.latency_ms > 0:
                 time.sleep(f.latency_ms / 1000.0)
 
-    def _call(self, fail_value: Any, fn, *args) -> Any:
-        """Run ``fn(acct, *args)`` connected and locked; map failures to ``fail_value``."""
+    def _call(self, fail_value: Any, fn, *args, name: str = "") -> Any:
+        """Run ``fn(acct, *args)`` connected and locked; map failures to ``fail_value``.
+
+        ``name``: the MT5 function, for faults that act after a given call (``price_after``).
+        """
         self._latency()
         with self._sim.lock:
             login = self._current()
@@ -119,6 +122,9 @@ class Terminal:
                 self._error = e.err
                 return fail_value if e.value is None else e.value
             self._error = OK
+            move = self._sim.faults[login].take_price_after(name) if name else None
+            if move is not None:  # the answer is read; the market moves before the next call
+                self._sim.set_price(move["symbol"], move["bid"], broker=move["broker"])
             return result
 
     def _feed(self, acct: AccountState, symbol: Any) -> Feed:
@@ -485,7 +491,7 @@ class Terminal:
         def run(acct):
             sel = self._filter(acct.orders.values(), lambda o: o.symbol, lambda o: o.ticket, symbol, group, ticket)
             return tuple(acct.order_record(o) for o in sel)
-        return self._call(None, run)
+        return self._call(None, run, name="orders_get")
 
     def positions_total(self):
         return self._call(None, lambda a: len(a.positions))
@@ -494,7 +500,7 @@ class Terminal:
         def run(acct):
             sel = self._filter(acct.positions.values(), lambda p: p.symbol, lambda p: p.ticket, symbol, group, ticket)
             return tuple(acct.position_record(p) for p in sel)
-        return self._call(None, run)
+        return self._call(None, run, name="positions_get")
 
     # --- trade history ---------------------------------------------------------------------
     @staticmethod

@@ -61,7 +61,7 @@ def closure(ident: int, cause: str = "sl", **kw) -> Closure:
 
 def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_orders=(), *, specs=None, quotes=None,
             netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None,
-            closures=None) -> PlanContext:
+            fifo: bool = False, closures=None) -> PlanContext:
     return PlanContext(
         slave=slave_cfg or cfg(),
         masters=masters if masters is not None else {MASTER: view()},
@@ -75,16 +75,28 @@ def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_or
         paused=paused,
         max_attempts=max_attempts,
         available_symbols=available,
+        slave_fifo_close=fifo,
         closures=closures or {},
     )
+
+
+def _instant(type_time: str, expiration: int) -> int:
+    """What the server records as the expiry instant (server ms) of a request's expiry."""
+    if type_time == "SPECIFIED":
+        return expiration * 1000
+    if type_time == "SPECIFIED_DAY":
+        return (expiration * 1000 // 86_400_000 + 1) * 86_400_000
+    return 0
 
 
 class SlaveModel:
     """A hedging or netting slave account plus its trades rows."""
 
     def __init__(self, *, netting: bool = False, links: Iterable[Link] = (), positions: Iterable[Position] = (),
-                 orders: Iterable[PendingOrder] = (), slave: str = SLAVE) -> None:
+                 orders: Iterable[PendingOrder] = (), slave: str = SLAVE, fifo: bool = False) -> None:
         self.netting = netting
+        self.fifo = fifo  # ACCOUNT_FIFO_CLOSE: a close of any but the symbol's oldest position is refused (10045)
+        self.refused: list = []
         self.slave = slave
         self.links: dict[tuple[str, int], Link] = {l.key: l for l in links}
         self.positions: dict[int, Position] = {p.identifier: p for p in positions}
@@ -108,7 +120,7 @@ class SlaveModel:
     def ctx(self, slave_cfg, masters, **kw) -> PlanContext:
         kw.setdefault("closures", self.closures(slave_cfg.magic))
         return context(slave_cfg, masters, list(self.links.values()), list(self.positions.values()), list(self.orders.values()),
-                       netting=self.netting, **kw)
+                       netting=self.netting, fifo=self.fifo, **kw)
 
     def closures(self, magic: int) -> dict[int, Closure]:
         """What the node reads: the deals of every OPEN link's vanished slave position, classified."""
@@ -180,6 +192,10 @@ class SlaveModel:
                 p = next((x for x in self.positions.values() if x.ticket == a.slave_ticket), None)
                 if p is None:
                     continue
+                if self.fifo and p is not min((x for x in self.positions.values() if x.symbol == p.symbol),
+                                              key=lambda x: (x.time_msc, x.identifier)):
+                    self.refused.append(a)  # TRADE_RETCODE_FIFO_CLOSE
+                    continue
                 left = round(p.volume - a.volume, 8)
                 if left > 1e-9:
                     self.positions[p.identifier] = replace(p, volume=left)
@@ -210,12 +226,14 @@ class SlaveModel:
                     self._upsert(key, attempts=self.links[key].attempts + 1)
                 t = self._ticket()
                 self.orders[t] = PendingOrder(ticket=t, symbol=a.symbol, type=a.order_type, volume=a.volume, price_open=a.price,
-                                              price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp, comment=a.comment)
+                                              price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp, comment=a.comment,
+                                              type_time=a.type_time, expiration_ms=_instant(a.type_time, a.expiration))
                 self._upsert(key, status="OPEN", slave_ticket=t)
             elif isinstance(a, ModifyPending):
                 o = self.orders.get(a.slave_order_ticket)
                 if o is not None:
-                    self.orders[o.ticket] = replace(o, price_open=a.price, price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp)
+                    self.orders[o.ticket] = replace(o, price_open=a.price, price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp,
+                                                    type_time=a.type_time, expiration_ms=_instant(a.type_time, a.expiration))
             elif isinstance(a, RemovePending):
                 if self.orders.pop(a.slave_order_ticket, None) is not None:
                     removed.add(a.slave_order_ticket)

@@ -112,7 +112,7 @@ def test_malformed_is_dropped_counted_and_next_valid_arrives(proxy, caplog):
     raw = ctx.socket(zmq.PUB)
     raw.setsockopt(zmq.LINGER, 0)
     raw.connect(xsub)
-    good = [b"status.s1", b'{"v":2,"kind":"status","node":"s1","role":"slave","state":"ok",'
+    good = [b"status.s1", b'{"v":3,"kind":"status","node":"s1","role":"slave","state":"ok",'
                           b'"pid":1,"ts_ms":1,"account":null,"error":null,"info":{}}']
     with Subscriber(xpub, ["status.s1", "pos.m1"], context=ctx) as sub:
         until_received(lambda: raw.send_multipart(good), sub)
@@ -121,7 +121,7 @@ def test_malformed_is_dropped_counted_and_next_valid_arrives(proxy, caplog):
             raw.send_multipart([b"pos.m1", b"{not json"])
             raw.send_multipart([b"status.s1", good[1], b"extra frame"])
             raw.send_multipart([b"status.s1", good[1].replace(b'"pid":1', b'"pid":-1')])
-            raw.send_multipart([b"pos.m1", b'{"v":2,"kind":"snapshot","master":"m1","epoch":"e","seq":1,'
+            raw.send_multipart([b"pos.m1", b'{"v":3,"kind":"snapshot","master":"m1","epoch":"e","seq":1,'
                                            b'"ts_ms":1,"positions":[{"ticket":1,"identifier":1,'
                                            b'"symbol":"X","side":"BUY","volume":NaN,"price_open":1}],'
                                            b'"orders":[],"metrics":null}'])
@@ -132,14 +132,14 @@ def test_malformed_is_dropped_counted_and_next_valid_arrives(proxy, caplog):
         assert "malformed" in caplog.text and sub.last_error
         assert sub.wrong_version == 0
         # a node of the previous bus version: refused loudly (error log), counted, never read
-        old = [good[0], good[1].replace(b'"v":2', b'"v":1')]
+        old = [good[0], good[1].replace(b'"v":3', b'"v":2')]
         with caplog.at_level(logging.ERROR, logger="messaging.subscriber"):
             raw.send_multipart(old)
             raw.send_multipart(good)
             msg = sub.recv(2000)
         assert isinstance(msg, Status) and sub.recv(0) is None
         assert sub.dropped == 5 and sub.wrong_version == 1
-        assert "another schema version" in caplog.text and "this node speaks v2" in caplog.text
+        assert "another schema version" in caplog.text and "this node speaks v3" in caplog.text
     raw.close()
     ctx.term()
 

@@ -297,3 +297,27 @@ def test_dry_run_plans_and_records_but_sends_nothing(world):
     rows = {r["master_symbol"]: r for r in store.list_trades(slave_name="S")}
     assert rows["GBPUSD"]["status"] == "SKIPPED" and rows["GBPUSD"]["skip_reason"].startswith("dry run")
     assert sum(1 for kind, _ in loop.rt.events if kind == "dry_run_close") == 1
+
+
+def test_a_pending_copy_filling_between_the_slaves_two_reads_is_adopted_not_closed(world):
+    """Fault 8's kind on the follower's own reads: its copy fills between its orders and
+    positions reads; it must be adopted as the position, not marked "removed on slave"."""
+    from nodes.convert import orders_by_ticket
+    from nodes.runtime import utc_ms
+
+    sim, store, master = world
+    sim.set_price("EURUSD", 1.10000, broker="SimFX-Live")
+    r = master.order_send({"action": 5, "symbol": "EURUSD", "volume": 0.1, "type": 4, "price": 1.10100, "type_filling": 1})
+    assert r.retcode == 10009
+    orders = orders_by_ticket(master.orders_get(), contract_size=ContractSizes(master))
+    loop = _loop(store, _terminal(sim, 2001))
+    loop.on_message(Snapshot(master="M", epoch="e1", seq=1, ts_ms=utc_ms(), positions=(), orders=tuple(orders.values())))
+    loop.reconcile()
+    slave = _terminal(sim, 2001)
+    assert len(slave.orders_get()) == 1
+    # the price triggers both stops right after the first of the slave's two reads
+    sim.inject_fault(2001, "price_after", call="positions_get,orders_get", symbol="EURUSD", bid=1.10200, broker="SimFX-Live")
+    loop.reconcile()
+    [link] = store.list_trades(slave_name="S")
+    assert link["status"] == "OPEN" and link["kind"] == "position", link
+    assert link["slave_ticket"] == slave.positions_get()[0].identifier

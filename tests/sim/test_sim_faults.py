@@ -116,3 +116,24 @@ def test_clear_faults_and_bad_input(env):
         sim.inject_fault(2001, "retcode")
     with pytest.raises(TypeError):
         sim.inject_fault(2001, "disconnect", ms=3)
+
+
+def test_price_after_moves_the_market_right_after_the_named_read_once():
+    sim = Simulator.demo()
+    mt5 = sim.terminal()
+    assert mt5.initialize(login=1001)
+    sim.set_price("EURUSD", 1.10000, broker="SimFX-Live")
+    r = mt5.order_send({"action": 5, "symbol": "EURUSD", "volume": 0.1, "type": 4, "price": 1.101, "type_filling": 1})
+    sim.inject_fault(1001, "price_after", call="orders_get", symbol="EURUSD", bid=1.102, broker="SimFX-Live")
+    mt5.positions_get()  # not the named call: nothing moves
+    assert mt5.symbol_info_tick("EURUSD").bid == 1.1
+    assert [o.ticket for o in mt5.orders_get()] == [r.order]  # the answer was read before the move
+    assert mt5.symbol_info_tick("EURUSD").bid == 1.102 and mt5.orders_get() == ()
+    assert mt5.positions_get()[0].identifier == r.order
+    sim.set_price("EURUSD", 1.10000, broker="SimFX-Live")
+    mt5.orders_get()
+    assert mt5.symbol_info_tick("EURUSD").bid == 1.1  # one-shot
+    with pytest.raises(ValueError):
+        sim.inject_fault(1001, "price_after", call="order_send", symbol="EURUSD", bid=1.1)
+    with pytest.raises(ValueError):
+        sim.inject_fault(1001, "price_after", call="orders_get", symbol="EURUSD", bid=0)
