@@ -9,7 +9,9 @@ so the ZeroMQ server can forward every call.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
+import inspect
 import re
 import time
 from datetime import datetime
@@ -23,8 +25,9 @@ from .constants import PACKAGE_VERSION
 from . import money as M
 from . import trading
 from .market import TIMEFRAME_SECONDS, Feed
+from .helpers import PackageHelpers
 from .records import (
-    REQUEST_FLOAT_FIELDS, REQUEST_INT_FIELDS, REQUEST_STR_FIELDS, AccountInfo, BookInfo,
+    RECORD_TYPES, REQUEST_FLOAT_FIELDS, REQUEST_INT_FIELDS, REQUEST_STR_FIELDS, AccountInfo, BookInfo,
     OrderCheckResult, OrderSendResult, SymbolInfo, TerminalInfo, Tick, TradeRequest,
 )
 from .state import AccountState
@@ -70,6 +73,26 @@ def to_seconds(value: Any) -> int:
     raise _Fail(INVALID_PARAMS)
 
 
+def _keywords(fail_value: Any):
+    """Decorator for the functions that take keywords: an unknown keyword answers
+    ``fail_value`` with (-2, 'Terminal: Invalid params'), as the package does
+    (``history_deals_get(d1, d2, datetime_from=1)`` -> None), instead of a TypeError.
+    ``inspect.signature`` still shows the real parameters."""
+    def wrap(fn):
+        P = inspect.Parameter
+        known = frozenset(p.name for p in inspect.signature(fn).parameters.values()
+                          if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY))
+
+        @functools.wraps(fn)
+        def call(self, *args, **kwargs):
+            if kwargs and not known.issuperset(kwargs):
+                self._error = INVALID_PARAMS
+                return fail_value
+            return fn(self, *args, **kwargs)
+        return call
+    return wrap
+
+
 def _group_matcher(group: str):
     masks = [m.strip() for m in group.split(",") if m.strip()]
     inc = [m for m in masks if not m.startswith("!")] or ["*"]
@@ -83,8 +106,10 @@ def _group_matcher(group: str):
     return lambda name: bool(inc_rx.match(name)) and not (exc_rx and exc_rx.match(name))
 
 
-class Terminal:
-    """Module-like MT5 terminal. Constants are class attributes (``mt5.ORDER_TYPE_BUY``)."""
+class Terminal(PackageHelpers):
+    """Module-like MT5 terminal. Constants and record types are class attributes
+    (``mt5.ORDER_TYPE_BUY``, ``mt5.TradePosition``); ``Buy``/``Sell``/``Close``/``_RawOrder``
+    come from ``sim.helpers``."""
 
     __version__ = PACKAGE_VERSION
     __author__ = "MetaQuotes Ltd."
@@ -154,6 +179,7 @@ class Terminal:
             or not isinstance(timeout, Integral) or isinstance(timeout, bool) or timeout <= 0
             or not isinstance(portable, bool))
 
+    @_keywords(False)
     def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
                    server: str | None = None, timeout: int = 60000, portable: bool = False) -> bool:
         if (path is not None and not isinstance(path, str)) or self._bad_args(login, password, server,
@@ -234,6 +260,7 @@ class Terminal:
             return AUTH_FAILED
         return None
 
+    @_keywords(False)
     def login(self, login: int, password: str | None = None, server: str | None = None,
               timeout: int = 60000) -> bool:
         self._latency()
@@ -307,6 +334,7 @@ class Terminal:
     def symbols_total(self) -> int:
         return self._call(0, lambda a: len(a.broker.feeds))
 
+    @_keywords(None)
     def symbols_get(self, group: str | None = None):
         def run(acct: AccountState):
             if group is not None and not isinstance(group, str):
@@ -487,6 +515,7 @@ class Terminal:
     def orders_total(self):
         return self._call(None, lambda a: len(a.orders))
 
+    @_keywords(None)
     def orders_get(self, *, symbol: str | None = None, group: str | None = None, ticket: int | None = None):
         def run(acct):
             sel = self._filter(acct.orders.values(), lambda o: o.symbol, lambda o: o.ticket, symbol, group, ticket)
@@ -496,6 +525,7 @@ class Terminal:
     def positions_total(self):
         return self._call(None, lambda a: len(a.positions))
 
+    @_keywords(None)
     def positions_get(self, *, symbol: str | None = None, group: str | None = None, ticket: int | None = None):
         def run(acct):
             sel = self._filter(acct.positions.values(), lambda p: p.symbol, lambda p: p.ticket, symbol, group, ticket)
@@ -530,6 +560,7 @@ class Terminal:
                                      None, None, None))
         return self._call(None, run)
 
+    @_keywords(None)
     def history_orders_get(self, date_from=None, date_to=None, /, group=None, *, ticket=None, position=None):
         def run(acct):
             sel = self._history(acct.hist_orders, lambda o: o.time_setup_msc, lambda o: o.ticket,
@@ -543,6 +574,7 @@ class Terminal:
                                      None, None, None))
         return self._call(None, run)
 
+    @_keywords(None)
     def history_deals_get(self, date_from=None, date_to=None, /, group=None, *, ticket=None, position=None):
         def run(acct):
             # ticket= matches DEAL_ORDER (the documented key), position= matches position_id
@@ -668,6 +700,6 @@ class Terminal:
         return result
 
 
-for _name, _value in C.EXPORTED.items():
+for _name, _value in {**C.EXPORTED, **RECORD_TYPES}.items():
     setattr(Terminal, _name, _value)
 del _name, _value
