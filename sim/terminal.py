@@ -432,11 +432,13 @@ class Terminal(PackageHelpers):
         return self._call(None, run)
 
     # --- history of prices -----------------------------------------------------------------
-    def _rates(self, acct: AccountState, symbol: Any, timeframe: Any) -> np.ndarray:
+    # Bars come from the world's deep history (``history_days``, generated from the seed)
+    # followed by the live M1 ring; see Feed.bars_* in sim/market.py.
+    def _timeframe(self, acct: AccountState, symbol: Any, timeframe: Any) -> Feed:
         f = self._feed(acct, symbol)
-        if not isinstance(timeframe, Integral) or timeframe not in TIMEFRAME_SECONDS:
+        if not isinstance(timeframe, Integral) or isinstance(timeframe, bool) or timeframe not in TIMEFRAME_SECONDS:
             raise _Fail(INVALID_PARAMS)
-        return f.rates(int(timeframe))
+        return f
 
     @staticmethod
     def _count(count: Any) -> int:
@@ -447,26 +449,29 @@ class Terminal(PackageHelpers):
     def copy_rates_from(self, symbol, timeframe, date_from, count, /):
         def run(acct):
             n = self._count(count)
-            bars = self._rates(acct, symbol, timeframe)
-            bars = bars[bars["time"] <= to_seconds(date_from)]
-            return bars[len(bars) - n:] if n else bars[:0]
+            f = self._timeframe(acct, symbol, timeframe)
+            return f.bars_until(int(timeframe), to_seconds(date_from), n)
         return self._call(None, run)
 
     def copy_rates_from_pos(self, symbol, timeframe, start_pos, count, /):
         def run(acct):
             n = self._count(count)
-            if not isinstance(start_pos, Integral) or start_pos < 0:
+            if not isinstance(start_pos, Integral) or isinstance(start_pos, bool) or start_pos < 0:
                 raise _Fail(INVALID_PARAMS)
-            bars = self._rates(acct, symbol, timeframe)
-            end = max(0, len(bars) - int(start_pos))
-            return bars[max(0, end - n):end]
+            f = self._timeframe(acct, symbol, timeframe)
+            return f.bars_from_pos(int(timeframe), int(start_pos), n)
         return self._call(None, run)
 
     def copy_rates_range(self, symbol, timeframe, date_from, date_to, /):
         def run(acct):
-            bars = self._rates(acct, symbol, timeframe)
+            f = self._timeframe(acct, symbol, timeframe)
             lo, hi = to_seconds(date_from), to_seconds(date_to)
-            out = bars[(bars["time"] >= lo) & (bars["time"] <= hi)]
+            first, last = f.earliest_s(), f.latest_s()
+            if first is not None:  # refuse an oversized range before generating it
+                span = min(hi, last) - max(lo, first)
+                if span > 4 * MAXBARS * TIMEFRAME_SECONDS.get(int(timeframe), 86400) and int(timeframe) != C.TIMEFRAME_MN1:
+                    raise _Fail(INVALID_PARAMS)
+            out = f.bars_between(int(timeframe), lo, hi)
             if len(out) > MAXBARS:
                 raise _Fail(INVALID_PARAMS)
             return out
