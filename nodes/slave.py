@@ -36,7 +36,7 @@ from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
 from nodes.rates import RateBook, symbol_currencies  # noqa: E402
-from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, run_node, utc_ms  # noqa: E402
+from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
 from nodes.slave_actions import SlaveActions  # noqa: E402
 
 KILL_SWITCH_FILE = "KILL_SWITCH"  # in the data dir: no new opens while it exists
@@ -427,6 +427,7 @@ class SlaveLoop(SlaveActions):
             "margin_mode": self.margin_mode,
             "fifo_close": self.fifo_close,
             "risk": self.guardian.status_info() if self.guardian is not None else None,
+            **bus_counters(self.rt.subscriber),
             **self.counts,
         }
 
