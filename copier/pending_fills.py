@@ -110,7 +110,7 @@ def split_netting_links(pl: "_Planner", live: list[Link]) -> tuple[list[Link], l
         if not filled:
             orders.append(link)
             continue
-        net = next((p for p in pl.ctx.slave_positions if p.symbol == link.symbol), None)
+        net = _filled_into(pl, link)
         ticket = net.identifier if net is not None else 0
         pl.out.append(Adopt(link.master_name, link.master_ticket, ticket, link.slave_volume,
                             net.price_open if net is not None else 0.0, KIND_POSITION, link.symbol, link.master_symbol,
@@ -119,6 +119,17 @@ def split_netting_links(pl: "_Planner", live: list[Link]) -> tuple[list[Link], l
         pl.links[link.key] = converted
         positions.append(converted)
     return positions, orders, hold
+
+
+def _filled_into(pl: "_Planner", link: Link):
+    """The position a filled copy's volume lives in (None: the fill left the symbol flat)."""
+    tagged = pl.pos_by_tag.get(link.key)
+    if tagged:
+        return tagged[0]
+    if link.slave_ticket in pl.pos_by_id:
+        return pl.pos_by_id[link.slave_ticket]
+    fate = pl.ctx.order_fates.get(link.slave_ticket)
+    return pl.pos_by_id.get(fate.position_id) if fate is not None else None
 
 
 def _copy_filled(pl: "_Planner", link: Link) -> bool | None:

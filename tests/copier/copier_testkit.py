@@ -109,6 +109,9 @@ class SlaveModel:
         self.deals: list[DealRecord] = []  # the account's deal history (reasons from history)
         self.magic = 234000  # the copier's magic on this account (cfg default)
         self.order_fates: dict[int, OrderFate] = {}  # the account's order history: what became of its orders
+        for p in self.positions.values():  # positions given at start were opened by a deal, as on a terminal
+            self._record(p.identifier, DEAL_ENTRY_IN, p.side, p.volume, comment=p.comment,
+                         magic=self.magic if p.comment.startswith("cH") else 0)
 
     def _ticket(self) -> int:
         self.next_ticket += 1
