@@ -476,6 +476,31 @@ def cmd_trader(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 
+def cmd_balance(args: argparse.Namespace) -> int:
+    """Deposit (AMOUNT > 0) or withdraw (< 0) on a login, recorded as a balance deal."""
+    admin = _admin(args)
+    _check_login(admin, args.login)
+    try:
+        out = admin.balance_operation(args.login, args.amount, kind=args.kind, comment=args.comment or "")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"balance operation refused: {exc}") from None
+    if args.json:
+        print_json(out)
+    else:
+        print(format_table(["login", "deal", "kind", "amount", "balance", "credit", "equity"],
+                           [[out["login"], out["deal"], out["kind"], f"{out['amount']:.2f}", f"{out['balance']:.2f}",
+                             f"{out['credit']:.2f}", f"{out['equity']:.2f}"]]))
+    return EXIT_OK
+
+
+def _add_balance_parser(add: Any) -> None:
+    sp = add("balance", cmd_balance, "deposit (AMOUNT > 0) or withdraw (< 0), as a balance deal")
+    sp.add_argument("amount", type=float, help="money in the account currency; negative withdraws")
+    sp.add_argument("--kind", choices=["balance", "credit", "correction", "bonus", "charge"], default="balance",
+                    help="deal type: DEAL_TYPE_BALANCE (default), _CREDIT, _CORRECTION, _BONUS, _CHARGE")
+    sp.add_argument("--comment")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sim", description="MetaTrader 5 simulator: serve and rehearse.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -576,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int)
     sp.add_argument("--duration", type=float, help="seconds (default: until Ctrl+C)")
     sp.add_argument("--magic", type=int, default=770077)
+    _add_balance_parser(add)
     return p
 
 

@@ -68,7 +68,7 @@ MT5_FUNCTIONS: dict[str, Any] = {
 ADMIN_FUNCTIONS = (
     "advance", "set_time", "set_price", "move_price", "set_session", "inject_fault", "clear_faults",
     "world_summary", "now_ms", "logins", "broker_of", "switch_terminal", "terminal_logins",
-    "manual_trade",
+    "manual_trade", "balance_operation",
 )
 
 # Exceptions a server-side call may raise that the client re-raises with the same type (a
@@ -508,6 +508,11 @@ class AdminClient:
     def terminal_logins(self) -> dict:
         """{terminal path: its current login (None: not logged in)} of the world's terminals."""
         return self._do(NS_ADMIN, "terminal_logins")
+
+    def balance_operation(self, login: int, amount: float, kind: str = "balance", comment: str = "") -> dict:
+        """Deposit (> 0) or withdraw (< 0) as a balance deal (``kind``: balance, credit,
+        correction, bonus, charge); ValueError when refused. See Simulator.balance_operation."""
+        return self._do(NS_ADMIN, "balance_operation", (login, amount), {"kind": kind, "comment": comment})
 
     def world_summary(self) -> dict:
         return self._do(NS_ADMIN, "world_summary")
