@@ -312,6 +312,7 @@ FAULTS = {  # CLI name -> (engine kind, fixed params)
     "algo-on": ("algo_on", {}),
     "wrong-login": ("wrong_login", {}),
     "right-login": ("right_login", {}),
+    "price-after": ("price_after", {}),
 }
 
 
@@ -342,6 +343,13 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 raise CliError("wrong-login needs --actual LOGIN (the account the terminal really lands on)")
             _check_login(admin, args.actual)
             params["actual"] = args.actual
+        elif kind == "price_after":
+            if not args.call or not args.symbol or args.bid is None:
+                raise CliError("price-after needs --call orders_get|positions_get (comma-separated for either), "
+                               "--symbol S and --bid PRICE")
+            params.update(call=args.call, symbol=args.symbol, bid=args.bid)
+            if args.broker:
+                params["broker"] = args.broker
         if args.count < 1:
             raise CliError(f"--count must be >= 1, got {args.count}")
         try:
@@ -588,6 +596,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--code", type=int)
     sp.add_argument("--ms", type=int)
     sp.add_argument("--actual", type=int, help="wrong-login: the login the terminal really lands on")
+    sp.add_argument("--call", help="price-after: the read after which the price moves (orders_get, "
+                                   "positions_get, or both comma-separated), once")
+    sp.add_argument("--symbol", help="price-after: the symbol whose bid is set")
+    sp.add_argument("--bid", type=float, help="price-after: the new bid (as `price --set`)")
+    sp.add_argument("--broker", help="price-after: the server whose quote moves (default: this login's)")
 
     add("terminals", cmd_terminals, "the world's terminals and their current logins", login=False)
     sp = add("switch-terminal", cmd_switch_terminal,
