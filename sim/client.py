@@ -31,6 +31,8 @@ from typing import Any, Callable
 import sys
 import zmq
 
+from sim.helpers import PackageHelpers
+
 PROTOCOL = 1
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 DEFAULT_TIMEOUT_MS = 2000
@@ -311,8 +313,9 @@ def _make_call(name: str) -> Callable[..., Any]:
     return call
 
 
-class SimMT5Client:
-    """Module-like MetaTrader5 surface bound to one terminal inside a simulator server."""
+class SimMT5Client(PackageHelpers):
+    """Module-like MetaTrader5 surface bound to one terminal inside a simulator server
+    (the 32 functions, every constant, the record types and ``Buy``/``Sell``/``Close``)."""
 
     __author__ = "MetaQuotes Ltd."
 
@@ -411,7 +414,7 @@ for _name in MT5_FUNCTIONS:
 
 
 def _install_constants() -> None:
-    for k, v in _terminal_constants().items():
+    for k, v in {**_terminal_constants(), **_record_types()}.items():
         if not hasattr(SimMT5Client, k):
             setattr(SimMT5Client, k, v)
     from sim.constants import PACKAGE_VERSION
