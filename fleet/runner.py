@@ -84,6 +84,7 @@ class FleetOptions:
     monitor: bool = True
     data_dir: Path | None = None  # passed to nodes: where they look for the KILL_SWITCH file
     proxy: bool = True  # False: the bus proxy runs elsewhere (another host's launcher); connect to it
+    config_file: str | None = None  # the settings file the launcher read: its children read it too
 
 
 @dataclass
@@ -490,6 +491,11 @@ class Fleet:
         paths = [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["COPYHUB_DATABASE_URL"] = self.opts.db_url
+        if self.opts.config_file:
+            env["COPYHUB_CONFIG"] = self.opts.config_file
+        # a supervised node logs to its own rotated file; its <name>.out keeps only what the
+        # logger cannot catch (a crash before logging starts, a print on the way out)
+        env["COPYHUB_LOG_CONSOLE"] = "0"
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -505,6 +511,7 @@ class Fleet:
         for child in self.children.values():
             if child.handle is not None:
                 child.stats = child.handle.stats()
+                child.handle.cap_output()
             info[child.name] = self._write_node(child)
         self._safe(self.store.upsert_node, self.store_name, {
             "kind": "launcher", "supervisor_state": "RUNNING", "proc_pid": self.pid, "launcher_host": self.opts.host,

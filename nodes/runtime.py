@@ -63,6 +63,9 @@ def bus_counters(subscriber: Any) -> dict[str, int]:
 def node_arguments(kind: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"nodes/{kind}.py", description=f"copyhub {kind} node")
     parser.add_argument("--name", required=True, help="account name in the store")
+    parser.add_argument("--config", default=None, metavar="PATH",
+                        help="settings file (read before this node's defaults; default: COPYHUB_CONFIG, else "
+                             "copyhub.toml beside launcher.py)")
     parser.add_argument("--path", help="terminal64.exe path (overrides the account's path)")
     parser.add_argument("--db", default=None, help="store URL (default: COPYHUB_DATABASE_URL / settings)")
     parser.add_argument("--bus-pub", default=settings.bus_pub_endpoint, help="proxy XSUB endpoint")
@@ -90,7 +93,9 @@ class NodeRuntime:
         self.name: str = args.name
         self.args = args
         self.pid = os.getpid()
-        self.log = setup_logging(f"{role}-{self.name}", self.name, log_dir=args.log_dir, level=args.log_level)
+        self.log = setup_logging(f"{role}-{self.name}", self.name, log_dir=args.log_dir, level=args.log_level,
+                                 console=bool(settings.LOG_CONSOLE), max_bytes=settings.LOG_MAX_BYTES,
+                                 backup_count=settings.LOG_BACKUP_COUNT)
         self.stop_event = threading.Event()
         self.exit_code = EXIT_OK
         install_stop_handlers(self.request_stop)
