@@ -459,6 +459,9 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
 
 def run_node(role: str, main: Callable[[NodeRuntime], None]) -> None:
     """Entry point shared by nodes: parse args, build the runtime, run, exit with its code."""
+    from utils.console import safe_console
+
+    safe_console()  # a reason naming a non-ASCII terminal path must not crash a cp1252 stderr
     args = node_arguments(role).parse_args()
     try:
         runtime = NodeRuntime(role, args)
