@@ -41,6 +41,7 @@ from db.urls import missing_store  # noqa: E402
 from fleet.operator import (FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX, RESET_PREFIX,  # noqa: E402
                             apply_assignments, parse_assignment, parse_since, top_level_changes)
 from fleet.report import format_table, status_row, status_table  # noqa: E402
+from fleet.stale import clear_stale_node  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
 from monitoring.headroom import risk_rows, risk_table  # noqa: E402
@@ -269,6 +270,7 @@ def acc_add(args: argparse.Namespace, store: Any) -> int:
     except DuplicateAccount:
         raise CliError(f"account {doc['name']!r} already exists (use accounts set to change it)") from None
     audit(store, "accounts add", doc["name"])
+    clear_stale_node(store, doc["name"])  # a node that exited 78 before the account existed
     emit(args, {"added": doc["name"]}, f"added account {doc['name']}")
     return EXIT_OK
 
@@ -283,6 +285,8 @@ def _update(args: argparse.Namespace, store: Any, name: str, new: dict[str, Any]
     if unsets:
         changed |= store.unset_account_fields(name, unsets)
     audit(store, command, name, changed=changed, **data)
+    if changed:
+        clear_stale_node(store, name)  # a CONFIG_ERROR its node wrote about the old document
     what = "changed" if changed else "unchanged (same values)"
     emit(args, {"account": name, "changed": changed, "set": sets, "unset": unsets}, f"account {name} {what}")
     return EXIT_OK
