@@ -57,7 +57,7 @@ RESERVED_NAMES = frozenset(INFRA_NAMES.values()) | {LAUNCHER_NODE}
 assert RESERVED_NAMES <= ACCOUNT_RESERVED_NAMES, "copier.accounts.RESERVED_NAMES must hold every name the fleet uses"
 INFRA_POLICY = Policy(heartbeat_timeout_s=0.0, min_uptime_s=1.0)
 BUS_STOP_GRACE_S = 2.0  # a ctl stop on the bus gets this long before the OS signal follows
-BUS_STOP_KINDS = ("master", "slave", "monitor")  # nodes that listen on ctl.<name>
+BUS_STOP_KINDS = ("master", "slave")  # nodes that act on a ctl stop on ctl.<name> (the monitor: signal)
 DEMO_SETTLE_S = 1.5
 
 
