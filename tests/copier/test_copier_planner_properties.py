@@ -228,6 +228,10 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
         tagged = sorted(t for t, o in model.orders.items() if o.comment.startswith("cH"))
         if tagged:
             model.fill_order(tagged[o[1] % len(tagged)])
+            # a pending copy fills when the slave's market reaches its price: the slave acted on
+            # its own (its net moved before the master's), at a price away from the last quote
+            state["slave_events"] = True
+            state["moved"] = True
     elif kind == "cancel":
         orders = sorted(fleet.orders[m])
         if orders:
