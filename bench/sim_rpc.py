@@ -1,7 +1,7 @@
 """Per-call latency of the simulator over ZeroMQ (loopback).
 
     python bench/sim_rpc.py [--json] [--calls N] [--positions 10] [--tick-hz 10] [--workers 8]
-    python bench/sim_rpc.py --clients 20 [--seconds 5] [--interval-ms 20] [--shards 2] [--workers 8]
+    python bench/sim_rpc.py --clients 20 [--seconds 5] [--interval-ms 20] [--workers 8]
 
 Starts ``python -m sim serve`` as a subprocess, opens ``--positions`` positions, then times
 ``positions_get`` (all open positions), ``symbol_info_tick``, ``account_info`` and
@@ -11,8 +11,8 @@ Starts ``python -m sim serve`` as a subprocess, opens ``--positions`` positions,
 ``--clients N``: N client processes (one terminal each, as N nodes would be), each
 calling ``positions_get`` then ``symbol_info_tick`` every ``--interval-ms`` (a node's poll)
 for ``--seconds``; prints the per-call latency percentiles over all clients and the calls/s
-the server sustained, with the load average. ``--shards K`` serves the world from K
-processes (sim/shards.py) instead of one.
+the server sustained, with the load average (the clients load the machine too: on 2
+cores 20 polling processes compete with the server for the CPU).
 """
 from __future__ import annotations
 
@@ -137,8 +137,6 @@ def concurrent(args: argparse.Namespace) -> int:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cmd = [sys.executable, "-m", "sim", "serve", "--endpoint", endpoint, "--tick-hz", str(args.tick_hz),
            "--workers", str(args.workers)]
-    if args.shards > 1:
-        cmd += ["--shards", str(args.shards)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctx = mp.get_context("spawn")  # as on Windows: no fork
     try:
@@ -178,13 +176,13 @@ def concurrent(args: argparse.Namespace) -> int:
             proc.kill()
     rows = {"positions_get": percentiles(pos), "symbol_info_tick": percentiles(tick)}
     meta = {"clients": args.clients, "seconds": args.seconds, "interval_ms": args.interval_ms, "workers": args.workers,
-            "shards": args.shards, "calls_per_s": round((len(pos) + len(tick)) / args.seconds),
+            "calls_per_s": round((len(pos) + len(tick)) / args.seconds),
             "load_avg_before": load_before, "load_avg_after": load_after, "cpus": os.cpu_count()}
     if args.json:
         print(json.dumps({"meta": meta, "results": rows}, indent=2))
         return 0
     print(f"simulator RPC under {args.clients} concurrent clients (one process each), a poll every "
-          f"{args.interval_ms} ms for {args.seconds} s, {args.shards} server process(es), {args.workers} workers; "
+          f"{args.interval_ms} ms for {args.seconds} s, {args.workers} workers; "
           f"{meta['calls_per_s']} calls/s; load average {load_before} -> {load_after}, {meta['cpus']} cpus")
     head = f"{'call':<28}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'max us':>10}"
     print(head)
@@ -204,7 +202,6 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=0, help="concurrent client processes (0: one client, per-call table)")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--interval-ms", type=float, default=20.0, help="each client's poll interval")
-    ap.add_argument("--shards", type=int, default=1, help="server processes serving the one world")
     args = ap.parse_args()
     if args.clients:
         return concurrent(args)
