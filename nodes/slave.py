@@ -79,6 +79,7 @@ class SlaveLoop(SlaveActions):
         self.requester = SnapshotRequester(rt.publisher, rt.name, min_interval_ms=250)
         self.mirrors: dict[str, Mirror] = {}
         self.links: dict[tuple[str, int], dict[str, Any]] = {}
+        self._link_cache: dict[tuple[str, int], tuple[dict[str, Any], Link]] = {}
         self.followed: set[str] = set()
         self.specs: dict[str, tuple[int, SymbolSpec]] = {}
         self.available: set[str] | None = None
@@ -407,7 +408,17 @@ class SlaveLoop(SlaveActions):
     def _relevant_links(self, views: dict[str, MasterView]) -> list[Link]:
         """Live links, plus finished ones whose master ticket is still visible (never recopy)."""
         visible = {(n, t) for n, v in views.items() for t in (*v.state.positions, *v.state.orders)}
-        return [Link.from_record(r) for k, r in self.links.items() if r.get("status") in (PENDING, OPEN) or k in visible]
+        return [self._link(k, r) for k, r in self.links.items() if r.get("status") in (PENDING, OPEN) or k in visible]
+
+    def _link(self, key: tuple[str, int], rec: dict[str, Any]) -> Link:
+        """``Link.from_record(rec)``, built once per record: every write replaces the record
+        (``_save`` stores the store's fresh dict), so the same object means the same link."""
+        hit = self._link_cache.get(key)
+        if hit is not None and hit[0] is rec:
+            return hit[1]
+        link = Link.from_record(rec)
+        self._link_cache[key] = (rec, link)
+        return link
 
     def _symbols_in_play(self, views: dict[str, MasterView], positions: list, orders: list) -> set[str]:
         out = {p.symbol for p in positions} | {o.symbol for o in orders}
