@@ -192,8 +192,12 @@ def run(slaves: int, trades: int, burst: int, peer_sleep: float) -> dict:
             for i in range(trades):
                 r = _send(m, "BUY" if i % 2 == 0 else "SELL")
                 mpos = m.positions_get(ticket=r.order)[0]
-                _wait(lambda: all(len(t.positions_get(symbol=SYMBOL) or ()) == 1 for ts in followers.values() for t in ts),
-                      30, f"copies of trade {i}")
+                try:
+                    _wait(lambda: all(len(t.positions_get(symbol=SYMBOL) or ()) == 1 for ts in followers.values() for t in ts),
+                          30, f"copies of trade {i}")
+                except TimeoutError:
+                    counts = {who: [len(t.positions_get(symbol=SYMBOL) or ()) for t in ts] for who, ts in followers.items()}
+                    raise TimeoutError(f"copies of trade {i}: positions per follower {counts} (want 1 each)") from None
                 for who, ts in followers.items():
                     for t in ts:
                         lat[who].append(t.positions_get(symbol=SYMBOL)[0].time_msc - mpos.time_msc)
