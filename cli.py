@@ -39,7 +39,9 @@ from fleet.operator import (FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX, RESET_PR
 from fleet.report import format_table, status_row, status_table  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
-from monitoring.reports import FORMATS, load_reports, render, request_release  # noqa: E402
+from monitoring.headroom import risk_rows, risk_table  # noqa: E402
+from monitoring.reports import (FORMATS, live_days, load_reports, render, request_live_reports,  # noqa: E402
+                                request_release)
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"
@@ -156,8 +158,10 @@ def cmd_status(args: argparse.Namespace, store: Any) -> int:
         extra.append("KILL SWITCH ON: no new opens anywhere (python cli.py kill-switch off)")
     if not rows:
         extra.append("no nodes recorded yet (is the launcher running against this store?)")
-    text = status_table(rows, now_ms=now) + ("\n" + "\n".join(extra) if extra else "")
-    emit(args, {"nodes": rows, "kill_switch": bool(flags.get(KILL_SWITCH)), "ts_ms": now}, text)
+    risk = risk_rows(docs)
+    text = status_table(rows, now_ms=now) + ("\n\n" + risk_table(risk) if risk else "") + (
+        "\n" + "\n".join(extra) if extra else "")
+    emit(args, {"nodes": rows, "risk": risk, "kill_switch": bool(flags.get(KILL_SWITCH)), "ts_ms": now}, text)
     return EXIT_OK
 
 
@@ -442,6 +446,17 @@ def cmd_report(args: argparse.Namespace, store: Any) -> int:
     """Daily reports the guardians stored: one row per account and broker day."""
     if args.account:
         require_account(store, args.account)
+    live = {} if args.no_live else live_days(store, args.account)
+    if args.date:
+        live = {name: day for name, day in live.items() if day == args.date}
+    elif args.since:
+        live = {name: day for name, day in live.items() if day >= args.since}
+    if live:  # today's report computed now by each running node, not the last 5-minute refresh
+        answered = request_live_reports(store, live, timeout_s=args.wait)
+        late = sorted(name for name, ok in answered.items() if not ok)
+        if late:
+            print(f"note: no live answer from {', '.join(late)} within {args.wait:g}s: showing the stored report",
+                  file=sys.stderr)
     try:
         docs = load_reports(store, account=args.account, day=args.date, since=args.since)
     except ValueError as exc:
@@ -633,6 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--since", help="from this day on, YYYY-MM-DD")
     sp.add_argument("--format", choices=FORMATS, default="table")
     sp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    sp.add_argument("--wait", type=float, default=5.0, help="seconds to wait for running nodes' live reports")
+    sp.add_argument("--no-live", action="store_true", help="only what is stored (no request to running nodes)")
     sp = add("sizing", cmd_sizing, "what a 1-lot master trade becomes on a follower, per mapped symbol")
     sp.add_argument("follower")
     sp.add_argument("--master", help="only this master (default: every master it follows)")

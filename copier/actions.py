@@ -116,6 +116,7 @@ class PlacePending:
     # in the SLAVE's server seconds (0 unless SPECIFIED / SPECIFIED_DAY)
     type_time: str = "GTC"
     expiration: int = 0
+    lot_ratio: float = 0.0  # as Open.lot_ratio: a netting follower counts a filled copy's share with it
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,6 +151,7 @@ class AccountMetrics:
     currency: str = "USD"
     leverage: int = 100
     server_time_msc: int = 0
+    credit: float = 0.0  # the broker's credit, included in ``equity`` (MT5's AccountInfo.credit)
 
     @property
     def margin_level(self) -> float | None:

@@ -24,6 +24,7 @@ from copier.sltp import adjust_stops, level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
 from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
 from copier.planner_pending import PendingOrdersMixin
+from copier.pending_fills import OrderFate, split_netting_links
 from copier.reasons import Closure
 from copier.tags import make_tag, master_hash, parse_tag
 
@@ -70,6 +71,10 @@ class PlanContext:
     # for every OPEN link's ``slave_ticket`` that is no longer among ``slave_positions``.
     # A vanished position without an entry here is not decided yet: the planner waits.
     closures: Mapping[int, Closure] = field(default_factory=dict)
+    # netting: slave order ticket -> what became of it (copier/pending_fills.py), for every
+    # OPEN order link's ``slave_ticket`` that is no longer among ``slave_orders`` and opened no
+    # position of its own. A vanished copy without an entry here holds its symbol (wait).
+    order_fates: Mapping[int, OrderFate] = field(default_factory=dict)
 
 
 def plan(ctx: PlanContext) -> list:
@@ -85,6 +90,7 @@ class _Planner(PendingOrdersMixin):
         self.opened: set[tuple[str, int]] = set()  # one Open per master ticket per plan
         self.net_new: dict[str, float] = {}  # netting: signed raw shares of this plan's new copies per symbol
         self.net_expected: dict[str, float] = {}  # netting: signed net per symbol once this plan's deals are done
+        self.net_hold: set[str] = set()  # netting: symbols where a vanished pending copy's fate is not known yet
         self.netting = ctx.slave_margin_mode == "netting"
         self.links: dict[tuple[str, int], Link] = {}
         for link in ctx.links:
@@ -225,10 +231,10 @@ class _Planner(PendingOrdersMixin):
         if self.netting:
             from copier.planner_netting import plan_netting_links
 
-            plan_netting_links(self, [l for l in live if l.kind == KIND_POSITION])
-            for link in live:
-                if link.kind == KIND_ORDER:
-                    self.order_link(link)
+            position_links, order_links, self.net_hold = split_netting_links(self, live)
+            plan_netting_links(self, position_links)
+            for link in order_links:
+                self.order_link(link)
         else:
             fifo_links = []
             for link in live:
@@ -254,7 +260,7 @@ class _Planner(PendingOrdersMixin):
             for ticket in sorted(view.state.positions):
                 if (name, ticket) not in self.links:
                     self.new_position(name, view, view.state.positions[ticket])
-            if self.cfg.copy_pending and not self.netting:
+            if self.cfg.copy_pending:
                 for ticket in sorted(view.state.orders):
                     if (name, ticket) not in self.links and ticket not in view.state.positions:
                         self.new_order(name, view, view.state.orders[ticket])

@@ -36,8 +36,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from copier.actions import Adopt, Close, MarkClosed, Open
-from copier.links import KIND_POSITION, PENDING, Link
+from copier.links import KIND_POSITION, OPEN, PENDING, Link
 from copier.models import Position
+from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
+from copier.reasons import Closure
 from copier.sizing import floor_to_step
 from copier.tags import make_tag
 
@@ -50,22 +52,42 @@ VOL_EPS = 1e-9
 def plan_fifo_links(pl: "_Planner", links: list[Link]) -> None:
     """Plan every live position link of a FIFO hedging slave, pool by pool."""
     groups: dict[tuple[str, str], list[Link]] = {}
+    leavers: dict[tuple[str, str], list[Link]] = {}  # links whose positions on that side are a flip's old side
+    held: set[tuple[str, str]] = set()  # pools with a flip not decided yet
     for link in links:
+        view = pl._fresh_view(link.master_name)
+        mpos = view.state.positions.get(link.master_ticket) if view is not None else None
+        flipped = False
+        if is_flip(link, mpos):  # a netting master reversed: the link follows it to its new side
+            new = plan_hedging_flip(pl, link, view, mpos, pl.link_positions(link), close_old=False)
+            if new is None:
+                held.add((link.symbol, link.direction))  # cannot size the new side yet: touch nothing
+                continue
+            link, flipped = new, True
+        for p in pl.link_positions(link):
+            if link.direction and p.side != link.direction and link not in leavers.get((p.symbol, p.side), []):
+                leavers.setdefault((p.symbol, p.side), []).append(link)  # closed by its old pool, oldest first
+        if flipped and link.status != PENDING:
+            continue  # the new side was refused (skipped): nothing more for it
         if link.status == PENDING:
-            positions = pl.link_positions(link)
+            positions = [p for p in pl.link_positions(link) if not link.direction or p.side == link.direction]
             if not positions:
-                pl.retry_pending_link(link, pl._fresh_view(link.master_name))
+                if not flipped:  # (a flip opened the new side above)
+                    pl.retry_pending_link(link, view)
                 continue
             p = positions[0]
             pl.out.append(Adopt(link.master_name, link.master_ticket, p.identifier, sum(x.volume for x in positions),
                                 p.price_open, KIND_POSITION, p.symbol, link.master_symbol, p.side, link.master_side,
                                 link.master_volume, link.tag or make_tag(*link.key)))
         groups.setdefault((link.symbol, link.direction), []).append(link)
-    for (symbol, side), members in sorted(groups.items()):
-        _plan_pool(pl, symbol, side, members)
+    for symbol, side in sorted(set(groups) | set(leavers)):
+        if (symbol, side) in held:
+            pl.claimed_pos.update(p.identifier for ps in pl.pos_by_tag.values() for p in ps if p.symbol == symbol and p.side == side)
+            continue
+        _plan_pool(pl, symbol, side, groups.get((symbol, side), []), leavers.get((symbol, side), []))
 
 
-def _plan_pool(pl: "_Planner", symbol: str, side: str, members: list[Link]) -> None:
+def _plan_pool(pl: "_Planner", symbol: str, side: str, members: list[Link], leavers: list[Link] = ()) -> None:
     spec = pl.ctx.specs.get(symbol)
     own: dict[tuple[str, int], list[Position]] = {
         l.key: [p for p in pl.link_positions(l) if p.symbol == symbol and p.side == side] for l in members}
@@ -80,6 +102,24 @@ def _plan_pool(pl: "_Planner", symbol: str, side: str, members: list[Link]) -> N
     if spec is None:
         return
     tol = spec.volume_step / 2 if spec.volume_step > 0 else VOL_EPS
+    if any(pl._fresh_view(l.master_name) is None for l in leavers):
+        return  # a flip's old side is closed only on a fresh master state (rule 1)
+    # reasons from history: a member whose own position vanished is classified from its deals
+    own_closures: dict[tuple[str, int], Closure] = {}
+    kept: list[Link] = []
+    for link in members:
+        if own[link.key] or link.status != OPEN or not link.slave_ticket or link.slave_ticket in pl.pos_by_id:
+            kept.append(link)
+            continue
+        closure = pl.closure_for(link)
+        if closure is False:
+            return  # its deals are not read yet: decide nothing in this pool this pass
+        if closure.final:  # SL, TP, stop out, by hand, another program: final, never reopened
+            pl.out.append(MarkClosed(link.master_name, link.master_ticket, closure.describe(), closure.cause, closure.deal))
+            continue
+        own_closures[link.key] = closure  # the copier's own close (often A' closed in B's place): re-pointed below
+        kept.append(link)
+    members = kept
 
     targets: dict[tuple[str, int], float] = {}
     masters = {}
@@ -107,8 +147,14 @@ def _plan_pool(pl: "_Planner", symbol: str, side: str, members: list[Link]) -> N
     closing: dict[int, float] = {}
 
     if held_total - desired > tol:  # reduce, oldest position first (the broker's order)
-        debtor = max(members, key=lambda l: (sum(p.volume for p in own[l.key]) - targets[l.key], -l.master_ticket))
-        why = "master closed" if targets[debtor.key] == 0 and debtor.key not in masters else "master partial close"
+        ends_link = True
+        if leavers:  # a flip's old side: booked to the flipped link, which lives on (new side)
+            debtor, why, ends_link = leavers[0], FLIPPED, False
+        elif members:
+            debtor = max(members, key=lambda l: (sum(p.volume for p in own[l.key]) - targets[l.key], -l.master_ticket))
+            why = "master closed" if targets[debtor.key] == 0 and debtor.key not in masters else "master partial close"
+        else:
+            return
         reason = f"{why} (FIFO account: oldest position first)"
         excess = held_total - desired
         for p in pool:
@@ -123,12 +169,15 @@ def _plan_pool(pl: "_Planner", symbol: str, side: str, members: list[Link]) -> N
             closing[p.identifier] = take
             excess -= take
             pl.out.append(Close(debtor.master_name, debtor.master_ticket, p.ticket, p.symbol, p.side, take, p.volume, reason,
-                                pl.filling(spec), pl.cfg.slippage_tolerance, pl.cfg.magic, make_tag(*debtor.key)))
+                                pl.filling(spec), pl.cfg.slippage_tolerance, pl.cfg.magic, make_tag(*debtor.key),
+                                ends_link=ends_link))
     else:
         # the pool holds its target (or less): bookkeeping, then re-point left-behind copies
         for link in members:
             if targets[link.key] == 0.0 and link.key not in masters:
-                pl.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed"))
+                gone = own_closures.get(link.key)
+                pl.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed",
+                                         gone.cause if gone else "", gone.deal if gone else 0))
                 unowned.extend(own[link.key])
                 own[link.key] = []
         unowned.sort(key=lambda p: (p.time_msc, p.identifier))
@@ -143,7 +192,12 @@ def _plan_pool(pl: "_Planner", symbol: str, side: str, members: list[Link]) -> N
                                     p.symbol, link.master_symbol, p.side, link.master_side, link.master_volume,
                                     link.tag or make_tag(*link.key)))
             elif short:
-                pl.out.append(MarkClosed(link.master_name, link.master_ticket, "closed on slave"))
+                gone = own_closures.get(link.key)
+                if gone is not None:  # the copier closed it itself and nothing is left to re-point: recorded, not reopened
+                    pl.out.append(MarkClosed(link.master_name, link.master_ticket,
+                                             pl.own_close_reason(link, masters[link.key][0], gone), gone.cause, gone.deal))
+                else:  # a seed-era row without a slave ticket: nothing to read
+                    pl.out.append(MarkClosed(link.master_name, link.master_ticket, "closed on slave"))
                 masters.pop(link.key)
         if short and not pl.ctx.paused:  # a master add (netting master grew) tops its copy up
             room = desired - held_total

@@ -83,36 +83,44 @@ def flip_action(old: Link, new: Link, sized=None, mpos: Position | None = None) 
                 new.lot_ratio, new.status, old.direction, FLIPPED, **fields)
 
 
-def plan_hedging_flip(pl: "_Planner", link: Link, view: "MasterView", mpos: Position, positions: list[Position]) -> None:
-    """Hedging slave, the master flipped: close the old side, open the new one (one pass)."""
+def plan_hedging_flip(pl: "_Planner", link: Link, view: "MasterView", mpos: Position, positions: list[Position],
+                      *, close_old: bool = True) -> Link | None:
+    """Hedging slave, the master flipped: close the old side, open the new one (one pass).
+
+    Returns the link as rewritten by the ``Flip`` (None: nothing decided yet, e.g. the new
+    side cannot be sized). ``close_old`` False leaves the old side's closes to the caller
+    (a FIFO pool closes oldest first, ``planner_fifo``)."""
     spec = pl.ctx.specs.get(link.symbol) if link.symbol else None
     if spec is None:
-        return  # not loaded yet: next pass
+        return None  # not loaded yet: next pass
     sizing = flip_sizing(pl, view, mpos, link, spec)
     if sizing is None:
-        return  # cannot size the new side yet: keep the old copy one more pass rather than guess
+        return None  # cannot size the new side yet: keep the old copy one more pass rather than guess
     common = dict(master_symbol=link.master_symbol, symbol=link.symbol, master_volume=mpos.volume)
     if isinstance(sizing, Skip):
         new = flipped_link(link, mpos, 0.0, 0.0, link.status)
         pl.out.append(flip_action(link, new))
-        pl.close_positions(link.key, [p for p in positions if p.side != new.direction], FLIPPED, ends_link=False)
+        if close_old:
+            pl.close_positions(link.key, [p for p in positions if p.side != new.direction], FLIPPED, ends_link=False)
         pl.skip(link.master_name, link.master_ticket, f"{FLIPPED}; new side not copied: {sizing.reason}", direction=new.direction, **common)
-        return
+        return new
     ratio, volume, sized = sizing
     new = flipped_link(link, mpos, ratio, 0.0 if isinstance(volume, Skip) else volume, PENDING)
     pl.out.append(flip_action(link, new, sized, mpos))
     old_side = [p for p in positions if p.side != new.direction]
-    pl.close_positions(link.key, old_side, FLIPPED, ends_link=False)
+    if close_old:
+        pl.close_positions(link.key, old_side, FLIPPED, ends_link=False)
     if isinstance(volume, Skip):
         pl.skip(link.master_name, link.master_ticket, f"{FLIPPED}; new side not copied: {volume.reason}", direction=new.direction, **common)
-        return
+        return new
     if any(p.side == new.direction for p in positions):
-        return  # a copy of the new side exists already (flipped back and forth): adopt it next pass
+        return new  # a copy of the new side exists already (flipped back and forth): adopt it next pass
     if pl.ctx.paused:  # like a new position while paused: never opened late after a resume
         pl.skip(link.master_name, link.master_ticket, f"account paused when the master flipped", direction=new.direction, **common)
-        return
+        return new
     result = pl.open_for(link.master_name, view, mpos, new, "retry")
     if isinstance(result, Skip):
         pl.skip(link.master_name, link.master_ticket, f"{FLIPPED}; new side not copied: {result.reason}", direction=new.direction, **common)
     elif result is not None:
         pl.emit_open(result)
+    return new

@@ -64,6 +64,9 @@ def plan_netting_links(pl: "_Planner", links: list[Link]) -> None:
     for link in links:
         by_symbol.setdefault(link.symbol, []).append(link)
     for symbol in sorted(by_symbol):
+        if symbol in pl.net_hold:  # a vanished pending copy may have filled into it: wait for its history
+            pl.claimed_pos.update(p.identifier for p in pl.ctx.slave_positions if p.symbol == symbol)
+            continue
         start = len(pl.out)
         _plan_symbol(pl, symbol, sorted(by_symbol[symbol], key=lambda l: l.key))
         pl.net_expected[symbol] = _held(pl, symbol) + _dealt(pl.out[start:], symbol)
@@ -110,6 +113,11 @@ def _contributions(pl: "_Planner", links: list[Link], spec) -> tuple[dict, dict,
         mpos = view.state.positions.get(link.master_ticket)
         if mpos is None and not view.fresh:  # absence is not a close: its last known share stands
             contrib[link.key] = _signed(link.direction, _raw_share(pl, link, link.master_volume))
+            continue
+        if mpos is None and link.master_ticket in view.state.orders:
+            # our pending copy filled before the master's order (pending_fills): the fill counts
+            # at the order's volume, the master's own fill will follow
+            contrib[link.key] = _signed(link.direction, _raw_share(pl, link, view.state.orders[link.master_ticket].volume))
             continue
         if mpos is None:
             contrib[link.key] = 0.0
@@ -162,6 +170,8 @@ def new_netting_copy(pl: "_Planner", name: str, view, mpos: Position):
     if market is None or isinstance(market, Skip):
         return market
     symbol, spec, _ = market
+    if symbol in pl.net_hold:
+        return None  # a vanished pending copy's fate on this symbol is not known yet: wait
     sized = pl.size(view, mpos, spec)
     if sized is None or isinstance(sized, Skip):
         return sized
@@ -266,7 +276,7 @@ def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
         if volume < spec.volume_min - EPS:
             return
         view = pl.ctx.masters[link.master_name]
-        mpos = view.state.positions[link.master_ticket]
+        mpos = _master_position(pl, link)
         result = pl.open_for(link.master_name, view, mpos, link, purpose, volume=volume)
         if isinstance(result, Open):
             if sum(1 for c in contrib.values() if abs(c) > EPS) > 1:  # one SL/TP cannot serve several copies
@@ -319,10 +329,23 @@ def _grow_owner(pl: "_Planner", live: dict, contrib: dict, want: int) -> tuple[L
         if link.status == PENDING:
             return link, "retry"
     for link in candidates:
-        mpos = pl.ctx.masters[link.master_name].state.positions[link.master_ticket]
+        mpos = _master_position(pl, link)
         if mpos.volume > link.master_volume + EPS:
             return link, "add"
     return (candidates[0], "restore") if candidates else (None, "")
+
+
+def _master_position(pl: "_Planner", link: Link) -> Position:
+    """The master position a live share follows; for a pending copy that filled before the
+    master's order (pending_fills), that order seen as the position it will open (MT5: the
+    identifier is the order's ticket), entry = the order's price."""
+    state = pl.ctx.masters[link.master_name].state
+    mpos = state.positions.get(link.master_ticket)
+    if mpos is not None:
+        return mpos
+    o = state.orders[link.master_ticket]
+    return Position(ticket=o.ticket, identifier=o.ticket, symbol=o.symbol, side=o.side, volume=o.volume, price_open=o.price_open,
+                    sl=o.sl, tp=o.tp, contract_size=o.contract_size)
 
 
 def _replace_sltp(action: Open, pos: Position | None) -> Open:
@@ -372,6 +395,6 @@ def _sync_levels(pl: "_Planner", pos: Position | None, live: dict, contrib: dict
         return
     link = live[owners[0]]
     view = pl.ctx.masters[link.master_name]
-    if not view.fresh:
-        return
+    if not view.fresh or link.master_ticket not in view.state.positions:
+        return  # (a pending copy filled before the master's order: levels follow once it fills)
     pl.sync_sltp(link, view.state.positions[link.master_ticket], pos, spec)

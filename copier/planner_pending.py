@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
 from copier.decisions import Skip
 from copier.expiry import Expiry, copy_expiry, same_expiry
+from copier.pending_fills import netting_market_copy
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import PendingOrder, Quote, SymbolSpec
 from copier.sizing import normalize_volume
@@ -85,10 +86,14 @@ class PendingOrdersMixin:
             sized = raw
             volume = normalize_volume(raw.volume, spec, max_lot=cfg.max_lot)
         if isinstance(volume, Skip):
+            if self.netting and link is None:
+                return None  # netting: not placed; the master's fill joins the net target as a market copy
             return volume
+        ratio = sized.volume / order.volume if sized is not None and order.volume > 0 else 0.0
         return PlacePending(name, order.ticket, symbol, otype, volume, price, stoplimit, sl, tp, self.filling(spec), cfg.magic,
                             make_tag(name, order.ticket), order.symbol, order.side, order.volume, purpose,
-                            **self.sizing_fields(sized, order), type_time=expiry.type_time, expiration=expiry.expiration)
+                            **self.sizing_fields(sized, order), type_time=expiry.type_time, expiration=expiry.expiration,
+                            lot_ratio=ratio)
 
     def pending_sltp(self, order: PendingOrder, side: str, price: float, spec: SymbolSpec) -> tuple[float, float]:
         if not self.cfg.copy_sltp:
@@ -134,8 +139,9 @@ class PendingOrdersMixin:
                 self.retry_pending_order(link, view)
             else:
                 gone = view is not None and not self.master_has(view, link.master_ticket)
-                self.out.append(MarkClosed(link.master_name, link.master_ticket,
-                                           "master order removed" if gone else "pending order removed on slave"))
+                fate = self.ctx.order_fates.get(link.slave_ticket) if link.slave_ticket else None
+                self.out.append(MarkClosed(link.master_name, link.master_ticket, "master order removed" if gone
+                                           else fate.describe() if fate is not None else "pending order removed on slave"))
             return
         if view is None:
             return
@@ -149,11 +155,17 @@ class PendingOrdersMixin:
             # else leave it working (it can only fill at the master's price or better for limits)
             if self.ctx.paused:
                 return
-            result = self.open_for(link.master_name, view, mpos, link, "replace", replaces_order=o.ticket)
-            if isinstance(result, Open):
+            if self.netting:  # only the change of the net target is traded (pending_fills)
+                result = netting_market_copy(self, link, view, mpos, o.ticket)
+            else:
+                result = self.open_for(link.master_name, view, mpos, link, "replace", replaces_order=o.ticket)
+            if isinstance(result, (Open, Adopt)):
                 self.out.append(RemovePending(link.master_name, link.master_ticket, o.ticket, o.symbol,
                                               "master order filled; replacing with a market copy"))
-                self.emit_open(result)
+                if isinstance(result, Open):
+                    self.emit_open(result)
+                else:
+                    self.out.append(result)
         else:
             for x in orders:
                 self.out.append(RemovePending(link.master_name, link.master_ticket, x.ticket, x.symbol, "master order removed"))
@@ -174,6 +186,8 @@ class PendingOrdersMixin:
             return
         if morder is not None:
             result: object = self.pending_for(link.master_name, view, morder, link, "retry")
+        elif self.netting:  # the master's order filled meanwhile: its share joins the net target
+            result = netting_market_copy(self, link, view, mpos, 0)
         else:  # the master's order filled meanwhile: copy the position at market
             result = self.open_for(link.master_name, view, mpos, link, "replace")
         if isinstance(result, Skip):

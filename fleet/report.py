@@ -110,6 +110,9 @@ def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any],
                         "since_ms": lease.get("since_ms"), "expires_ms": lease.get("expires_ms")}
     if standby:
         row["standby_hosts"] = sorted(standby)
+    if kind in ("master", "slave") and "bus_wrong_version" in info:
+        # messages of another bus schema version this node refused (an old/new node on the bus)
+        row["bus_wrong_version"] = info.get("bus_wrong_version")
     if kind == "slave":
         row["links_open"] = info.get("links_open")
         row["last_copy_ms"] = info.get("last_copy_ms")
@@ -137,9 +140,14 @@ def status_table(rows: list[dict[str, Any]], *, now_ms: int) -> str:
             (r.get("links_open") if r.get("links_open") is not None else "-") if slave else "",
             ((fmt_age(now_ms - last_copy) + " ago") if isinstance(last_copy, (int, float)) else "-") if slave else "",
             ("yes" if r.get("paused") else "no") if slave else "",
-            (r.get("reason") or "")[:120],
+            (r.get("reason") or _bus_note(r))[:120],
         ])
     return format_table(headers, out)
+
+
+def _bus_note(row: Mapping[str, Any]) -> str:
+    n = row.get("bus_wrong_version")
+    return f"refused {n} bus message(s) of another schema version" if isinstance(n, int) and n > 0 else ""
 
 
 # ----------------------------------------------------------------------- summary

@@ -309,6 +309,7 @@ _METRICS_FIELDS = {
     "login": ("int", 0), "balance": ("float", None), "equity": ("float", None),
     "margin": ("float", None), "margin_free": ("float", None), "profit": ("float", None),
     "currency": ("str", None), "leverage": ("int", 0), "server_time_msc": ("int", 0),
+    "credit": ("float", None),  # optional: absent from older peers (0.0)
 }
 
 

@@ -20,11 +20,18 @@ from copier.risk.clock import ms_from_utc
 from db import StoreUnavailable
 
 REPORT_PREFIX = "report:"
+REPORT_REQUEST_PREFIX = "report_request:"
 MAX_REPORT_SNAPSHOTS = 720
 
 
 def report_key(name: str, day: str) -> str:
     return f"{REPORT_PREFIX}{name}:{day}"
+
+
+def report_request_key(name: str) -> str:
+    """``report_request:<account>``: ``cli.py report`` asks the running guardian for a
+    report computed now (``{"id": ..., "requested_ms": ...}``)."""
+    return f"{REPORT_REQUEST_PREFIX}{name}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class ReportJob:
     deals: list[Deal]
     seen: dict[str, Any]  # the guardian's own worst level / headroom that day
     login: int | None
+    request_id: str | None = None  # an operator's live request (cli.py report), echoed in the doc
 
 
 def thin_snapshots(snaps: list[dict[str, Any]], max_n: int = MAX_REPORT_SNAPSHOTS) -> list[dict[str, Any]]:
@@ -116,6 +124,8 @@ class ReportWriter:
             report = daily_report(job.deals, metrics, cfg, date.fromisoformat(day), login=job.login).to_dict()
             doc = {**report, **merge_seen(job.seen, report), "account": self.name, "final": job.final,
                    "profile": cfg.profile, "updated_server_ms": job.server_ms}
+            if job.request_id is not None:
+                doc["request_id"] = job.request_id
             self.store.set_flag(report_key(self.name, day), doc)
             return doc
         except StoreUnavailable as exc:

@@ -20,12 +20,13 @@ state, never from the moment the node happened to start.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, Callable
 
 from alerts import Alert
-from copier.models import AccountMetrics
+from copier.models import AccountMetrics, SymbolSpec
 from copier.orders import RetryPolicy
 from copier.risk import (
     with_balance_operations,
@@ -42,6 +43,9 @@ from copier.risk import (
     TrackerState,
     day_bounds,
     evaluate,
+    exposure_breaches,
+    exposure_of,
+    trades_opened_since,
     is_locked,
     observe,
     pre_trade_check,
@@ -50,18 +54,22 @@ from copier.risk import (
     resolve_risk_config,
 )
 from copier.risk.clock import ms_from_utc, utc_from_ms
+from copier.risk.history_equity import equity_high_bound
+from copier.risk.tracker import bars_needed, needs_reset_equity, with_history_equity
 from db import StoreUnavailable, now_ms
-from nodes.convert import metrics_from_mt5, position_from_mt5
+from nodes.convert import metrics_from_mt5, position_from_mt5, spec_from_mt5
 
-from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key  # noqa: F401 (REPORT_PREFIX re-exported)
+from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key, report_request_key  # noqa: F401 (REPORT_PREFIX re-exported)
 from .levels import ALERT_LEVEL, LevelTracker, action_text, alert_fields
-from .terminal import CloseResult, Closer, DealHistory, ServerTime
+from .terminal import CloseResult, Closer, DealHistory, ServerTime, read_m1_bars
 
 STATE_PREFIX = "risk_state:"
 LOCK_PREFIX = "risk_lock:"
 RELEASE_PREFIX = "risk_release:"
 REPORT_INTERVAL_MS = 300_000
 HISTORY_RETRY_MS = 60_000
+SNAPSHOT_SCAN = 50_000
+SPEC_TTL_MS = 60_000  # symbol specs (tick value moves with FX rates) re-read once a minute  # stored snapshots read for a lost intraday-trailing peak
 BLIND_AFTER = 3
 _UNSYNCED = object()
 # Fields that change on every evaluation; persisting them alone is not worth a write.
@@ -148,6 +156,9 @@ class Guardian:
         self.day_stats: dict[str, dict[str, Any]] = {}  # per trading day: what the guardian itself saw
         self.blind = 0  # consecutive evaluations that could not run (terminal error, bug)
         self._close_failures: dict[int, int] = {}
+        self.peak_source: str | None = None  # intraday trailing: stored / rebuilt / rebuilt_incomplete
+        self.exposure_breaches: dict[str, str] = {}
+        self._specs: dict[str, tuple[int, SymbolSpec]] = {}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -260,12 +271,18 @@ class Guardian:
         else:
             state = with_balance_operations(cfg, rebuild_state(cfg, metrics, deals, server_ms, lock=lock), deals)
         if saved.day_id == state.day_id:
+            # capital moved while the node was down is not in the saved figures yet
+            missed = set(state.day_ops) - set(saved.day_ops)
+            shift = sum(d.net for d in deals or () if d.ticket in missed)
+            saved = replace(saved, day_start_equity=None if saved.day_start_equity is None else saved.day_start_equity + shift,
+                            day_equity_high=None if saved.day_equity_high is None else saved.day_equity_high + shift)
             keep_equity = state.day_start_equity is None and saved.day_start_equity is not None
             if deals is None and saved.day_start_balance is not None:
                 state = replace(state, day_start_balance=saved.day_start_balance,
                                 reference_estimated=saved.reference_estimated)
             elif keep_equity:
-                state = replace(state, reference_estimated=saved.reference_estimated)
+                state = replace(state, reference_estimated=saved.reference_estimated,
+                                reference_source=saved.reference_source or "snapshot")
             state = replace(
                 state,
                 day_start_equity=saved.day_start_equity if keep_equity else state.day_start_equity,
@@ -273,6 +290,10 @@ class Guardian:
             )
         state = replace(state, equity_high=_max(state.equity_high, saved.equity_high),
                         eod_balance_high=_max(state.eod_balance_high, saved.eod_balance_high))
+        if saved.equity_high is not None:
+            self.peak_source = "stored"
+        if deals is not None:
+            state = self._history_equity(state, deals, metrics.balance, server_ms, peak=saved.equity_high is None)
         self.state = state
         self.rebuilt = deals is not None
         self.event("risk_started", profile=cfg.profile, day=state.day_id, day_start_balance=state.day_start_balance,
@@ -282,10 +303,57 @@ class Guardian:
         self.log.info("risk_started", profile=cfg.profile, day=state.day_id, day_start_balance=state.day_start_balance,
                       reference_estimated=state.reference_estimated, locked=lock is not None)
         if state.reference_estimated and cfg.has_daily_limit:
-            self._alert("reference_estimated", "warn", message=(
-                "day-start reference estimated (no history or no snapshot at the reset): "
-                "the daily figures may understate the loss"))
+            if state.reference_source == "assumed_strictest":
+                message = ("equity at the reset could not be rebuilt (no M1 bars for a position open then): "
+                           "the strictest reference is assumed (the day's equity high since start)")
+            else:
+                message = ("day-start reference estimated (no deal history): "
+                           "the daily figures may understate the loss")
+            self._alert("reference_estimated", "warn", message=message)
         return True
+
+    def _history_equity(self, state: TrackerState, deals: list, balance: float, server_ms: int, *,
+                        peak: bool) -> TrackerState:
+        """What only equity snapshots could tell, rebuilt from deals and M1 bars: the equity
+        at the reset (max(balance, equity) references) and, with ``peak`` (no stored
+        peak), the intraday-trailing high-water mark, the strictest value the history
+        allows (raised further by any stored snapshot's equity)."""
+        cfg = self.config
+        assert cfg is not None
+        peak = peak and cfg.drawdown_mode == "intraday_trailing" and cfg.has_overall_limit
+        if not (needs_reset_equity(cfg, state) or peak):
+            return state
+        wants = bars_needed(cfg, state, deals, server_ms, peak=peak)
+        try:
+            market = read_m1_bars(self.mt5, wants)
+        except Exception as exc:  # a terminal without bars: priced as "cannot tell"
+            self.log.warning("risk_bars_unavailable", error=str(exc))
+            market = {}
+        had_reset = needs_reset_equity(cfg, state)
+        state = with_history_equity(cfg, state, balance, deals, market, server_ms, peak=False)
+        data: dict[str, Any] = {}
+        if had_reset:
+            data.update(reference_source=state.reference_source, day_start_equity=state.day_start_equity,
+                        symbols=sorted(wants), priced=sorted(market))
+        if peak:
+            bound, complete = equity_high_bound(balance, deals, market, until_server_ms=server_ms)
+            stored = self._snapshot_equity_high()
+            state = replace(state, equity_high=_max(state.equity_high, bound, stored))
+            self.peak_source = "rebuilt" if complete else "rebuilt_incomplete"
+            data.update(equity_high=state.equity_high, peak_source=self.peak_source, snapshot_high=stored)
+        self.event("risk_history_equity", level="warning" if state.reference_source == "assumed_strictest" else "info",
+                   **data)
+        return state
+
+    def _snapshot_equity_high(self) -> float | None:
+        """Highest equity (without credit) in this account's stored snapshots, if any."""
+        try:
+            snaps = self.store.list_snapshots(self.name, limit=SNAPSHOT_SCAN, tail=True)
+        except StoreUnavailable:
+            return None
+        vals = [float(m.get("equity", 0.0)) - float(m.get("credit", 0.0) or 0.0)
+                for m in (s.get("metrics") or {} for s in snaps) if m.get("equity") is not None]
+        return max(vals) if vals else None
 
     def _backfill_previous_day(self) -> None:
         """A node down at the day roll never wrote yesterday's final report: write it now
@@ -358,7 +426,15 @@ class Guardian:
         st = self.state
         if st.next_reset_utc_ms is not None and cfg.clock.to_utc_ms(server_ms) >= st.next_reset_utc_ms:
             deals = self.history.refresh(mt5, server_ms)  # exact day roll even if this tick is late
+        elif st.last_balance is not None and metrics.balance != st.last_balance:
+            # the balance moved: a close, or a deposit/withdrawal/correction, which is capital
+            # and must shift today's reference before equity is judged against it
+            deals = self.history.refresh(mt5, server_ms)
         prev_day = st.day_id
+        if deals is not None and st.next_reset_utc_ms is not None and cfg.clock.to_utc_ms(server_ms) >= st.next_reset_utc_ms:
+            rolled = observe(cfg, st, metrics, server_ms, deals)
+            if needs_reset_equity(cfg, rolled):  # no snapshot near the reset: rebuild it before judging
+                st = self._history_equity(rolled, deals, metrics.balance, server_ms, peak=False)
         ev = evaluate(cfg, st, metrics, server_ms, deals)
         self.ev, self.state, self.metrics = ev, ev.state, metrics
         self._positions_count = len(positions)
@@ -376,6 +452,7 @@ class Guardian:
         elif ev.locked and self.actions_enabled:
             self._enforce_lock(positions)
         self._update_pause(ev)
+        self._check_exposure(positions, metrics, server_ms)
         self._note_day_stats(ev)
         self._alerts_for(ev)
         self._persist(now_utc_ms)
@@ -387,7 +464,23 @@ class Guardian:
         if now_utc_ms >= self._next_report:
             self._next_report = now_utc_ms + self.report_interval_ms
             self._schedule_report(ev.state.day_id, server_ms, final=False)
+        self._poll_report_request(server_ms)
         return True
+
+    def _poll_report_request(self, server_ms: int) -> None:
+        """``cli.py report`` wrote ``report_request:<name>``: compute today's report now
+        (deals read here, the rest on the report worker) and echo the request id."""
+        try:
+            req = self.store.get_flag(report_request_key(self.name))
+            if req is None:
+                return
+            self.store.delete_flag(report_request_key(self.name))
+        except StoreUnavailable:
+            return
+        rid = str(req.get("id")) if isinstance(req, dict) and req.get("id") is not None else None
+        job = self._report_job(self.state.day_id, server_ms, False)
+        if job is not None:
+            self.reports.submit(replace(job, request_id=rid))
 
     # ------------------------------------------------------------------ actions
     def _flatten(self, positions: Any, ev: Evaluation, now_utc_ms: int) -> None:
@@ -447,6 +540,52 @@ class Guardian:
             self.log.error("risk_close_failed", failures=n, **data)
             if n == 1 or n % 60 == 0:
                 self.event("risk_close_failed", level="error", failures=n, **data)
+
+    @property
+    def has_exposure_limits(self) -> bool:
+        c = self.config
+        return bool(c and (c.require_sl or c.max_risk_per_trade_pct is not None or c.max_lots_per_order is not None
+                           or c.max_lots_per_symbol is not None or c.max_positions is not None
+                           or c.max_total_lots is not None or c.max_trades_per_day is not None))
+
+    def _trades_today(self, server_ms: int) -> int | None:
+        cfg = self.config
+        if cfg is None or cfg.max_trades_per_day is None or self.state.day_start_utc_ms is None:
+            return None
+        deals = self.history.refresh(self.mt5, server_ms)
+        return None if deals is None else trades_opened_since(deals, self.state.day_start_utc_ms, cfg.clock)
+
+    def _spec(self, symbol: str, now_ms: int) -> SymbolSpec | None:
+        hit = self._specs.get(symbol)
+        if hit is not None and hit[0] > now_ms:
+            return hit[1]
+        info = self.mt5.symbol_info(symbol)
+        if info is None:
+            return hit[1] if hit else None
+        spec = spec_from_mt5(info)
+        self._specs[symbol] = (now_ms + SPEC_TTL_MS, spec)
+        return spec
+
+    def _check_exposure(self, positions: Any, metrics: AccountMetrics, server_ms: int) -> None:
+        """Per-trade and per-account limits on every position (copies, hand-opened trades,
+        other EAs): an alert and a ``risk_exposure_breach`` event when a breach appears,
+        ``risk_exposure_ok`` when the last one clears. Nothing is closed for it."""
+        if not self.has_exposure_limits:
+            return
+        cfg = self.config
+        assert cfg is not None
+        pos = [position_from_mt5(p) for p in positions]
+        specs = {p.symbol: sp for p in pos if (sp := self._spec(p.symbol, server_ms)) is not None}
+        breaches = exposure_breaches(cfg, exposure_of(pos, specs, metrics.equity), self._trades_today(server_ms))
+        keys = {_breach_key(b): b for b in breaches}
+        new = [b for k, b in keys.items() if k not in self.exposure_breaches]
+        if new:
+            self.log.warning("risk_exposure_breach", breaches=new)
+            self.event("risk_exposure_breach", level="warning", breaches=new)
+            self._alert("exposure", "warn", message="; ".join(new), action_taken="alert only: positions kept")
+        elif self.exposure_breaches and not keys:
+            self.event("risk_exposure_ok")
+        self.exposure_breaches = keys
 
     def _update_pause(self, ev: Evaluation) -> None:
         paused = Action.PAUSE in ev.actions and self.actions_enabled
@@ -565,7 +704,9 @@ class Guardian:
             metrics, positions = _metrics(info, server_ms), [position_from_mt5(p) for p in raw]
         if self.state.day_id is None:
             return "risk: the guardian has no state yet (terminal not read at start), not opening blind"
-        state = AccountRiskState(cfg, self.state, metrics, server_ms, list(positions))
+        # max_trades_per_day counts today's opening deals: one incremental history read per
+        # open, only on an account with that limit (the copy path's third call there)
+        state = AccountRiskState(cfg, self.state, metrics, server_ms, list(positions), self._trades_today(server_ms))
         try:
             decision = pre_trade_check(state, ProposedOpen(symbol, side, float(volume), float(entry), float(sl or 0.0),
                                                            float(tick_size), float(tick_value)))
@@ -650,6 +791,9 @@ class Guardian:
             "day_start_balance": st.day_start_balance,
             "day_start_equity": st.day_start_equity,
             "reference_estimated": st.reference_estimated,
+            "reference_source": st.reference_source,
+            "peak_source": self.peak_source,
+            "equity_high": st.equity_high,
             "server_time_msc": self.server_time.latest_ms,
             "terminal_error": self.terminal_error,
             "blind": self.blind,
@@ -663,6 +807,8 @@ class Guardian:
                 out[f"{prefix}_used_pct"] = round(rv.used_pct, 2)
                 out[f"{prefix}_level"] = rv.level.name
                 if rv.rule in (DAILY, OVERALL):
+                    out[f"{prefix}_used_money"] = rv.used_money
+                    out[f"{prefix}_left_pct"] = round(max(0.0, 100.0 - rv.used_pct), 2)
                     out[f"{prefix}_reference"] = rv.reference
                     out[f"{prefix}_limit"] = rv.limit_money
                     out[f"{prefix}_headroom"] = rv.headroom_money
@@ -674,6 +820,8 @@ class Guardian:
             out["balance"] = self.metrics.balance
         if self.last_flatten is not None:
             out["last_flatten"] = self.last_flatten
+        if self.exposure_breaches:
+            out["exposure_breaches"] = sorted(self.exposure_breaches.values())
         return out
 
     def close(self, now_utc_ms: int, timeout: float = 5.0) -> None:
@@ -693,6 +841,12 @@ def _metrics(info: Any, server_ms: int) -> AccountMetrics:
 def _max(*vals: float | None) -> float | None:
     xs = [v for v in vals if v is not None]
     return max(xs) if xs else None
+
+
+def _breach_key(text: str) -> str:
+    """A breach without its changing figures (risk %, lots), to alert once per breach."""
+    head, sep, tail = text.partition(":")
+    return head + sep + re.sub(r"[\d.,]+%?", "#", tail) if sep else re.sub(r"[\d.,]+", "#", text)
 
 
 def _iso(utc_ms: int) -> str:

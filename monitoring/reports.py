@@ -13,12 +13,13 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from datetime import date
 from typing import Any, Iterable, Sequence
 
 from copier.report import COLUMNS, DailyReport, to_csv, to_json
 
-from .daily import REPORT_PREFIX
+from .daily import REPORT_PREFIX, report_request_key
 from .guardian import LOCK_PREFIX, STATE_PREFIX, release_key
 
 FORMATS = ("table", "csv", "json")
@@ -111,6 +112,50 @@ def request_release(store: Any, account: str, *, by: str = "operator") -> dict[s
     req = {"by": by, "requested_ms": time.time_ns() // 1_000_000}
     store.set_flag(release_key(account), req)
     return req
+
+
+def live_days(store: Any, account: str | None = None) -> dict[str, str]:
+    """{account: its trading day now} for every running node whose guardian publishes one
+    (``info.risk.day`` in the nodes' documents)."""
+    out = {}
+    for doc in store.list_nodes():
+        info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+        risk = info.get("risk") if isinstance(info, dict) else None
+        name = doc.get("name")
+        if account is not None and name != account:
+            continue
+        if doc.get("state") == "RUNNING" and isinstance(risk, dict) and risk.get("day"):
+            out[str(name)] = str(risk["day"])
+    return out
+
+
+def request_live_reports(store: Any, days: dict[str, str], *, timeout_s: float = 5.0,
+                         poll_s: float = 0.1) -> dict[str, bool]:
+    """Ask each running guardian for today's report computed now (``report_request:<name>``)
+    and wait until each has written it (the doc echoes the request id). {account: answered}.
+    A node that does not answer in time keeps its stored report (refreshed every 5 minutes)."""
+    ids = {}
+    for name in days:
+        rid = uuid.uuid4().hex
+        store.set_flag(report_request_key(name), {"id": rid, "requested_ms": time.time_ns() // 1_000_000})
+        ids[name] = rid
+    done = {name: False for name in days}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for name, day in days.items():
+            if not done[name]:
+                doc = store.get_flag(f"{REPORT_PREFIX}{name}:{day}")
+                done[name] = isinstance(doc, dict) and doc.get("request_id") == ids[name]
+        if all(done.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(poll_s)
+    for name, ok in done.items():
+        if not ok:  # a late answer would only refresh the stored one; do not leave the request behind
+            try:
+                store.delete_flag(report_request_key(name))
+            except Exception:
+                pass
+    return done
 
 
 def risk_overview(store: Any, account: str) -> dict[str, Any]:

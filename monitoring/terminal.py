@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 from copier.orders import choose_filling
 from copier.risk import Deal
+from copier.risk.history_equity import Bar, SymbolBars
 from copier.tags import parse_tag
 
 DAY_S = 86_400
@@ -156,3 +157,27 @@ class Closer:
             outcome = self.executor.remove_pending(ticket=int(o.ticket), symbol=o.symbol)
             out.append((int(o.ticket), outcome.ok, outcome.reason))
         return out
+
+
+MAX_M1_BARS = 90_000  # below the terminal's "Max bars in chart" default (100,000)
+
+
+def read_m1_bars(mt5: Any, wants: dict[str, tuple[int, int]]) -> dict[str, SymbolBars]:
+    """M1 bars per symbol over ``(from, to)`` server seconds (``copy_rates_range``), with
+    what a price move is worth (``trade_tick_value / trade_tick_size`` per lot, at
+    today's rates). A symbol the terminal cannot give (unknown, no bars, an error) is
+    left out: the caller then cannot price it and assumes the strictest value."""
+    out: dict[str, SymbolBars] = {}
+    m1 = getattr(mt5, "TIMEFRAME_M1", 1)
+    for symbol, (lo, hi) in wants.items():
+        info = mt5.symbol_info(symbol)
+        if info is None or not info.trade_tick_size:
+            continue
+        lo = max(int(lo), int(hi) - MAX_M1_BARS * 60)
+        rates = mt5.copy_rates_range(symbol, m1, lo, int(hi))
+        if rates is None or len(rates) == 0:
+            continue
+        bars = [Bar(int(r["time"]), float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"]),
+                    int(r["spread"])) for r in rates]
+        out[symbol] = SymbolBars(bars, float(info.point), float(info.trade_tick_value) / float(info.trade_tick_size))
+    return out

@@ -170,6 +170,7 @@ def metrics_from_mt5(info: Any, *, server_time_msc: int = 0) -> AccountMetrics:
         currency=str(info.currency),
         leverage=int(info.leverage),
         server_time_msc=server_time_msc,
+        credit=float(getattr(info, "credit", 0.0) or 0.0),
     )
 
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
-from nodes.runtime import NodeRuntime, run_node, utc_ms  # noqa: E402
+from nodes.runtime import NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
 from config import settings  # noqa: E402
 from copier.diff import diff_state  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
@@ -195,7 +195,8 @@ class MasterLoop:
         self._next_heartbeat = now + self.heartbeat_ms
         if self.rt.last_error is None:
             self._refresh_metrics(now)
-        info = {"positions": len(self.positions), "orders": len(self.orders), "seq": self.publisher.seq, "server_offset_ms": self.offset_ms}
+        info = {"positions": len(self.positions), "orders": len(self.orders), "seq": self.publisher.seq, "server_offset_ms": self.offset_ms,
+                **bus_counters(self.rt.subscriber)}
         if self.guardian is not None:
             info["risk"] = self.guardian.status_info()
         self.rt.publish_status(self.metrics, info)

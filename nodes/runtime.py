@@ -51,6 +51,15 @@ def utc_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def bus_counters(subscriber: Any) -> dict[str, int]:
+    """The node's bus subscriber counters for its status info (``cli.py status``):
+    ``bus_wrong_version`` = messages refused for another bus schema version (a node of an
+    older or newer copyhub on the bus), ``bus_dropped`` = every refused message (malformed
+    ones included). Counts since the node started; 0 before it subscribed."""
+    return {"bus_wrong_version": int(getattr(subscriber, "wrong_version", 0) or 0),
+            "bus_dropped": int(getattr(subscriber, "dropped", 0) or 0)}
+
+
 def node_arguments(kind: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"nodes/{kind}.py", description=f"copyhub {kind} node")
     parser.add_argument("--name", required=True, help="account name in the store")

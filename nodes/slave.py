@@ -23,6 +23,7 @@ from copier.accounts import AccountConfigError, validate_account  # noqa: E402
 from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Quote, SymbolSpec  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
+from copier.pending_fills import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
 from copier.reasons import UNKNOWN, Closure, classify_closure  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
@@ -36,7 +37,7 @@ from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
 from nodes.rates import RateBook, symbol_currencies  # noqa: E402
-from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, run_node, utc_ms  # noqa: E402
+from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
 from nodes.slave_actions import SlaveActions  # noqa: E402
 
 KILL_SWITCH_FILE = "KILL_SWITCH"  # in the data dir: no new opens while it exists
@@ -106,6 +107,8 @@ class SlaveLoop(SlaveActions):
         self._synced: frozenset[str] = frozenset()
         self.closures: dict[int, Closure] = {}  # vanished slave position identifier -> why (reasons from history)
         self._unknown_since: dict[int, int] = {}
+        self.order_fates: dict[int, OrderFate] = {}  # netting: vanished pending copy ticket -> what became of it
+        self._fate_unknown_since: dict[int, int] = {}
         args = getattr(rt, "args", None)  # tests drive the loop with a runtime that has none
         self.kill_switch_file = Path(getattr(args, "data_dir", None) or settings.DATA_DIR) / KILL_SWITCH_FILE
 
@@ -284,6 +287,13 @@ class SlaveLoop(SlaveActions):
                 self.log.error("terminal_error", code=code, error=text)
             self.rt.set_error(f"terminal error ({code}, {text})")
             return []
+        if self.margin_mode == "netting" and orders:
+            # a pending copy that fills between the two reads is in the position's volume and
+            # still among the orders (netting: no tagged position of its own shows it): read again
+            again = self.mt5.orders_get()
+            if again is not None and {int(o.ticket) for o in orders} - {int(o.ticket) for o in again}:
+                self.log.debug("orders_changed_during_read", note="planning on the next pass")
+                return []
         slave_positions = [position_from_mt5(p) for p in positions]
         closures = self._closures(slave_positions, now)
         if closures is None:  # a failed history read is a terminal error: decide nothing this pass
@@ -292,8 +302,15 @@ class SlaveLoop(SlaveActions):
                 self.log.error("terminal_error", code=code, error=text, call="history_deals_get")
             self.rt.set_error(f"terminal error reading the deal history ({code}, {text})")
             return []
-        self.rt.set_error(None)
         slave_orders = [o for o in (order_from_mt5(r) for r in orders) if o is not None]
+        order_fates = self._order_fates(slave_orders, slave_positions, now) if self.margin_mode == "netting" else {}
+        if order_fates is None:  # a failed history read is a terminal error: decide nothing this pass
+            code, text = self.mt5.last_error()
+            if self.rt.last_error is None:
+                self.log.error("terminal_error", code=code, error=text, call="history_orders_get")
+            self.rt.set_error(f"terminal error reading the order history ({code}, {text})")
+            return []
+        self.rt.set_error(None)
         symbols = self._symbols_in_play(views, slave_positions, slave_orders)
         specs = {s: spec for s in symbols if (spec := self._spec(s, now, refresh=full)) is not None}
         touched = None if full else self._touched_symbols(views, slave_orders)
@@ -328,6 +345,7 @@ class SlaveLoop(SlaveActions):
             slave_server_offset_ms=self.server_offset_ms,
             now_ms=now,
             closures=closures,
+            order_fates=order_fates,
             conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
         actions = plan(ctx)
@@ -391,6 +409,40 @@ class SlaveLoop(SlaveActions):
         for ident in [i for i in self._unknown_since if i not in wanted]:
             del self._unknown_since[ident]
         return {i: c for i, c in self.closures.items() if i in wanted}
+
+    def _order_fates(self, orders: list, positions: list, now: int) -> dict[int, OrderFate] | None:
+        """Netting: what became of each OPEN order link's copy that is gone from the orders
+        and opened no position of its own (it may have filled into the symbol's position).
+
+        Reads ``history_orders_get(ticket=)`` once per vanished copy and keeps the answer
+        while the link needs it. No record yet: read again next pass (the planner holds the
+        symbol), after ``HISTORY_GRACE_MS`` taken as ``NO_RECORD``. None: a read failed.
+        """
+        present = {o.ticket for o in orders} | {p.identifier for p in positions}
+        wanted = {
+            int(r.get("slave_ticket") or 0)
+            for r in self.links.values()
+            if r.get("status") == OPEN and r.get("kind") == KIND_ORDER
+        } - {0} - present
+        for ticket in sorted(wanted - self.order_fates.keys()):
+            rows = self.mt5.history_orders_get(ticket=ticket)
+            if rows is None:
+                return None
+            if rows:
+                fate = fate_from_record(ticket, rows[0])
+            elif now - self._fate_unknown_since.setdefault(ticket, now) < HISTORY_GRACE_MS:
+                continue
+            else:
+                fate = OrderFate(ticket, NO_RECORD)
+            self._fate_unknown_since.pop(ticket, None)
+            self.order_fates[ticket] = fate
+            self.log.bind(slave_ticket=ticket).info("slave_order_gone", state=fate.state, filled=fate.filled,
+                                                    position=fate.position_id)
+        for ticket in [t for t in self.order_fates if t not in wanted]:
+            del self.order_fates[ticket]
+        for ticket in [t for t in self._fate_unknown_since if t not in wanted]:
+            del self._fate_unknown_since[ticket]
+        return {t: f for t, f in self.order_fates.items() if t in wanted}
 
     def _orders_in_play(self, views: dict[str, MasterView]) -> bool:
         return any(v.fresh and v.state.orders for v in views.values()) or any(
@@ -504,6 +556,7 @@ class SlaveLoop(SlaveActions):
             "margin_mode": self.margin_mode,
             "fifo_close": self.fifo_close,
             "risk": self.guardian.status_info() if self.guardian is not None else None,
+            **bus_counters(self.rt.subscriber),
             **self.counts,
         }
 

@@ -312,6 +312,7 @@ FAULTS = {  # CLI name -> (engine kind, fixed params)
     "algo-on": ("algo_on", {}),
     "wrong-login": ("wrong_login", {}),
     "right-login": ("right_login", {}),
+    "price-after": ("price_after", {}),
 }
 
 
@@ -342,6 +343,13 @@ def cmd_fault(args: argparse.Namespace) -> int:
                 raise CliError("wrong-login needs --actual LOGIN (the account the terminal really lands on)")
             _check_login(admin, args.actual)
             params["actual"] = args.actual
+        elif kind == "price_after":
+            if not args.call or not args.symbol or args.bid is None:
+                raise CliError("price-after needs --call orders_get|positions_get (comma-separated for either), "
+                               "--symbol S and --bid PRICE")
+            params.update(call=args.call, symbol=args.symbol, bid=args.bid)
+            if args.broker:
+                params["broker"] = args.broker
         if args.count < 1:
             raise CliError(f"--count must be >= 1, got {args.count}")
         try:
@@ -466,7 +474,62 @@ def cmd_trader(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a script written for ``import MetaTrader5 as mt5`` on the simulator, unchanged."""
+    import os
+    from sim.dropin import run_script
+
+    if not os.path.isfile(args.script):
+        raise CliError(f"no script {args.script}")
+    if args.world and args.endpoint:
+        raise CliError("--world runs a world in this process; a served world (--endpoint) "
+                       "has its own: give one of them")
+    if args.tick_hz < 0:
+        raise CliError("--tick-hz must be >= 0")
+    login = args.login
+    if args.endpoint:
+        admin = _admin(args)
+        if login is not None:
+            _check_login(admin, login)
+        admin.close()
+    else:
+        from sim import Simulator
+        try:  # check the world (and the login) before the script starts
+            sim = Simulator.from_file(args.world, seed=args.seed) if args.world else Simulator.demo(seed=args.seed)
+        except Exception as exc:
+            raise CliError(f"cannot load {'world file ' + args.world if args.world else 'demo world'}: {exc}") from None
+        if login is not None and login not in sim.logins():
+            raise CliError(f"unknown login {login} (known: {', '.join(map(str, sim.logins()))})")
+    return run_script(args.script, args.args, world=args.world, seed=args.seed, login=login,
+                      endpoint=args.endpoint, tick_hz=args.tick_hz, timeout_ms=args.timeout_ms)
+
+
 # ------------------------------------------------------------------ parser
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    """Deposit (AMOUNT > 0) or withdraw (< 0) on a login, recorded as a balance deal."""
+    admin = _admin(args)
+    _check_login(admin, args.login)
+    try:
+        out = admin.balance_operation(args.login, args.amount, kind=args.kind, comment=args.comment or "")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"balance operation refused: {exc}") from None
+    if args.json:
+        print_json(out)
+    else:
+        print(format_table(["login", "deal", "kind", "amount", "balance", "credit", "equity"],
+                           [[out["login"], out["deal"], out["kind"], f"{out['amount']:.2f}", f"{out['balance']:.2f}",
+                             f"{out['credit']:.2f}", f"{out['equity']:.2f}"]]))
+    return EXIT_OK
+
+
+def _add_balance_parser(add: Any) -> None:
+    sp = add("balance", cmd_balance, "deposit (AMOUNT > 0) or withdraw (< 0), as a balance deal")
+    sp.add_argument("amount", type=float, help="money in the account currency; negative withdraws")
+    sp.add_argument("--kind", choices=["balance", "credit", "correction", "bonus", "charge"], default="balance",
+                    help="deal type: DEAL_TYPE_BALANCE (default), _CREDIT, _CORRECTION, _BONUS, _CHARGE")
+    sp.add_argument("--comment")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sim", description="MetaTrader 5 simulator: serve and rehearse.")
@@ -533,6 +596,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--code", type=int)
     sp.add_argument("--ms", type=int)
     sp.add_argument("--actual", type=int, help="wrong-login: the login the terminal really lands on")
+    sp.add_argument("--call", help="price-after: the read after which the price moves (orders_get, "
+                                   "positions_get, or both comma-separated), once")
+    sp.add_argument("--symbol", help="price-after: the symbol whose bid is set")
+    sp.add_argument("--bid", type=float, help="price-after: the new bid (as `price --set`)")
+    sp.add_argument("--broker", help="price-after: the server whose quote moves (default: this login's)")
 
     add("terminals", cmd_terminals, "the world's terminals and their current logins", login=False)
     sp = add("switch-terminal", cmd_switch_terminal,
@@ -556,6 +624,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("advance", cmd_advance, "advance the world clock", login=False)
     sp.add_argument("seconds", type=float)
 
+    sp = sub.add_parser(
+        "run", help="run a MetaTrader5 script on the simulator, unchanged",
+        description="Run SCRIPT with 'import MetaTrader5' bound to one simulated terminal: "
+                    "in this process (the demo world, or --world FILE) or on a served world "
+                    "(--endpoint). A bare mt5.initialize() logs into --login (default: the "
+                    "world's first account).")
+    sp.add_argument("--login", type=int, help="the account saved in the terminal")
+    sp.add_argument("--world", help="world TOML file to run in-process (default: the demo world)")
+    sp.add_argument("--endpoint", help="a served simulator instead (python -m sim serve)")
+    sp.add_argument("--seed", type=int, default=0, help="in-process world seed")
+    sp.add_argument("--tick-hz", type=float, default=10.0,
+                    help="in-process: wall-clock ticks per second; 0 freezes the world clock at its start")
+    sp.add_argument("--timeout-ms", type=int, default=10_000, help="per-call timeout (served world)")
+    sp.add_argument("script", help="the Python script")
+    sp.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    sp.set_defaults(func=cmd_run)
+
     sp = add("trader", cmd_trader, "run the demo trader")
     sp.add_argument("--rate", type=float, default=1.0, help="actions per second")
     sp.add_argument("--max-positions", type=int, default=5)
@@ -563,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int)
     sp.add_argument("--duration", type=float, help="seconds (default: until Ctrl+C)")
     sp.add_argument("--magic", type=int, default=770077)
+    _add_balance_parser(add)
     return p
 
 

@@ -31,6 +31,8 @@ from typing import Any, Callable
 import sys
 import zmq
 
+from sim.helpers import PackageHelpers
+
 PROTOCOL = 1
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 DEFAULT_TIMEOUT_MS = 2000
@@ -68,7 +70,7 @@ MT5_FUNCTIONS: dict[str, Any] = {
 ADMIN_FUNCTIONS = (
     "advance", "set_time", "set_price", "move_price", "set_session", "inject_fault", "clear_faults",
     "world_summary", "now_ms", "logins", "broker_of", "switch_terminal", "terminal_logins",
-    "manual_trade",
+    "manual_trade", "balance_operation",
 )
 
 # Exceptions a server-side call may raise that the client re-raises with the same type (a
@@ -311,8 +313,9 @@ def _make_call(name: str) -> Callable[..., Any]:
     return call
 
 
-class SimMT5Client:
-    """Module-like MetaTrader5 surface bound to one terminal inside a simulator server."""
+class SimMT5Client(PackageHelpers):
+    """Module-like MetaTrader5 surface bound to one terminal inside a simulator server
+    (the 32 functions, every constant, the record types and ``Buy``/``Sell``/``Close``)."""
 
     __author__ = "MetaQuotes Ltd."
 
@@ -411,7 +414,7 @@ for _name in MT5_FUNCTIONS:
 
 
 def _install_constants() -> None:
-    for k, v in _terminal_constants().items():
+    for k, v in {**_terminal_constants(), **_record_types()}.items():
         if not hasattr(SimMT5Client, k):
             setattr(SimMT5Client, k, v)
     from sim.constants import PACKAGE_VERSION
@@ -508,6 +511,11 @@ class AdminClient:
     def terminal_logins(self) -> dict:
         """{terminal path: its current login (None: not logged in)} of the world's terminals."""
         return self._do(NS_ADMIN, "terminal_logins")
+
+    def balance_operation(self, login: int, amount: float, kind: str = "balance", comment: str = "") -> dict:
+        """Deposit (> 0) or withdraw (< 0) as a balance deal (``kind``: balance, credit,
+        correction, bonus, charge); ValueError when refused. See Simulator.balance_operation."""
+        return self._do(NS_ADMIN, "balance_operation", (login, amount), {"kind": kind, "comment": comment})
 
     def world_summary(self) -> dict:
         return self._do(NS_ADMIN, "world_summary")

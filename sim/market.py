@@ -4,18 +4,22 @@ Each broker symbol's bid = underlying + offset, rounded to its tick size/digits;
 ask = bid + spread * point. A symbol whose session is closed keeps its last quote (no
 ticks), like a real feed over a weekend. Ticks and M1 bars are kept in fixed-size numpy
 ring buffers (bounded memory, O(1) append) in broker server time; other timeframes are
-aggregated from M1 bars on request.
+aggregated from M1 bars on request. Before the live history, a world's ``history_days``
+of M1 bars come from ``sim.deephistory`` (generated from the seed, on demand); the
+``bars_*`` queries join both.
 """
 from __future__ import annotations
 
 import math
 import random
+from datetime import datetime, timezone
 
 import numpy as np
 
 from . import constants as C
+from .deephistory import DAY, DeepHistory
 from .records import RATES_DTYPE, TICKS_DTYPE
-from .servertime import ServerClock
+from .servertime import ServerClock, dst_window_utc_ms
 from .world import ALWAYS_OPEN, Session, SymbolDef, World
 
 TICK_FLAGS = C.TICK_FLAG_BID | C.TICK_FLAG_ASK
@@ -39,6 +43,52 @@ def session_open(sessions: Session, server_ms: int) -> bool:
     weekday = (day + 4) % 7  # 1970-01-01 was a Thursday; Sunday = 0 like DAY_OF_WEEK_*
     minute = (secs % 86400) // 60
     return any(a <= minute < b for a, b in sessions[weekday])
+
+
+def session_mask(sessions: Session, server_s: np.ndarray) -> np.ndarray:
+    """``session_open`` for an array of server times (seconds): a bool array."""
+    if sessions is ALWAYS_OPEN:
+        return np.ones(len(server_s), dtype=bool)
+    day = server_s // 86400
+    weekday = (day + 4) % 7
+    minute = (server_s % 86400) // 60
+    mask = np.zeros(len(server_s), dtype=bool)
+    for wd in range(7):
+        on_day = weekday == wd
+        for a, b in sessions[wd]:
+            mask |= on_day & (minute >= a) & (minute < b)
+    return mask
+
+
+def aggregate(t: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
+              n: np.ndarray, timeframe: int, spread: int) -> np.ndarray:
+    """M1 bars (server seconds, oldest first) -> bars of ``timeframe`` (RATES_DTYPE)."""
+    size = TIMEFRAME_SECONDS[timeframe]
+    if len(t) == 0:
+        return np.zeros(0, dtype=RATES_DTYPE)
+    if timeframe == C.TIMEFRAME_MN1:
+        keys = t.astype("datetime64[s]").astype("datetime64[M]").astype("datetime64[s]").astype("i8")
+    elif timeframe == C.TIMEFRAME_W1:
+        sunday = 3 * 86400  # 1970-01-04 was a Sunday; MT5 weeks start on Sunday
+        keys = (t - sunday) // size * size + sunday
+    else:
+        keys = t - t % size
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(t)] - 1
+    out = np.zeros(len(starts), dtype=RATES_DTYPE)
+    out["time"] = keys[starts]
+    out["open"] = o[starts]
+    out["high"] = np.maximum.reduceat(h, starts)
+    out["low"] = np.minimum.reduceat(l, starts)
+    out["close"] = c[ends]
+    out["tick_volume"] = np.add.reduceat(n, starts)
+    out["spread"] = spread
+    return out
+
+
+def bucket_seconds(timeframe: int) -> int:
+    """Longest bar of ``timeframe`` in seconds (MN1: 31 days)."""
+    return TIMEFRAME_SECONDS[timeframe] or 31 * DAY
 
 
 def round_price(value: float, tick_size: float, digits: int) -> float:
@@ -92,6 +142,8 @@ class Feed:
         # operator override of the session schedule (admin ``set_session``): True = open,
         # False = closed (e.g. a broker holiday or halt), None = the world file's sessions
         self.session_override: bool | None = None
+        # the underlying's M1 history before the live history (world ``history_days``)
+        self.deep: DeepHistory | None = None
 
     def quote_for(self, underlying_price: float) -> tuple[float, float]:
         s = self.sym
@@ -148,31 +200,97 @@ class Feed:
         return out
 
     def rates(self, timeframe: int) -> np.ndarray:
-        """All available bars of ``timeframe``, oldest first, current bar last."""
-        t = self.bars.ordered("t")
-        o, h, l, c, n = (self.bars.ordered(k) for k in ("o", "h", "l", "c", "n"))
-        size = TIMEFRAME_SECONDS[timeframe]
-        if timeframe == C.TIMEFRAME_MN1:
-            keys = t.astype("datetime64[s]").astype("datetime64[M]").astype("datetime64[s]").astype("i8")
-        elif timeframe == C.TIMEFRAME_W1:
-            sunday = 3 * 86400  # 1970-01-04 was a Sunday; MT5 weeks start on Sunday
-            keys = (t - sunday) // size * size + sunday
-        else:
-            keys = t - t % size
-        out = np.zeros(0, dtype=RATES_DTYPE)
-        if len(t) == 0:
-            return out
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        ends = np.r_[starts[1:], len(t)] - 1
-        out = np.zeros(len(starts), dtype=RATES_DTYPE)
-        out["time"] = keys[starts]
-        out["open"] = o[starts]
-        out["high"] = np.maximum.reduceat(h, starts)
-        out["low"] = np.minimum.reduceat(l, starts)
-        out["close"] = c[ends]
-        out["tick_volume"] = np.add.reduceat(n, starts)
-        out["spread"] = self.sym.spread
+        """All bars of ``timeframe`` still in the live M1 ring, oldest first, current bar last."""
+        r = self.bars
+        return aggregate(*(r.ordered(k) for k in ("t", "o", "h", "l", "c", "n")), timeframe, self.sym.spread)
+
+    # --- deep + live bars (server seconds) -----------------------------------------------
+    def _to_server_s(self, t_utc: np.ndarray) -> np.ndarray:
+        clock = self.clock
+        out = t_utc + clock.base_ms // 1000
+        if clock.rule != "none" and len(t_utc):
+            y0 = datetime.fromtimestamp(int(t_utc[0]), tz=timezone.utc).year
+            y1 = datetime.fromtimestamp(int(t_utc[-1]), tz=timezone.utc).year
+            summer = np.zeros(len(t_utc), dtype=bool)
+            for year in range(y0, y1 + 1):
+                a, b = dst_window_utc_ms(clock.rule, year)
+                summer |= (t_utc >= a // 1000) & (t_utc < b // 1000)
+            out = out + summer * 3600
         return out
+
+    def earliest_s(self) -> int | None:
+        """Server time of the oldest bar there is (deep history first), None: no bars."""
+        if self.deep is not None and self.deep.days:
+            return int(self._to_server_s(np.array([self.deep.start], dtype="i8"))[0])
+        if self.bars.n:
+            return int(self.bars.ordered("t")[0])
+        return None
+
+    def latest_s(self) -> int | None:
+        """Server time of the current (newest) M1 bar, None: no bars."""
+        if self.bars.n:
+            return int(self.bars.cols["t"][self.bars.last_index()])
+        if self.deep is not None and self.deep.days:
+            return int(self._to_server_s(np.array([self.deep.end - 60], dtype="i8"))[0])
+        return None
+
+    def m1_window(self, lo_s: int, hi_s: int) -> tuple[np.ndarray, ...]:
+        """M1 bars with server open time in ``[lo_s, hi_s)``: deep history (session-filtered,
+        quoted for this symbol), then the live ring. (t, o, h, l, c, n), oldest first."""
+        parts = []
+        deep = self.deep
+        if deep is not None and deep.days and lo_s < hi_s:
+            t_utc, o, h, l, c, n = deep.m1(lo_s - DAY, hi_s + DAY)  # any server offset fits a day
+            ts = self._to_server_s(t_utc)
+            keep = (ts >= lo_s) & (ts < hi_s) & session_mask(self.sym.sessions, ts)
+            if len(ts) > 1:  # the repeated hour when summer time ends: keep the first
+                keep &= np.r_[True, ts[1:] > np.maximum.accumulate(ts)[:-1]]
+            s = self.sym
+
+            def quote(p: np.ndarray) -> np.ndarray:
+                return np.round(np.round((p[keep] + s.offset) / s.tick_size) * s.tick_size, s.digits)
+
+            parts.append((ts[keep], quote(o), quote(h), quote(l), quote(c), n[keep]))
+        r = self.bars
+        t = r.ordered("t")
+        sel = (t >= lo_s) & (t < hi_s)
+        parts.append((t[sel], *(r.ordered(k)[sel] for k in ("o", "h", "l", "c", "n"))))
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(6))
+
+    def bars_between(self, timeframe: int, lo_s: int, hi_s: int) -> np.ndarray:
+        """Complete bars of ``timeframe`` whose open time is in ``[lo_s, hi_s]`` (server s)."""
+        if hi_s < lo_s:
+            return np.zeros(0, dtype=RATES_DTYPE)
+        out = aggregate(*self.m1_window(lo_s, hi_s + bucket_seconds(timeframe)), timeframe,
+                        self.sym.spread)
+        return out[(out["time"] >= lo_s) & (out["time"] <= hi_s)]
+
+    def bars_until(self, timeframe: int, date_s: int, count: int) -> np.ndarray:
+        """The last ``count`` bars of ``timeframe`` opened at or before ``date_s`` (fewer
+        when history runs out), oldest first."""
+        if count <= 0:
+            return np.zeros(0, dtype=RATES_DTYPE)
+        earliest = self.earliest_s()
+        if earliest is None:
+            return np.zeros(0, dtype=RATES_DTYPE)
+        span = (count + 1) * bucket_seconds(timeframe)
+        while True:  # widen the window until it holds count bars (sessions leave gaps)
+            lo = date_s - span
+            out = self.bars_between(timeframe, lo, date_s)
+            if len(out) >= count or lo <= earliest:
+                return out[len(out) - count:] if len(out) > count else out
+            span *= 2
+
+    def bars_from_pos(self, timeframe: int, start_pos: int, count: int) -> np.ndarray:
+        """``count`` bars ending ``start_pos`` bars before the current one (0 = current)."""
+        latest = self.latest_s()
+        if latest is None or count <= 0:
+            return np.zeros(0, dtype=RATES_DTYPE)
+        out = self.bars_until(timeframe, latest, start_pos + count)
+        end = max(0, len(out) - start_pos)
+        return out[max(0, end - count):end]
 
 
 class Market:
@@ -206,6 +324,11 @@ class Market:
         self.rngs = {u: random.Random(f"copyhub-sim:{self.seed}:{u}") for u in w.underlyings}
         step_ms = int(w.history_step_seconds * 1000)
         t = start_utc_ms - int(w.history_hours * 3_600_000)
+        if w.history_days > 0:  # deep history ends where the live history starts, at its price
+            for name, und in w.underlyings.items():
+                deep = DeepHistory(self.seed, name, und.price, und.volatility, t // 1000, w.history_days)
+                for f in self.by_underlying[name]:
+                    f.deep = deep
         for f in self.feeds.values():  # initial quote, even if the session is closed
             bid, ask = f.quote_for(self.prices[f.sym.underlying])
             f.push(bid, ask, f.clock.to_server(t))

@@ -1,12 +1,33 @@
 """Record types returned by the terminal, with the real package's names and field order.
 
-They are plain ``collections.namedtuple`` classes (picklable, ``_asdict()``), so the
-ZeroMQ server can ship them and the client can rebuild them via ``RECORD_TYPES``.
-Field order is significant and copied from the reference §3.
+They behave like the package's records (C struct sequences): tuples with named fields,
+``_asdict()``, built from the field values or from one sequence (``mt5.TradePosition(p)``,
+as public code does), and **not picklable** -- ``pickle.dumps(mt5.account_info())`` raises
+``PicklingError`` on Windows (that is what breaks bridges that pickle results), so it does
+here. Like the package's types they live in ``builtins`` (``type(r).__module__``), which
+is why pickle cannot find them; ``copy.copy``/``deepcopy`` still work. The ZeroMQ codec
+(sim/client.py) and the mt5linux adapter (terminals/bridge.py) ship them as type name +
+values and rebuild them through ``RECORD_TYPES``. Field order is copied from the reference §3.
 """
 from __future__ import annotations
 
-from collections import namedtuple
+from collections import namedtuple as _namedtuple
+from typing import Any
+
+
+def namedtuple(name: str, fields: str) -> type:
+    """A record type like the package's: a namedtuple subclass named ``name`` in
+    ``builtins`` whose constructor also takes one sequence of all the field values."""
+    base = _namedtuple(name, fields)
+    width = len(base._fields)
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        if len(args) == 1 and not kwargs and isinstance(args[0], (tuple, list)) and len(args[0]) == width:
+            return tuple.__new__(cls, args[0])  # struct-sequence style: Record(sequence)
+        return base.__new__(cls, *args, **kwargs)
+
+    return type(name, (base,), {"__slots__": (), "__new__": __new__, "__module__": "builtins",
+                                "__qualname__": name, "__doc__": f"{name}({', '.join(base._fields)})"})
 
 
 AccountInfo = namedtuple(

@@ -199,6 +199,47 @@ class Simulator:
                 if acct.orders:
                     trading.expire_orders(acct, self._now)
 
+    # --- balance operations ----------------------------------------------------------------
+    BALANCE_OPERATIONS = {"balance": C.DEAL_TYPE_BALANCE, "credit": C.DEAL_TYPE_CREDIT,
+                          "correction": C.DEAL_TYPE_CORRECTION, "bonus": C.DEAL_TYPE_BONUS,
+                          "charge": C.DEAL_TYPE_CHARGE}
+
+    def balance_operation(self, login: int, amount: float, kind: str = "balance", comment: str = "") -> dict:
+        """A deposit (amount > 0) or withdrawal (< 0) made by the broker, as MT5 records it:
+        a deal of type ``DEAL_TYPE_BALANCE`` (``kind`` "credit", "correction", "bonus",
+        "charge" for the other balance-operation types) with the amount in ``profit``, no
+        symbol, no position. Balance (credit for "credit") moves at once. A withdrawal
+        larger than the free margin (or than the credit) is refused with ValueError, as a
+        broker refuses it. Returns the deal ticket and the account's new money."""
+        if kind not in self.BALANCE_OPERATIONS:
+            raise ValueError(f"kind must be one of {', '.join(self.BALANCE_OPERATIONS)}, got {kind!r}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount == 0:
+            raise ValueError(f"amount must be a non-zero number, got {amount!r}")
+        with self.lock:
+            if login not in self.accounts:
+                raise ValueError(f"unknown login {login!r}")
+            acct = self.accounts[login]
+            amount = round(float(amount), 2)
+            _profit, _equity, _margin, free, _level = acct.metrics()
+            if amount < 0 and kind == "credit" and -amount > acct.credit + 1e-9:
+                raise ValueError(f"credit is {acct.credit:.2f}: cannot take back {-amount:.2f}")
+            if amount < 0 and -amount > free + 1e-9:
+                raise ValueError(f"free margin is {free:.2f}: cannot withdraw {-amount:.2f}")
+            broker = acct.broker
+            dtype = self.BALANCE_OPERATIONS[kind]
+            text = comment or {"balance": "Deposit" if amount > 0 else "Withdrawal"}.get(kind, kind.capitalize())
+            deal = Deal(broker.deal_ticket(), 0, broker.clock.to_server(self._now), dtype, C.DEAL_ENTRY_IN, 0, 0,
+                        C.DEAL_REASON_CLIENT, 0.0, 0.0, 0.0, 0.0, amount, 0.0, "", text[:self.comment_limit])
+            acct.hist_deals.append(deal)
+            if kind == "credit":
+                acct.credit = round(acct.credit + amount, 2)
+            else:
+                acct.balance = round(acct.balance + amount, 2)
+            self.activity = True
+            _profit, equity, _margin, _free, _level = acct.metrics()
+            return {"login": login, "deal": deal.ticket, "kind": kind, "type": dtype, "amount": amount,
+                    "time_msc": deal.time_msc, "balance": acct.balance, "credit": acct.credit, "equity": equity}
+
     # --- faults --------------------------------------------------------------------------
     def inject_fault(self, login: int, kind: str, **params: Any) -> None:
         with self.lock:

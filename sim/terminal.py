@@ -9,7 +9,9 @@ so the ZeroMQ server can forward every call.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
+import inspect
 import re
 import time
 from datetime import datetime
@@ -23,8 +25,9 @@ from .constants import PACKAGE_VERSION
 from . import money as M
 from . import trading
 from .market import TIMEFRAME_SECONDS, Feed
+from .helpers import PackageHelpers
 from .records import (
-    REQUEST_FLOAT_FIELDS, REQUEST_INT_FIELDS, REQUEST_STR_FIELDS, AccountInfo, BookInfo,
+    RECORD_TYPES, REQUEST_FLOAT_FIELDS, REQUEST_INT_FIELDS, REQUEST_STR_FIELDS, AccountInfo, BookInfo,
     OrderCheckResult, OrderSendResult, SymbolInfo, TerminalInfo, Tick, TradeRequest,
 )
 from .state import AccountState
@@ -70,6 +73,26 @@ def to_seconds(value: Any) -> int:
     raise _Fail(INVALID_PARAMS)
 
 
+def _keywords(fail_value: Any):
+    """Decorator for the functions that take keywords: an unknown keyword answers
+    ``fail_value`` with (-2, 'Terminal: Invalid params'), as the package does
+    (``history_deals_get(d1, d2, datetime_from=1)`` -> None), instead of a TypeError.
+    ``inspect.signature`` still shows the real parameters."""
+    def wrap(fn):
+        P = inspect.Parameter
+        known = frozenset(p.name for p in inspect.signature(fn).parameters.values()
+                          if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY))
+
+        @functools.wraps(fn)
+        def call(self, *args, **kwargs):
+            if kwargs and not known.issuperset(kwargs):
+                self._error = INVALID_PARAMS
+                return fail_value
+            return fn(self, *args, **kwargs)
+        return call
+    return wrap
+
+
 def _group_matcher(group: str):
     masks = [m.strip() for m in group.split(",") if m.strip()]
     inc = [m for m in masks if not m.startswith("!")] or ["*"]
@@ -83,8 +106,10 @@ def _group_matcher(group: str):
     return lambda name: bool(inc_rx.match(name)) and not (exc_rx and exc_rx.match(name))
 
 
-class Terminal:
-    """Module-like MT5 terminal. Constants are class attributes (``mt5.ORDER_TYPE_BUY``)."""
+class Terminal(PackageHelpers):
+    """Module-like MT5 terminal. Constants and record types are class attributes
+    (``mt5.ORDER_TYPE_BUY``, ``mt5.TradePosition``); ``Buy``/``Sell``/``Close``/``_RawOrder``
+    come from ``sim.helpers``."""
 
     __version__ = PACKAGE_VERSION
     __author__ = "MetaQuotes Ltd."
@@ -154,6 +179,7 @@ class Terminal:
             or not isinstance(timeout, Integral) or isinstance(timeout, bool) or timeout <= 0
             or not isinstance(portable, bool))
 
+    @_keywords(False)
     def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
                    server: str | None = None, timeout: int = 60000, portable: bool = False) -> bool:
         if (path is not None and not isinstance(path, str)) or self._bad_args(login, password, server,
@@ -234,6 +260,7 @@ class Terminal:
             return AUTH_FAILED
         return None
 
+    @_keywords(False)
     def login(self, login: int, password: str | None = None, server: str | None = None,
               timeout: int = 60000) -> bool:
         self._latency()
@@ -307,6 +334,7 @@ class Terminal:
     def symbols_total(self) -> int:
         return self._call(0, lambda a: len(a.broker.feeds))
 
+    @_keywords(None)
     def symbols_get(self, group: str | None = None):
         def run(acct: AccountState):
             if group is not None and not isinstance(group, str):
@@ -404,11 +432,13 @@ class Terminal:
         return self._call(None, run)
 
     # --- history of prices -----------------------------------------------------------------
-    def _rates(self, acct: AccountState, symbol: Any, timeframe: Any) -> np.ndarray:
+    # Bars come from the world's deep history (``history_days``, generated from the seed)
+    # followed by the live M1 ring; see Feed.bars_* in sim/market.py.
+    def _timeframe(self, acct: AccountState, symbol: Any, timeframe: Any) -> Feed:
         f = self._feed(acct, symbol)
-        if not isinstance(timeframe, Integral) or timeframe not in TIMEFRAME_SECONDS:
+        if not isinstance(timeframe, Integral) or isinstance(timeframe, bool) or timeframe not in TIMEFRAME_SECONDS:
             raise _Fail(INVALID_PARAMS)
-        return f.rates(int(timeframe))
+        return f
 
     @staticmethod
     def _count(count: Any) -> int:
@@ -419,26 +449,29 @@ class Terminal:
     def copy_rates_from(self, symbol, timeframe, date_from, count, /):
         def run(acct):
             n = self._count(count)
-            bars = self._rates(acct, symbol, timeframe)
-            bars = bars[bars["time"] <= to_seconds(date_from)]
-            return bars[len(bars) - n:] if n else bars[:0]
+            f = self._timeframe(acct, symbol, timeframe)
+            return f.bars_until(int(timeframe), to_seconds(date_from), n)
         return self._call(None, run)
 
     def copy_rates_from_pos(self, symbol, timeframe, start_pos, count, /):
         def run(acct):
             n = self._count(count)
-            if not isinstance(start_pos, Integral) or start_pos < 0:
+            if not isinstance(start_pos, Integral) or isinstance(start_pos, bool) or start_pos < 0:
                 raise _Fail(INVALID_PARAMS)
-            bars = self._rates(acct, symbol, timeframe)
-            end = max(0, len(bars) - int(start_pos))
-            return bars[max(0, end - n):end]
+            f = self._timeframe(acct, symbol, timeframe)
+            return f.bars_from_pos(int(timeframe), int(start_pos), n)
         return self._call(None, run)
 
     def copy_rates_range(self, symbol, timeframe, date_from, date_to, /):
         def run(acct):
-            bars = self._rates(acct, symbol, timeframe)
+            f = self._timeframe(acct, symbol, timeframe)
             lo, hi = to_seconds(date_from), to_seconds(date_to)
-            out = bars[(bars["time"] >= lo) & (bars["time"] <= hi)]
+            first, last = f.earliest_s(), f.latest_s()
+            if first is not None:  # refuse an oversized range before generating it
+                span = min(hi, last) - max(lo, first)
+                if span > 4 * MAXBARS * TIMEFRAME_SECONDS.get(int(timeframe), 86400) and int(timeframe) != C.TIMEFRAME_MN1:
+                    raise _Fail(INVALID_PARAMS)
+            out = f.bars_between(int(timeframe), lo, hi)
             if len(out) > MAXBARS:
                 raise _Fail(INVALID_PARAMS)
             return out
@@ -487,6 +520,7 @@ class Terminal:
     def orders_total(self):
         return self._call(None, lambda a: len(a.orders))
 
+    @_keywords(None)
     def orders_get(self, *, symbol: str | None = None, group: str | None = None, ticket: int | None = None):
         def run(acct):
             sel = self._filter(acct.orders.values(), lambda o: o.symbol, lambda o: o.ticket, symbol, group, ticket)
@@ -496,6 +530,7 @@ class Terminal:
     def positions_total(self):
         return self._call(None, lambda a: len(a.positions))
 
+    @_keywords(None)
     def positions_get(self, *, symbol: str | None = None, group: str | None = None, ticket: int | None = None):
         def run(acct):
             sel = self._filter(acct.positions.values(), lambda p: p.symbol, lambda p: p.ticket, symbol, group, ticket)
@@ -530,6 +565,7 @@ class Terminal:
                                      None, None, None))
         return self._call(None, run)
 
+    @_keywords(None)
     def history_orders_get(self, date_from=None, date_to=None, /, group=None, *, ticket=None, position=None):
         def run(acct):
             sel = self._history(acct.hist_orders, lambda o: o.time_setup_msc, lambda o: o.ticket,
@@ -543,6 +579,7 @@ class Terminal:
                                      None, None, None))
         return self._call(None, run)
 
+    @_keywords(None)
     def history_deals_get(self, date_from=None, date_to=None, /, group=None, *, ticket=None, position=None):
         def run(acct):
             # ticket= matches DEAL_ORDER (the documented key), position= matches position_id
@@ -668,6 +705,6 @@ class Terminal:
         return result
 
 
-for _name, _value in C.EXPORTED.items():
+for _name, _value in {**C.EXPORTED, **RECORD_TYPES}.items():
     setattr(Terminal, _name, _value)
 del _name, _value

@@ -218,7 +218,7 @@ def _add_deal(acct: AccountState, *, order: int, dtype: int, entry: int, pos_id:
 
 
 def _commission(sym: SymbolDef, volume: float) -> float:
-    return -M.money(sym.commission_per_lot * volume)
+    return M.money(-sym.commission_per_lot * volume)  # M.money: a zero charge is 0.0, not -0.0
 
 
 def _hist_order(acct: AccountState, *, ticket: int, symbol: str, otype: int, volume: float, price_req: float,

@@ -141,6 +141,7 @@ class World:
     start_ms: int
     history_hours: float
     history_step_seconds: float
+    history_days: float
     tick_history: int
     bar_history: int
     underlyings: dict[str, UnderlyingDef]
@@ -413,6 +414,7 @@ def parse_world(data: Any, source: str = "<world>") -> World:
         source=source,
         start_ms=start_ms,
         history_hours=r.get(w, "history_hours", "world", "float", default=6.0, check=lambda v: 0 <= v <= 24 * 31, expected="hours in 0..744"),
+        history_days=r.get(w, "history_days", "world", "float", default=0.0, check=lambda v: 0 <= v <= 3660, expected="days in 0..3660"),
         history_step_seconds=r.get(w, "history_step_seconds", "world", "float", default=30.0, check=lambda v: v >= 1, expected="seconds >= 1"),
         tick_history=r.get(w, "tick_history", "world", "int", default=100_000, check=lambda v: v >= 100, expected="an int >= 100"),
         bar_history=r.get(w, "bar_history", "world", "int", default=20_000, check=lambda v: v >= 100, expected="an int >= 100"),

@@ -335,3 +335,14 @@ for _name in FAILURE_VALUES:
     if not hasattr(Mt5LinuxBridge, _name):
         setattr(Mt5LinuxBridge, _name, _make(_name))
 del _name
+
+
+def _install_record_types() -> None:
+    """``mt5.TradePosition`` & co. as on the package: the types replies are rebuilt as."""
+    from sim.records import RECORD_TYPES
+
+    for name, cls in RECORD_TYPES.items():
+        setattr(Mt5LinuxBridge, name, cls)
+
+
+_install_record_types()

@@ -24,6 +24,7 @@ from .clock import (
 from .config import DRAWDOWN_MODES, REFERENCE_MODES, RiskConfig, RiskConfigError, resolve_risk_config
 from .deals import Deal
 from .exposure import (
+    trades_opened_since,
     AccountRiskState,
     Decision,
     Exposure,

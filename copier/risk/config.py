@@ -16,7 +16,7 @@ from .profiles import PROFILES
 
 REFERENCE_MODES = ("balance", "max_balance_equity", "initial_plus_day_profit", "equity_high")
 DRAWDOWN_MODES = ("static", "eod_trailing", "intraday_trailing", "balance_trailing")
-LIMIT_BASES = ("initial", "reference")
+LIMIT_BASES = ("initial", "reference", "lower")  # "lower": the smaller of the two (conservative)
 
 
 class RiskConfigError(ValueError):
@@ -54,6 +54,9 @@ class RiskConfig:
     max_lots_per_symbol: float | None = None
     max_positions: int | None = None
     min_margin_level: float | None = None
+    margin_warn_level: float | None = 150.0  # % (equity / margin x 100): an alert below it, no action
+    max_total_lots: float | None = None  # all open positions of the account together
+    max_trades_per_day: int | None = None  # positions opened per firm trading day (seed 003 MAX_DAILY_TRADES)
     require_sl: bool = False
     actions_enabled: bool = True
     reset_snapshot_tolerance_s: float = 120.0
@@ -77,7 +80,12 @@ class RiskConfig:
             return self.daily_limit_money
         if self.daily_limit_pct is None:
             return None
-        base = reference if self.daily_limit_base == "reference" else self.initial_balance
+        if self.daily_limit_base == "reference":
+            base = reference
+        elif self.daily_limit_base == "lower":
+            base = min(reference, self.initial_balance) if self.initial_balance is not None else reference
+        else:
+            base = self.initial_balance
         return (base or 0.0) * self.daily_limit_pct / 100.0
 
     def overall_limit_amount(self) -> float | None:
@@ -94,7 +102,7 @@ _KEYS = {
     "overall_limit_money", "drawdown_mode", "trail_lock_at", "warn_at", "pause_at",
     "flatten_at", "max_risk_per_trade_pct", "max_lots_per_order", "max_lots_per_symbol",
     "max_positions", "min_margin_level", "require_sl", "actions_enabled",
-    "reset_snapshot_tolerance_s",
+    "reset_snapshot_tolerance_s", "margin_warn_level", "max_total_lots", "max_trades_per_day",
 }
 
 
@@ -219,6 +227,14 @@ def resolve_risk_config(risk: Mapping[str, Any] | None, *, is_master: bool = Fal
     ):
         raise RiskConfigError("max_positions", "a positive integer", max_positions)
 
+    max_trades = d.get("max_trades_per_day")
+    if max_trades is not None and (
+        not isinstance(max_trades, int) or isinstance(max_trades, bool) or max_trades < 1
+    ):
+        raise RiskConfigError("max_trades_per_day", "a positive integer", max_trades)
+    margin_warn = _num(d, "margin_warn_level", optional=True, lo=0, what="a margin level in % or null") \
+        if "margin_warn_level" in d else 150.0
+
     tolerance = _num(d, "reset_snapshot_tolerance_s", optional=True, lo=0, lo_open=False,
                      what="seconds >= 0")
     if tolerance is None:
@@ -253,6 +269,9 @@ def resolve_risk_config(risk: Mapping[str, Any] | None, *, is_master: bool = Fal
         max_lots_per_symbol=_num(d, "max_lots_per_symbol", optional=True, lo=0, what="a positive lot size"),
         max_positions=max_positions,
         min_margin_level=_num(d, "min_margin_level", optional=True, lo=0, what="a positive margin level in %"),
+        margin_warn_level=margin_warn,
+        max_total_lots=_num(d, "max_total_lots", optional=True, lo=0, what="a positive lot size"),
+        max_trades_per_day=max_trades,
         require_sl=bools["require_sl"],
         actions_enabled=bools["actions_enabled"],
         reset_snapshot_tolerance_s=tolerance,

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..models import AccountMetrics, Position, SymbolSpec
 from .config import RiskConfig
+from .deals import ENTRY_IN, Deal
 from .levels import Level
 from .rules import DAILY, OVERALL, evaluate
 from .tracker import TrackerState
@@ -82,8 +83,16 @@ def exposure_of(positions: Iterable[Position], specs: Mapping[str, SymbolSpec], 
     return Exposure(tuple(rows), lots, len(rows), total, unbounded)
 
 
-def exposure_breaches(config: RiskConfig, exp: Exposure) -> tuple[str, ...]:
-    """Standing exposure that violates the per-account limits (for alerts)."""
+def trades_opened_since(deals: Iterable[Deal], start_utc_ms: int, clock: Any) -> int:
+    """Positions opened (BUY/SELL deals with ``DEAL_ENTRY_IN``) at or after ``start_utc_ms``:
+    the trades-per-day count (copies, manual trades and EAs alike)."""
+    return sum(1 for d in deals if d.is_trade and d.entry == ENTRY_IN and clock.to_utc_ms(d.time_msc) >= start_utc_ms)
+
+
+def exposure_breaches(config: RiskConfig, exp: Exposure, trades_today: int | None = None) -> tuple[str, ...]:
+    """Standing exposure that violates the per-trade and per-account limits, for every
+    position on the account (copies, trades opened by hand, other EAs): missing SL,
+    risk at SL, lots per order, per symbol, in total, positions, trades today."""
     out = []
     for r in exp.positions:
         if r.unbounded and (config.require_sl or config.max_risk_per_trade_pct is not None):
@@ -99,6 +108,11 @@ def exposure_breaches(config: RiskConfig, exp: Exposure) -> tuple[str, ...]:
                 out.append(f"{sym}: {v} lots > {config.max_lots_per_symbol}")
     if config.max_positions is not None and exp.positions_count > config.max_positions:
         out.append(f"{exp.positions_count} positions > {config.max_positions}")
+    total = round(sum(exp.lots_by_symbol.values()), 8)
+    if config.max_total_lots is not None and total > config.max_total_lots + 1e-9:
+        out.append(f"{total:g} lots open > {config.max_total_lots:g} in total")
+    if config.max_trades_per_day is not None and trades_today is not None and trades_today > config.max_trades_per_day:
+        out.append(f"{trades_today} trades today > {config.max_trades_per_day}")
     return tuple(out)
 
 
@@ -122,6 +136,7 @@ class AccountRiskState:
     metrics: AccountMetrics
     now_server_ms: int
     positions: Sequence[Position] = ()
+    trades_today: int | None = None  # positions opened since the reset (for max_trades_per_day)
 
 
 @dataclass(frozen=True)
@@ -168,6 +183,15 @@ def pre_trade_check(state: AccountRiskState, proposed: ProposedOpen | tuple) -> 
             )
     if cfg.max_positions is not None and len(state.positions) + 1 > cfg.max_positions:
         reasons.append(f"{len(state.positions)} positions open, max {cfg.max_positions}")
+    if cfg.max_total_lots is not None:
+        held_all = round(sum(p.volume for p in state.positions), 8)
+        if held_all + proposed.volume > cfg.max_total_lots + 1e-9:
+            reasons.append(f"{held_all:g} + {proposed.volume:g} lots > max {cfg.max_total_lots:g} open in total")
+    if cfg.max_trades_per_day is not None:
+        if state.trades_today is None:
+            reasons.append("trades today unknown (no deal history), max_trades_per_day set: not opening blind")
+        elif state.trades_today + 1 > cfg.max_trades_per_day:
+            reasons.append(f"{state.trades_today} trades opened today, max {cfg.max_trades_per_day} per day")
 
     risk = risk_at_sl(proposed.side, proposed.volume, proposed.entry, proposed.sl,
                       proposed.tick_size, proposed.tick_value)

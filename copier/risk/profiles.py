@@ -1,7 +1,7 @@
 """Built-in rule sets, one per prop-firm program, named after what they model.
 
-Values were checked against the firms' published help pages on 2026-11-21 (sources
-in docs/risk.md). Firms change their rules: every value here is only a default,
+Values were checked against the firms' published help pages on 2026-11-21 and again on
+2026-11-30 (sources and dates per profile in docs/risk.md). Firms change their rules: every value here is only a default,
 overridable per account through the ``risk: {...}`` dict.
 """
 from __future__ import annotations
@@ -60,18 +60,32 @@ PROFILES: dict[str, dict[str, Any]] = {
         "drawdown_mode": "static",
         "trail_lock_at": None,
     },
-    # E8 One (preset): daily 3 % from the day's starting balance, 00:00 server;
+    # E8 One (preset): daily 3 % below the day's starting balance, 00:00 server;
     # 6 % trailing drawdown from the closed-balance high-water mark, updated at
-    # once, locking at the initial balance.
+    # once, locking at the initial balance. Whether the 3 % is of the initial capital
+    # or of the day's balance could not be confirmed on E8's own site: the smaller of
+    # the two is used ("lower"), the conservative choice.
     "e8_one": {
         "reference": "balance",
         "reset_time": "00:00",
         "reset_tz": "server",
         "daily_limit_pct": 3.0,
-        "daily_limit_base": "reference",
+        "daily_limit_base": "lower",
         "overall_limit_pct": 6.0,
         "drawdown_mode": "balance_trailing",
         "trail_lock_at": "initial",
+    },
+    # FundingPips 2-Step (Standard): daily 5 % of the higher of the day's starting balance
+    # and equity, reset 00:00 UTC+3 (platform time, fixed); max loss 10 % of initial, static.
+    "fundingpips_2step": {
+        "reference": "max_balance_equity",
+        "reset_time": "00:00",
+        "reset_tz": "Etc/GMT-3",
+        "daily_limit_pct": 5.0,
+        "daily_limit_base": "reference",
+        "overall_limit_pct": 10.0,
+        "drawdown_mode": "static",
+        "trail_lock_at": None,
     },
     # Your own rules: nothing enforced until you set it.
     "custom": {

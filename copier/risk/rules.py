@@ -16,7 +16,7 @@ from .config import RiskConfig
 from .deals import Deal
 from .levels import Action, Level, actions_for, level_for
 from .lock import Lock, is_locked
-from .tracker import TrackerState, observe
+from .tracker import TrackerState, observe, trading_equity
 
 DAILY = "daily_loss"
 OVERALL = "overall_loss"
@@ -107,8 +107,11 @@ def daily_reference(config: RiskConfig, st: TrackerState, metrics: AccountMetric
     """(reference, limit money, estimated) of today's daily-loss rule.
 
     * balance — balance at the reset; the loss is equity below it.
-    * max_balance_equity — max(balance, equity) at the reset; balance alone (flagged
-      estimated) when no snapshot was taken near the reset.
+    * max_balance_equity — max(balance, equity) at the reset. The equity then comes from
+      a snapshot near the reset or is rebuilt by the node (positions open at the reset
+      priced with M1 bars, ``equity_at_reset``); when neither could tell, the strictest
+      value the terminal allows is assumed: the day's equity high-water mark since the
+      node started (never below the balance at the reset), flagged estimated.
     * initial_plus_day_profit — FundedNext's wording: the allowance is the daily
       percentage of the initial balance *plus the profit banked today* (minus today's
       realised losses), measured from the current balance. The equity floor is the
@@ -121,7 +124,10 @@ def daily_reference(config: RiskConfig, st: TrackerState, metrics: AccountMetric
     if mode == "balance":
         ref = start_bal
     elif mode == "max_balance_equity":
-        ref = max(start_bal, st.day_start_equity) if st.day_start_equity is not None else start_bal
+        if st.day_start_equity is not None:
+            ref = max(start_bal, st.day_start_equity)
+        else:
+            ref = _highest(start_bal, st.day_equity_high)
     elif mode == "initial_plus_day_profit":
         realised = metrics.balance - start_bal
         base = config.daily_limit_amount(start_bal) or 0.0
@@ -174,6 +180,28 @@ def margin_rule(config: RiskConfig, metrics: AccountMetrics) -> RuleValue:
     )
 
 
+def margin_warning(config: RiskConfig, metrics: AccountMetrics) -> RuleValue:
+    """The default margin-level watch (``margin_warn_level``, 150 % unless set): an alert
+    (WARN) when equity / margin x 100 falls below it, never a pause or a flatten. The
+    used share reads ``warn_at`` x warn level / current level, so the warning starts
+    exactly at the level and the alert hysteresis works as for the other rules; it is
+    capped below the pause level. ``min_margin_level`` replaces it with the full rule."""
+    ml = metrics.margin_level
+    warn = config.margin_warn_level or 0.0
+    frac = 0.0 if ml is None else (config.warn_at * warn / ml if ml > 0 else float("inf"))
+    frac = min(frac, max(config.warn_at, config.pause_at - 1e-6))
+    return RuleValue(
+        rule=MARGIN,
+        used_money=None,
+        limit_money=None,
+        used_pct=frac * 100.0,
+        headroom_money=None,
+        level=min(level_for(frac, config.warn_at, config.pause_at, config.flatten_at), Level.WARN),
+        reference=warn,
+        value=ml,
+    )
+
+
 def evaluate(
     config: RiskConfig,
     state: TrackerState,
@@ -195,14 +223,16 @@ def evaluate(
     flags: list[str] = []
     if config.has_daily_limit:
         ref, limit, est = daily_reference(config, st, metrics)
-        rules.append(_rule(config, DAILY, ref, limit, metrics.equity, est))
+        rules.append(_rule(config, DAILY, ref, limit, trading_equity(metrics), est))
         if est:
             flags.append("reference_estimated")
     if config.has_overall_limit:
         peak, limit = overall_reference(config, st)
-        rules.append(_rule(config, OVERALL, peak, limit, metrics.equity, False))
+        rules.append(_rule(config, OVERALL, peak, limit, trading_equity(metrics), False))
     if config.min_margin_level is not None:
         rules.append(margin_rule(config, metrics))
+    elif config.margin_warn_level is not None:
+        rules.append(margin_warning(config, metrics))
 
     level = max((r.level for r in rules), default=Level.OK)
     locked = is_locked(st.lock, now_ms)

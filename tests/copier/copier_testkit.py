@@ -13,6 +13,7 @@ from copier.accounts import validate_account
 from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import Link
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec
+from copier.pending_fills import ORDER_STATE_CANCELED, ORDER_STATE_FILLED, OrderFate
 from copier.planner import MasterView, PlanContext, plan
 from copier.reasons import (DEAL_ENTRY_IN, DEAL_ENTRY_INOUT, DEAL_ENTRY_OUT, DEAL_REASON_EXPERT, DEAL_REASON_SL, DEAL_TYPE_BUY,
                             DEAL_TYPE_SELL, Closure, DealRecord, classify_closure)
@@ -61,7 +62,7 @@ def closure(ident: int, cause: str = "sl", **kw) -> Closure:
 
 def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_orders=(), *, specs=None, quotes=None,
             netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None,
-            fifo: bool = False, closures=None) -> PlanContext:
+            fifo: bool = False, closures=None, order_fates=None) -> PlanContext:
     return PlanContext(
         slave=slave_cfg or cfg(),
         masters=masters if masters is not None else {MASTER: view()},
@@ -77,6 +78,7 @@ def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_or
         available_symbols=available,
         slave_fifo_close=fifo,
         closures=closures or {},
+        order_fates=order_fates or {},
     )
 
 
@@ -106,6 +108,10 @@ class SlaveModel:
         self.removed_orders: set[int] = set()  # orders this node removed (an Open may replace one)
         self.deals: list[DealRecord] = []  # the account's deal history (reasons from history)
         self.magic = 234000  # the copier's magic on this account (cfg default)
+        self.order_fates: dict[int, OrderFate] = {}  # the account's order history: what became of its orders
+        for p in self.positions.values():  # positions given at start were opened by a deal, as on a terminal
+            self._record(p.identifier, DEAL_ENTRY_IN, p.side, p.volume, comment=p.comment,
+                         magic=self.magic if p.comment.startswith("cH") else 0)
 
     def _ticket(self) -> int:
         self.next_ticket += 1
@@ -119,6 +125,7 @@ class SlaveModel:
 
     def ctx(self, slave_cfg, masters, **kw) -> PlanContext:
         kw.setdefault("closures", self.closures(slave_cfg.magic))
+        kw.setdefault("order_fates", self.fates())
         return context(slave_cfg, masters, list(self.links.values()), list(self.positions.values()), list(self.orders.values()),
                        netting=self.netting, fifo=self.fifo, **kw)
 
@@ -126,6 +133,25 @@ class SlaveModel:
         """What the node reads: the deals of every OPEN link's vanished slave position, classified."""
         gone = {l.slave_ticket for l in self.links.values() if l.status == "OPEN" and l.slave_ticket} - set(self.positions)
         return {t: classify_closure(self.deals, position_id=t, magic=magic) for t in gone}
+
+    def fates(self) -> dict[int, OrderFate]:
+        """What the node reads (netting): the history of every OPEN order link's vanished copy."""
+        gone = {l.slave_ticket for l in self.links.values() if l.status == "OPEN" and l.kind == "order" and l.slave_ticket}
+        gone -= set(self.orders) | set(self.positions)
+        return {t: self.order_fates[t] for t in gone if t in self.order_fates}
+
+    def fill_order(self, ticket: int) -> int:
+        """The slave's pending order triggers: one deal at its price (netting: adds to, reduces,
+        closes or reverses the symbol's position). Returns the position identifier."""
+        o = self.orders.pop(ticket)
+        ident = self._deal(o.symbol, o.side, o.volume, o.price_open, o.comment, o.sl, o.tp, order=ticket)
+        self.order_fates[ticket] = OrderFate(ticket, ORDER_STATE_FILLED, ident, o.volume, 0.0)
+        return ident
+
+    def cancel_order(self, ticket: int, state: int = ORDER_STATE_CANCELED) -> None:
+        """The slave's pending order goes unfilled (by hand, expired, rejected)."""
+        o = self.orders.pop(ticket)
+        self.order_fates[ticket] = OrderFate(ticket, state, 0, o.volume, o.volume)
 
     def _record(self, ident: int, entry: int, side: str, volume: float, *, reason: int = DEAL_REASON_EXPERT,
                 magic: int | None = None, comment: str = "") -> None:
@@ -144,8 +170,10 @@ class SlaveModel:
         return plan(self.ctx(slave_cfg, masters, **kw))
 
     # -------------------------------------------------------------- execution
-    def _deal(self, symbol: str, side: str, volume: float, price: float, comment: str, sl: float, tp: float) -> int:
-        """Market deal; returns the identifier of the position it opened/changed."""
+    def _deal(self, symbol: str, side: str, volume: float, price: float, comment: str, sl: float, tp: float,
+              order: int = 0) -> int:
+        """Market deal (or the fill of pending ``order``); returns the identifier of the position
+        it opened/changed (a new position's identifier is the order's ticket, as in MT5)."""
         self.clock += 1
         if self.netting:
             for p in list(self.positions.values()):
@@ -159,12 +187,13 @@ class SlaveModel:
                 if left > 1e-9:
                     self.positions[p.identifier] = replace(p, volume=left)
                 elif left < -1e-9:
-                    self.positions[p.identifier] = replace(p, side=side, volume=-left, price_open=price, ticket=self._ticket())
+                    self.positions[p.identifier] = replace(p, side=side, volume=-left, price_open=price, ticket=order or self._ticket(),
+                                                           comment=comment)  # MT5: the reversing order's ticket and comment
                 else:
                     del self.positions[p.identifier]
                 self._record(p.identifier, DEAL_ENTRY_OUT if left > -1e-9 else DEAL_ENTRY_INOUT, side, volume, comment=comment)
                 return p.identifier
-        ident = self._ticket()
+        ident = order or self._ticket()
         self._record(ident, DEAL_ENTRY_IN, side, volume, comment=comment)
         self.positions[ident] = Position(ticket=ident, identifier=ident, symbol=symbol, side=side, volume=volume,
                                          price_open=price, sl=sl, tp=tp, comment=comment, time_msc=self.clock)
@@ -221,7 +250,8 @@ class SlaveModel:
                 if a.purpose == "new":
                     self._upsert(key, kind="order", status="PENDING", symbol=a.symbol, master_symbol=a.master_symbol,
                                  direction="BUY" if a.order_type.startswith("BUY") else "SELL", master_direction=a.master_side,
-                                 master_volume=a.master_volume, slave_volume=a.volume, attempts=1, tag=a.comment)
+                                 master_volume=a.master_volume, slave_volume=a.volume, attempts=1, tag=a.comment,
+                                 lot_ratio=a.lot_ratio)
                 else:
                     self._upsert(key, attempts=self.links[key].attempts + 1)
                 t = self._ticket()

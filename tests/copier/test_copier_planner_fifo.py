@@ -7,7 +7,9 @@ from copier.links import Link
 from copier.models import Position
 from copier.planner import plan
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, context, mpos, view
+from dataclasses import replace
+
+from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, view
 
 A, B = 11, 12
 
@@ -115,10 +117,10 @@ def test_sltp_follows_the_link_after_re_pointing():
 
 def test_a_copy_closed_on_the_slave_is_not_reopened_and_not_replaced():
     m = model()
-    del m.positions[901]  # A' hit its SL on the slave; the master still holds A and B
+    m.close_on_slave(901)  # A' hit its SL on the slave; the master still holds A and B
     masters = {MASTER: view([mpos(A, volume=0.10), mpos(B, volume=0.10)])}
     (mc,) = m.plan(cfg(), masters)
-    assert isinstance(mc, MarkClosed) and (mc.master_ticket, mc.reason) == (A, "closed on slave")
+    assert isinstance(mc, MarkClosed) and (mc.master_ticket, mc.reason, mc.cause) == (A, "closed by SL on slave", "sl")
 
 
 def test_a_stale_master_freezes_the_pool():
@@ -129,7 +131,9 @@ def test_a_stale_master_freezes_the_pool():
 def test_a_left_behind_copy_is_not_an_orphan():
     # B is CLOSED already and A tracks nothing yet: B' belongs to the pool, it is re-pointed, never closed
     links = [link(A, 901), link(B, 902, status="CLOSED")]
-    actions = plan(context(cfg(), {MASTER: view([mpos(A, volume=0.10)])}, links, [spos(902, B, t=2)], fifo=True))
+    ctx = context(cfg(), {MASTER: view([mpos(A, volume=0.10)])}, links, [spos(902, B, t=2)], fifo=True)
+    assert plan(ctx) == []  # A' is gone and its deals are not read yet: the pool waits
+    actions = plan(replace(ctx, closures={901: closure(901, "own")}))  # the copier closed A' (in B's place)
     assert [type(a) for a in actions] == [Adopt] and actions[0].slave_ticket == 902
 
 
@@ -138,3 +142,76 @@ def test_master_add_tops_up_the_pool():
     masters = {MASTER: view([mpos(A, volume=0.20), mpos(B, volume=0.10)])}  # netting master added 0.10 to A
     (o,) = m.plan(cfg(), masters)
     assert isinstance(o, Open) and o.purpose == "add" and o.volume == 0.10 and o.master_ticket == A
+
+
+# ---------------------------------------------------------------- flips and reasons from history in a pool
+def sides(m):
+    return sorted((p.side, p.volume, p.comment) for p in m.positions.values())
+
+
+def test_a_flip_on_a_fifo_follower_follows_the_master_to_its_new_side():
+    """Netting master: BUY 0.10 -> one SELL 0.20 deal -> SELL 0.10, same identifier. The FIFO
+    follower closes its BUY copy and opens SELL 0.10 for the same link (not just a close)."""
+    m = SlaveModel(fifo=True, links=[link(A, 901)], positions=[spos(901, A, t=1)])
+    masters = {MASTER: view([mpos(A, side="SELL", volume=0.10)])}
+    actions = m.plan(cfg(), masters)
+    (fl,) = [a for a in actions if type(a).__name__ == "Flip"]
+    (c,) = [a for a in actions if isinstance(a, Close)]
+    (o,) = [a for a in actions if isinstance(a, Open)]
+    assert (fl.direction, fl.status) == ("SELL", "PENDING")
+    assert (c.slave_ticket, c.master_ticket, c.ends_link) == (901, A, False) and c.reason.startswith("master flipped")
+    assert (o.side, o.volume, o.master_ticket, o.purpose) == ("SELL", 0.1, A, "retry")
+    settle(m, masters)
+    assert m.refused == [] and sides(m) == [("SELL", 0.1, make_tag(MASTER, A))]
+    assert (m.links[(MASTER, A)].status, m.links[(MASTER, A)].direction) == ("OPEN", "SELL")
+
+
+def test_a_flip_behind_an_older_copy_closes_the_oldest_and_re_points():
+    """A' (oldest) and F' are BUY copies; F's master flips to SELL. The broker only lets the
+    oldest BUY go: A' is closed (booked to F, which lives on), F' is re-pointed to A, and F
+    is opened on the SELL side."""
+    F = 13
+    m = SlaveModel(fifo=True, links=[link(A, 901), link(F, 903)], positions=[spos(901, A, t=1), spos(903, F, t=2)])
+    masters = {MASTER: view([mpos(A, volume=0.10), mpos(F, side="SELL", volume=0.10)])}
+    actions = m.plan(cfg(), masters)
+    (c,) = [a for a in actions if isinstance(a, Close)]
+    assert (c.slave_ticket, c.master_ticket, c.ends_link) == (901, F, False) and "FIFO" in c.reason
+    settle(m, masters)
+    assert m.refused == []
+    assert sides(m) == [("BUY", 0.1, make_tag(MASTER, F)), ("SELL", 0.1, make_tag(MASTER, F))]
+    a, f = m.links[(MASTER, A)], m.links[(MASTER, F)]
+    assert (a.status, a.slave_ticket) == ("OPEN", 903)  # A now tracks F'
+    assert (f.status, f.direction) == ("OPEN", "SELL")
+    # the master then closes A: F' goes, the SELL stays
+    masters = {MASTER: view([mpos(F, side="SELL", volume=0.10)])}
+    settle(m, masters)
+    assert sides(m) == [("SELL", 0.1, make_tag(MASTER, F))] and m.links[(MASTER, A)].status == "CLOSED"
+
+
+def test_a_pool_records_a_slave_side_close_with_its_cause_and_never_reopens():
+    from copier.reasons import DEAL_REASON_CLIENT, DEAL_REASON_TP
+
+    for reason, text, cause in ((DEAL_REASON_TP, "closed by TP on slave", "tp"),
+                                (DEAL_REASON_CLIENT, "closed by hand on slave", "manual")):
+        m = model()
+        m.close_on_slave(902, reason=reason, comment="")
+        masters = {MASTER: view([mpos(A, volume=0.10), mpos(B, volume=0.10)])}
+        (mc,) = m.plan(cfg(), masters)
+        assert (mc.master_ticket, mc.reason, mc.cause) == (B, text, cause)
+        settle(m, masters)
+        assert held(m) == 0.10 and m.links[(MASTER, B)].status == "CLOSED" and m.links[(MASTER, A)].status == "OPEN"
+
+
+def test_a_pool_own_close_is_re_pointed_or_recorded_never_reopened():
+    # the copier closed A' itself (its reply lost) and nothing is left to re-point: recorded as the copier's
+    m = SlaveModel(fifo=True, links=[link(A, 901)], positions=[spos(901, A, t=1)])
+    m.close_on_slave(901, reason=3, magic=234000, comment=make_tag(MASTER, A))  # DEAL_REASON_EXPERT, our magic and tag
+    masters = {MASTER: view([mpos(A, volume=0.10)])}
+    (mc,) = m.plan(cfg(), masters)
+    assert mc.cause == "own" and mc.reason.startswith("closed by copyhub (deal #")
+    m.apply([mc])
+    assert m.plan(cfg(), masters) == []  # not reopened
+    # a vanished copy whose deals are not read yet: the pool waits
+    m = model()
+    del m.positions[901]
+    assert m.plan(cfg(), {MASTER: view([mpos(A, volume=0.10), mpos(B, volume=0.10)])}, closures={}) == []

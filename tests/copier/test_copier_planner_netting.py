@@ -118,11 +118,14 @@ def test_manual_net_position_is_left_alone_and_not_traded_into():
     assert [type(a).__name__ for a in acts] == ["MarkClosed"]
 
 
-def test_no_pending_orders_are_mirrored_on_netting_slaves():
+def test_pending_orders_are_mirrored_on_netting_slaves_unless_copy_pending_is_off():
+    from copier.actions import PlacePending
     from copier.models import PendingOrder
 
     order = PendingOrder(ticket=5, symbol="EURUSD", type="BUY_LIMIT", volume=1.0, price_open=1.09, contract_size=100000)
-    assert plan(ctx({MASTER: view([], [order])}, [], [])) == []
+    (a,) = plan(ctx({MASTER: view([], [order])}, [], []))
+    assert isinstance(a, PlacePending) and (a.symbol, a.order_type, a.volume, a.price) == ("EURUSD.c", "BUY_LIMIT", 1.0, 1.09)
+    assert plan(ctx({MASTER: view([], [order])}, [], [], cfg={"copy_pending": False})) == []
 
 
 def test_model_round_trip_two_masters():

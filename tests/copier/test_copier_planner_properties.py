@@ -144,6 +144,7 @@ op = st.one_of(
     st.tuples(st.just("fault"), st.sampled_from(["crash", "reject"])),
     st.tuples(st.just("move"), st.sampled_from(list(SYMBOLS)), st.sampled_from([-300, -30, 30, 300])),
     st.tuples(st.just("flip"), st.integers(0, 1), st.integers(0, 9), st.integers(1, 150)),  # netting master reversal
+    st.tuples(st.just("slave_fill"), st.integers(0, 9)),  # a slave's pending copy triggers first (netting: into the net)
 )
 
 
@@ -223,6 +224,10 @@ def apply_op(fleet: Fleet, model: SlaveModel, o, state: dict) -> None:
             fleet.positions[m][t] = Position(ticket=t, identifier=t, symbol=order.symbol, side="BUY", volume=order.volume,
                                              price_open=master_price(order.symbol, "BUY"),
                                              price_current=master_price(order.symbol, "BUY"), contract_size=100000)
+    elif kind == "slave_fill":
+        tagged = sorted(t for t, o in model.orders.items() if o.comment.startswith("cH"))
+        if tagged:
+            model.fill_order(tagged[o[1] % len(tagged)])
     elif kind == "cancel":
         orders = sorted(fleet.orders[m])
         if orders:

@@ -89,9 +89,29 @@ def test_restart_keeps_what_history_cannot_tell(env):
     assert info["day_start_equity"] == pytest.approx(seen["day_start_equity"])
     assert info["daily_reference"] == pytest.approx(seen["day_start_equity"])
     assert not info["reference_estimated"]
-    # without the persisted state the equity at the reset is unknown: flagged, never silent
+    # without the persisted state the equity at the reset is rebuilt from the M1 bars
+    # (the position open then, priced at the last bar before the reset)
+    env.store.delete_flag(state_key("A"))
+    rebuilt = env.guardian(risk, name="A", mt5=env.terminal()).status_info()
+    assert rebuilt["reference_source"] == "rebuilt" and not rebuilt["reference_estimated"]
+    assert rebuilt["day_start_equity"] == pytest.approx(seen["day_start_equity"], abs=30.0)
+    # and where the terminal cannot tell (no bars), the strictest reference: flagged, never silent
     env.store.delete_flag(state_key("A"))
     alerts = Alerts()
-    blind = env.guardian(risk, name="A", mt5=env.terminal(), alerts=alerts)
+    blind = env.guardian(risk, name="A", mt5=NoBars(env.terminal()), alerts=alerts)
     assert blind.status_info()["reference_estimated"] is True
+    assert blind.status_info()["reference_source"] == "assumed_strictest"
     assert [a.rule for a in alerts.sent][:1] == ["reference_estimated"]
+
+
+class NoBars:
+    """A terminal whose price history is empty (copy_rates_range gives None)."""
+
+    def __init__(self, mt5):
+        self._mt5 = mt5
+
+    def __getattr__(self, name):
+        return getattr(self._mt5, name)
+
+    def copy_rates_range(self, *a):
+        return None

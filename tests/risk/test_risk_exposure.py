@@ -96,3 +96,71 @@ def test_no_sl_is_flagged_and_refused_only_when_rules_need_an_sl():
     assert free.allowed and free.flags == ("no_sl",) and free.risk_money is None
     strict = pre_trade_check(account(99_000, require_sl=True), ProposedOpen("EURUSD", "SELL", 1.0, 1.1, 0.0, 0.00001, 1.0))
     assert not strict.allowed and "no SL" in strict.reason
+
+
+# ------------------------------------------------------------ issue 10: seed limits
+def test_total_open_lots_per_account():
+    c = resolve_risk_config({"profile": "ftmo_2step", "initial_balance": 100_000, "max_total_lots": 5})
+    exp = exposure_of([pos(1, volume=3.0), pos(2, volume=2.5, symbol="GBPUSD")], {"EURUSD": EURUSD}, 100_000)
+    assert exposure_breaches(c, exp) == ("5.5 lots open > 5 in total",)
+    d = pre_trade_check(account(100_000, [pos(1, volume=4.0)], max_total_lots=5),
+                        ProposedOpen("EURUSD", "BUY", 1.5, 1.1, 1.099, 0.00001, 1.0))
+    assert not d.allowed and "4 + 1.5 lots > max 5 open in total" in d.reason
+    assert pre_trade_check(account(100_000, [pos(1, volume=4.0)], max_total_lots=5),
+                           ProposedOpen("EURUSD", "BUY", 1.0, 1.1, 1.099, 0.00001, 1.0)).allowed
+
+
+def test_max_trades_per_day():
+    st = account(100_000, max_trades_per_day=10)
+    ok = pre_trade_check(AccountRiskState(**{**st.__dict__, "trades_today": 9}),
+                         ProposedOpen("EURUSD", "BUY", 0.1, 1.1, 1.099, 0.00001, 1.0))
+    assert ok.allowed
+    full = pre_trade_check(AccountRiskState(**{**st.__dict__, "trades_today": 10}),
+                           ProposedOpen("EURUSD", "BUY", 0.1, 1.1, 1.099, 0.00001, 1.0))
+    assert not full.allowed and "10 trades opened today, max 10 per day" in full.reason
+    blind = pre_trade_check(st, ProposedOpen("EURUSD", "BUY", 0.1, 1.1, 1.099, 0.00001, 1.0))
+    assert not blind.allowed and "trades today unknown" in blind.reason
+    c = st.config
+    assert exposure_breaches(c, exposure_of([], {}, 100_000), trades_today=11) == ("11 trades today > 10",)
+
+
+def test_trades_opened_since_counts_entries_only():
+    from risk_testkit import deal
+
+    from copier.risk import trades_opened_since
+    c = resolve_risk_config({"profile": "ftmo_2step", "initial_balance": 100_000, "reset_tz": "server"})
+    day = c.clock.to_utc_ms(srv(2026, 11, 20))
+    deals = [deal(srv(2026, 11, 19, 23), type="BUY", entry=0), deal(srv(2026, 11, 20, 1), type="BUY", entry=0),
+             deal(srv(2026, 11, 20, 2), type="SELL", entry=1), deal(srv(2026, 11, 20, 3), type="SELL", entry=0),
+             deal(srv(2026, 11, 20, 4), 100.0, type="BALANCE", entry=0)]
+    assert trades_opened_since(deals, day, c.clock) == 2
+
+
+def test_hand_opened_20_lot_position_breaches_the_per_order_limit():
+    c = resolve_risk_config({"profile": "ftmo_2step", "initial_balance": 100_000, "max_lots_per_order": 5,
+                             "max_risk_per_trade_pct": 1.0})
+    exp = exposure_of([pos(9, volume=20.0, sl=0.0)], {"EURUSD": EURUSD}, 100_000)
+    assert exposure_breaches(c, exp) == ("#9 EURUSD: no SL, risk unbounded", "#9 EURUSD: 20.0 lots > 5.0")
+
+
+def test_margin_warning_is_on_by_default_and_only_warns():
+    from copier.models import AccountMetrics
+    from copier.risk import Level
+    c = resolve_risk_config({"profile": "ftmo_2step", "initial_balance": 100_000})
+    assert c.margin_warn_level == 150.0
+    st = evaluate(c, TrackerState(), snap(100_000), srv(2026, 11, 20, 1, 0, 5)).state
+
+    def at(margin):
+        m = AccountMetrics(login=7, balance=100_000, equity=100_000, margin=margin, margin_free=100_000 - margin,
+                           profit=0.0)
+        return evaluate(c, st, m, srv(2026, 11, 20, 2)).rule("margin_level")
+
+    assert at(50_000).level == Level.OK  # 200 %
+    assert at(66_667).level == Level.WARN  # 149.999 %
+    low = at(500_000)  # 20 %: still a warning, never a pause or a flatten
+    assert low.level == Level.WARN and low.value == pytest.approx(20.0)
+    off = resolve_risk_config({"profile": "ftmo_2step", "initial_balance": 100_000, "margin_warn_level": None})
+    assert off.margin_warn_level is None
+    strict = resolve_risk_config({"profile": "ftmo_2step", "initial_balance": 100_000, "min_margin_level": 100})
+    m = AccountMetrics(login=7, balance=100_000, equity=100_000, margin=98_000, margin_free=2_000, profit=0.0)
+    assert evaluate(strict, st, m, srv(2026, 11, 20, 2)).rule("margin_level").level == Level.FLATTEN

@@ -139,6 +139,17 @@ def test_e8_one_balance_trailing_updates_at_once_and_locks_at_initial():
     assert ev.rule(OVERALL).floor_equity == 100_000  # locked at initial, not 101,000
 
 
+def test_e8_one_daily_basis_is_the_lower_of_initial_and_the_day_start():
+    """Unconfirmed on E8's site whether 3 % is of the initial or of the day's balance: the
+    smaller of the two, so the guardian is never looser than either reading."""
+    c = cfg("e8_one")
+    assert c.daily_limit_base == "lower"
+    up = evaluate(c, TrackerState(), snap(110_000), srv(2026, 11, 20, 0, 0, 1))
+    assert up.rule(DAILY).limit_money == pytest.approx(3_000)  # 3 % of 100,000, not of 110,000
+    down = evaluate(c, TrackerState(), snap(95_000), srv(2026, 11, 20, 0, 0, 1))
+    assert down.rule(DAILY).limit_money == pytest.approx(2_850)  # 3 % of 95,000, not of 100,000
+
+
 def test_equity_high_daily_reference_and_flatten_lock():
     c = cfg("custom", daily_limit_pct=4, reference="equity_high", reset_tz="server")
     st = evaluate(c, TrackerState(), snap(100_000), srv(2026, 11, 20, 0, 0, 1)).state
@@ -160,3 +171,15 @@ def test_intraday_trailing_follows_the_equity_high():
     # With a lock at initial the floor stops at 100,000.
     c2 = cfg("custom", overall_limit_pct=5, drawdown_mode="intraday_trailing", trail_lock_at="initial")
     assert evaluate(c2, st, snap(100_000, 102_000), srv(2026, 11, 20, 10)).rule(OVERALL).floor_equity == 100_000
+
+
+def test_fundingpips_2step_resets_at_midnight_utc_plus_3_on_the_higher_of_balance_and_equity():
+    from datetime import datetime, timezone
+
+    c = cfg("fundingpips_2step")  # server "ny_close": UTC+2 on 2026-01-14 (US winter)
+    st = evaluate(c, TrackerState(), snap(100_000, 102_000), srv(2026, 1, 14, 23, 0, 30)).state
+    assert st.day_start_utc_ms == int(datetime(2026, 1, 14, 21, tzinfo=timezone.utc).timestamp() * 1000)
+    ev = evaluate(c, st, snap(100_000, 98_000), srv(2026, 1, 15, 9))
+    d = ev.rule(DAILY)  # 5 % of max(100,000, 102,000) = 5,100; used 4,000
+    assert d.reference == 102_000 and d.limit_money == pytest.approx(5_100) and d.used_money == 4_000
+    assert ev.rule(OVERALL).floor_equity == 90_000

@@ -43,7 +43,8 @@ def run_tracker(c, deals, start_ms, end_ms, initial=100_000):
     state = evaluate(c, state, snap(initial), start_ms).state
     for t in events:
         bal = initial + sum(d.net for d in deals if d.time_msc <= t and d.affects_balance)
-        state = evaluate(c, state, snap(bal, bal - 50.0), t).state
+        # the node passes the deals when the balance moved (balance operations are capital)
+        state = evaluate(c, state, snap(bal, bal - 50.0), t, deals=[d for d in deals if d.time_msc <= t]).state
     return state, bal
 
 

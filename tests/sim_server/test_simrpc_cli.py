@@ -234,3 +234,44 @@ def test_trade_by_hand_is_recorded_as_client(server, acct, capsys):
     code, out, err = run(capsys, "close", *ep, ticket)
     assert code == 0, err
     assert mt5.history_deals_get(position=ticket)[-1].reason == 0  # closed by hand
+
+
+def _bid(capsys, ep, login, symbol) -> float:
+    code, out, err = run(capsys, "symbols", *ep, "--login", login, "--json")
+    assert code == 0, err
+    return next(s["bid"] for s in json.loads(out) if s["name"] == symbol)
+
+
+def test_fault_price_after_moves_the_price_once_right_after_the_named_read(server, acct, capsys):
+    login, symbol, _ = acct
+    ep = ["--endpoint", server]
+    before = _bid(capsys, ep, login, symbol)
+    target = round(before * 1.01, 3)
+    code, out, err = run(capsys, "fault", *ep, "--login", login, "price-after", "--call", "positions_get",
+                         "--symbol", symbol, "--bid", target, "--json")
+    assert code == 0 and json.loads(out) == {"login": login, "fault": "price_after", "call": "positions_get",
+                                             "symbol": symbol, "bid": target}, err
+    assert _bid(capsys, ep, login, symbol) == pytest.approx(before)  # armed: waits for the named read
+    code, _, err = run(capsys, "positions", *ep, "--login", login)
+    assert code == 0, err
+    assert _bid(capsys, ep, login, symbol) == pytest.approx(target)  # moved right after positions_get
+    code, _, err = run(capsys, "price", *ep, symbol, "--set", before)
+    assert code == 0, err
+    run(capsys, "positions", *ep, "--login", login)
+    assert _bid(capsys, ep, login, symbol) == pytest.approx(before)  # used up: once only
+    code, out, err = run(capsys, "fault", *ep, "--login", login, "price-after", "--call", "orders_get,positions_get",
+                         "--symbol", symbol, "--bid", target)
+    assert code == 0 and out.startswith(f"login {login}: price-after call=orders_get,positions_get"), err
+    run(capsys, "fault", *ep, "--login", login, "clear")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--symbol", "{symbol}", "--bid", "1.1"], "price-after needs --call"),
+    (["--call", "order_send", "--symbol", "{symbol}", "--bid", "1.1"], "fault refused"),
+    (["--call", "orders_get", "--symbol", "{symbol}", "--bid", "-1"], "fault refused"),
+])
+def test_fault_price_after_bad_input_is_one_line_and_exit_2(server, acct, capsys, extra, needle):
+    login, symbol, _ = acct
+    argv = ["fault", "--login", login, "price-after", *[a.format(symbol=symbol) for a in extra], "--endpoint", server]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err
