@@ -5,8 +5,9 @@
 One simulator server (ticking at 10 Hz; an order executes at the millisecond it arrives), one
 master account traded by the bench, and two followers of it side by side on the same broker:
 copyhub (bus proxy, master node, ``--slaves`` slave nodes) and bbstrader's ``TradeCopier``
-(unchanged, one process, ``--slaves`` destinations, polling every ``--peer-sleep`` s) through
-a ``MetaTrader5`` stand-in (bench/peer_mt5) that forwards to the same simulator. Every master
+(unchanged, one process, ``--slaves`` destinations, polling every ``--peer-sleep`` s) under
+``python -m sim run --endpoint`` (the simulator's ``MetaTrader5`` stand-in, sim/standin),
+bound to the same served world. Every master
 trade is copied by both at once, so both see the same market and the same load.
 
 Measured on the simulator's own clock (deal times of one world, no cross-process clocks):
@@ -104,10 +105,9 @@ def _import_peer_copier():
     return TradeCopier
 
 
-def peer_worker(endpoint: str, dests: list[int], sleeptime: float) -> None:
-    """Run bbstrader's copier: master → ``dests``, until killed."""
-    os.environ["COPYHUB_SIM_ENDPOINT"] = endpoint
-    sys.path.insert(0, str(ROOT / "bench" / "peer_mt5"))
+def peer_worker(dests: list[int], sleeptime: float) -> None:
+    """Run bbstrader's copier: master → ``dests``, until killed. Started through
+    ``python -m sim run --endpoint EP``, so ``import MetaTrader5`` is the simulator's stand-in."""
     TradeCopier = _import_peer_copier()
     source = {"login": MASTER_LOGIN, "server": BROKER, "path": _terminal_path(MASTER_LOGIN), "copy": True, "id": 1,
               "unique": False}
@@ -118,7 +118,6 @@ def peer_worker(endpoint: str, dests: list[int], sleeptime: float) -> None:
 
 def peer_available() -> str | None:
     try:
-        sys.path.insert(0, str(ROOT / "bench" / "peer_mt5"))
         spec = importlib.util.find_spec("bbstrader")
         if spec is None:
             return "bbstrader is not installed"
@@ -178,7 +177,10 @@ def run(slaves: int, trades: int, burst: int, peer_sleep: float) -> dict:
             for name in names:
                 fleet.wait_node_running(name, timeout=30)
             peer_log = open(tmp_path / "peer.out", "wb")
-            peer = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--peer-worker", "--endpoint", fleet.sim_endpoint,
+            # the peer runs unchanged under `python -m sim run` (issue 13's MetaTrader5 stand-in,
+            # bound to the same served world)
+            peer = subprocess.Popen([sys.executable, "-m", "sim", "run", "--endpoint", fleet.sim_endpoint,
+                                     "--login", str(MASTER_LOGIN), str(Path(__file__).resolve()), "--peer-worker",
                                      "--dests", ",".join(str(PEER_FIRST + i) for i in range(slaves)), "--peer-sleep", str(peer_sleep)],
                                     cwd=ROOT, env={**os.environ, "HOME": str(tmp_path), "USERPROFILE": str(tmp_path)},
                                     stdout=peer_log, stderr=subprocess.STDOUT)
@@ -244,7 +246,9 @@ def run(slaves: int, trades: int, burst: int, peer_sleep: float) -> dict:
                       60, "burst closes")
             except TimeoutError:
                 pass
-            orphans = {who: sum(len(t.positions_get(symbol=SYMBOL) or ()) for t in ts) for who, ts in followers.items()}
+            still = len(m.positions_get(symbol=SYMBOL) or ())  # new stray orders of the peer may have landed there
+            orphans = {who: sum(max(0, len(t.positions_get(symbol=SYMBOL) or ()) - still) for t in ts)
+                       for who, ts in followers.items()}
             # idle CPU
             time.sleep(2.0)
             procs = {"copyhub": [psutil.Process(fleet.procs[n].pid) for n in ["M", *names]], "peer": [psutil.Process(peer.pid)]}
@@ -279,11 +283,10 @@ def main() -> int:
     ap.add_argument("--peer-sleep", type=float, default=0.02, help="the peer's poll interval (s)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--peer-worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--endpoint", help=argparse.SUPPRESS)
     ap.add_argument("--dests", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer_worker:
-        peer_worker(args.endpoint, [int(x) for x in args.dests.split(",")], args.peer_sleep)
+        peer_worker([int(x) for x in args.dests.split(",")], args.peer_sleep)
         return 0
     missing = peer_available()
     if missing:
@@ -304,7 +307,7 @@ def main() -> int:
           f"{res['ratio']['burst']:>8.2f}")
     print(f"{'burst extra copies':22}{res['burst_extra_copies']['copyhub']:>10}{res['burst_extra_copies']['peer']:>10}")
     print(f"stray orders on the master account (sent by the peer to the wrong terminal): {res['stray_orders_on_master']}")
-    print(f"{'left open after closes':22}{res['orphans_after_burst']['copyhub']:>10}{res['orphans_after_burst']['peer']:>10}")
+    print(f"{'copies w/o master pos':22}{res['orphans_after_burst']['copyhub']:>10}{res['orphans_after_burst']['peer']:>10}")
     print(f"{'idle CPU % of a core':22}{res['idle_cpu_pct']['copyhub']:>10.1f}{res['idle_cpu_pct']['peer']:>10.1f}"
           f"{(res['ratio']['idle_cpu'] or float('nan')):>8.2f}")
     return 0
