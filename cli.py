@@ -19,7 +19,6 @@ nodes). Errors: one line on stderr, exit code 2. See docs/operations.md.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import socket
 import sys
@@ -34,14 +33,14 @@ if str(ROOT) not in sys.path:
 from config import settings  # noqa: E402
 from copier.accounts import AccountConfigError, terminal_conflicts, validate_account  # noqa: E402
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
-from fleet.operator import (FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX, RESET_PREFIX,  # noqa: E402
+from fleet import controls  # noqa: E402
+from fleet.operator import (KILL_SWITCH, RESET_PREFIX,  # noqa: E402
                             apply_assignments, parse_assignment, parse_since, top_level_changes)
 from fleet.report import format_table, status_row, status_table  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
 from monitoring.headroom import risk_rows, risk_table  # noqa: E402
-from monitoring.reports import (FORMATS, live_days, load_reports, render, request_live_reports,  # noqa: E402
-                                request_release)
+from monitoring.reports import FORMATS, live_days, load_reports, render, request_live_reports  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"
@@ -74,12 +73,7 @@ def iso(ms: Any) -> str:
 # =========================================================================== helpers
 def audit(store: Any, command: str, account: str | None = None, **data: Any) -> None:
     """Who did what, from where: every operator command lands in the events collection."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in some service contexts
-        user = "?"
-    store.add_event("operator_command", node=SENDER, account=account, level="info", command=command,
-                    user=user, host=socket.gethostname(), **data)
+    controls.audit(store, command, account, origin=SENDER, **data)
 
 
 def require_account(store: Any, name: str) -> dict[str, Any]:
@@ -380,54 +374,47 @@ def cmd_events(args: argparse.Namespace, store: Any) -> int:
         return EXIT_OK
 
 
+def _ctl_publisher(args: argparse.Namespace):
+    """``publish(target, command, **args) -> bool`` for fleet.controls: one fresh socket per message."""
+    return lambda target, command, **ctl_args: publish_ctl(args, target, command, **ctl_args)
+
+
+def _control(fn: Any, *a: Any, **kw: Any) -> dict[str, Any]:
+    try:
+        return fn(*a, origin=SENDER, **kw)
+    except controls.ControlError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_pause(args: argparse.Namespace, store: Any) -> int:
-    require_account(store, args.name)
-    store.set_flag(PAUSED_PREFIX + args.name, True)
-    sent = publish_ctl(args, args.name, "pause")
-    audit(store, "pause", args.name, published=sent)
-    emit(args, {"account": args.name, "paused": True, "published": sent},
-         f"{args.name} paused: no new opens (open copies are still managed); {bus_note(sent, f'ctl.{args.name} pause')}")
+    out = _control(controls.pause, store, args.name, publish=_ctl_publisher(args))
+    emit(args, out, f"{args.name} paused: no new opens (open copies are still managed); "
+                    f"{bus_note(out['published'], f'ctl.{args.name} pause')}")
     return EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace, store: Any) -> int:
-    require_account(store, args.name)
-    store.delete_flag(PAUSED_PREFIX + args.name)
-    sent = publish_ctl(args, args.name, "resume")
-    audit(store, "resume", args.name, published=sent)
-    note = "; the fleet kill switch is still ON" if store.get_flag(KILL_SWITCH) else ""
-    emit(args, {"account": args.name, "paused": False, "published": sent},
-         f"{args.name} resumed{note}; {bus_note(sent, f'ctl.{args.name} resume')}")
+    out = _control(controls.resume, store, args.name, publish=_ctl_publisher(args))
+    note = "; the fleet kill switch is still ON" if out.pop("kill_switch") else ""
+    emit(args, out, f"{args.name} resumed{note}; {bus_note(out['published'], f'ctl.{args.name} resume')}")
     return EXIT_OK
 
 
 def cmd_flatten(args: argparse.Namespace, store: Any) -> int:
-    doc = require_account(store, args.name)
-    if str(doc.get("type", "")).upper() != "SLAVE":
-        raise CliError(f"{args.name} is not a SLAVE account: flatten closes copied positions on slaves only")
+    _control(lambda *a, origin: controls.check_flatten(*a), store, args.name)
     confirm(args, f"close EVERY copied position on {args.name} and pause it?")
-    store.set_flag(PAUSED_PREFIX + args.name, True)  # else the next reconcile would copy again
-    store.set_flag(FLATTEN_PREFIX + args.name, now_ms())
-    sent = publish_ctl(args, args.name, "pause")
-    sent = publish_ctl(args, args.name, "flatten") and sent
-    audit(store, "flatten", args.name, published=sent)
-    emit(args, {"account": args.name, "flatten": True, "paused": True, "published": sent},
-         f"{args.name}: paused and flatten requested ({bus_note(sent, f'ctl.{args.name} flatten')}); "
-         f"python cli.py resume {args.name} to copy again")
+    out = _control(controls.flatten, store, args.name, publish=_ctl_publisher(args))
+    emit(args, out, f"{args.name}: paused and flatten requested ({bus_note(out['published'], f'ctl.{args.name} flatten')}); "
+                    f"python cli.py resume {args.name} to copy again")
     return EXIT_OK
 
 
 def cmd_kill_switch(args: argparse.Namespace, store: Any) -> int:
     on = args.state == "on"
-    if on:
-        store.set_flag(KILL_SWITCH, True)
-    else:
-        store.delete_flag(KILL_SWITCH)
-    sent = publish_ctl(args, "all", "pause" if on else "resume", reason="kill_switch")
-    audit(store, f"kill-switch {args.state}", None, published=sent)
+    out = _control(controls.kill_switch, store, on, publish=_ctl_publisher(args))
     text = ("KILL SWITCH ON: no new opens on any account" if on
             else "kill switch off: accounts not paused one by one copy again")
-    emit(args, {"kill_switch": on, "published": sent}, f"{text}; {bus_note(sent, 'ctl.all')}")
+    emit(args, out, f"{text}; {bus_note(out['published'], 'ctl.all')}")
     return EXIT_OK
 
 
@@ -475,10 +462,8 @@ def cmd_release(args: argparse.Namespace, store: Any) -> int:
     """Release an account's risk lock before the firm's next reset (an operator decision)."""
     require_account(store, args.name)
     confirm(args, f"release the risk lock on {args.name}? It will trade again")
-    doc = request_release(store, args.name, by=SENDER)
-    audit(store, "release", args.name)
-    emit(args, {"account": args.name, "release_requested": True, **doc},
-         f"lock release requested for {args.name}; its guardian applies it within one evaluation")
+    out = _control(controls.release, store, args.name)
+    emit(args, out, f"lock release requested for {args.name}; its guardian applies it within one evaluation")
     return EXIT_OK
 
 

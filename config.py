@@ -72,6 +72,11 @@ class Settings:
     # Risk loop.
     RISK_EVAL_INTERVAL_MS: int = 1000
     SNAPSHOT_INTERVAL_MS: int = 10000
+    # Monitor node (nodes/monitor.py): the web dashboard, JSON API and /metrics.
+    # Any bind other than loopback refuses to start without DASHBOARD_TOKEN (docs/monitor.md).
+    DASHBOARD_HOST: str = "127.0.0.1"
+    DASHBOARD_PORT: int = 8080
+    DASHBOARD_TOKEN: str = ""
     # Logging.
     LOG_DIR: str = "logs"
     LOG_LEVEL: str = "INFO"
@@ -116,6 +121,8 @@ class Settings:
 _VALIDATORS: dict[str, tuple[str, Any]] = {
     "ZMQ_PUB_PORT": ("a TCP port 1-65535", lambda v: 1 <= v <= 65535),
     "ZMQ_SUB_PORT": ("a TCP port 1-65535", lambda v: 1 <= v <= 65535),
+    "DASHBOARD_PORT": ("a TCP port 1-65535", lambda v: 1 <= v <= 65535),
+    "DASHBOARD_HOST": ("a host name or IP address", lambda v: bool(v) and " " not in v),
     "MASTER_POLL_INTERVAL_MS": ("an integer >= 1 (ms)", lambda v: v >= 1),
     "SLAVE_RECONCILE_INTERVAL_MS": ("an integer >= 10 (ms)", lambda v: v >= 10),
     "CONFIG_RELOAD_INTERVAL_MS": ("an integer >= 100 (ms)", lambda v: v >= 100),

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(banner(host=args.host, db_label=mask_url(db_url), log_dir=str(log_dir),
                      nodes=[(c.name, c.kind, c.sup.pid or c.sup.state.value) for c in fleet.children.values()],
                      cli_hint=f"python cli.py{cli_db} status", demo=args.demo, duration_s=args.duration,
-                     bus=f"{bus_pub} -> {bus_sub}"), flush=True)
+                     bus=f"{bus_pub} -> {bus_sub}", dashboard=dashboard_url(fleet)), flush=True)
         fleet.run(args.duration)
     except FleetError as exc:
         print(f"launcher: {exc}", file=sys.stderr)
@@ -154,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(store, fleet, started_ms)
     store.close()
     return code
+
+
+def dashboard_url(fleet: Fleet) -> str | None:
+    """The monitor's address for the banner, when this launcher runs it."""
+    if "monitor" not in fleet.children:
+        return None
+    host = settings.DASHBOARD_HOST
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{settings.DASHBOARD_PORT}/"
 
 
 def print_summary(store, fleet: Fleet, started_ms: int) -> None:

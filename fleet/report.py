@@ -193,12 +193,14 @@ def summary_text(summaries: Mapping[str, Mapping[str, Any]]) -> str:
 
 # ----------------------------------------------------------------------- banner
 def banner(*, host: str, db_label: str, log_dir: str, nodes: Sequence[tuple[str, str, Any]], cli_hint: str,
-           demo: bool, duration_s: float | None, bus: str) -> str:
+           demo: bool, duration_s: float | None, bus: str, dashboard: str | None = None) -> str:
     """What is running, where the logs are, how to watch and how to stop."""
     lines = ["", "copyhub fleet" + (" (demo, simulated brokers)" if demo else "") + f" on {host}",
              f"  store : {db_label}", f"  bus   : {bus}", f"  logs  : {log_dir}", "  nodes :"]
     for name, kind, pid in nodes:
         lines.append(f"    {name:<22} {kind:<8} pid {pid}")
+    if dashboard:
+        lines.append(f"  page  : {dashboard}  (dashboard, JSON API under /api/v1, /metrics)")
     lines.append(f"  watch : {cli_hint}")
     lines.append(f"          logs of each node: {log_dir}/master-<NAME>.log, slave-<NAME>.log;")
     lines.append(f"          its stdout/stderr: {log_dir}/<NAME>.out; launcher: {log_dir}/launcher.log")
