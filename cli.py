@@ -9,7 +9,10 @@
     python cli.py kill-switch on|off
     python cli.py reset NAME
 
-Every command takes ``--json``; the store comes from ``--db`` or COPYHUB_DATABASE_URL.
+Every command takes ``--json``; the store comes from ``--db``, else the settings
+(``--config``/COPYHUB_CONFIG settings file, COPYHUB_DATABASE_URL, default). A read-only
+command (status, links, events, report, accounts list/show, sizing, symbols) on a SQLite
+path that holds no store is an error: it never creates a new, empty store.
 Account edits are validated with the same rules the nodes load with, and refused with
 the error. Every operator command is written to the audit trail (kind
 ``operator_command``). Commands that steer nodes persist a flag (seen by a node that is
@@ -30,20 +33,25 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from config import settings  # noqa: E402
+from config import settings, settings_for  # noqa: E402
 from copier.accounts import AccountConfigError, terminal_conflicts, validate_account  # noqa: E402
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
+from db.urls import missing_store  # noqa: E402
 from fleet import controls  # noqa: E402
 from fleet.operator import (KILL_SWITCH, RESET_PREFIX,  # noqa: E402
                             apply_assignments, parse_assignment, parse_since, top_level_changes)
 from fleet.report import format_table, status_row, status_table  # noqa: E402
+from fleet.stale import clear_stale_node  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
 from monitoring.headroom import risk_rows, risk_table  # noqa: E402
+from utils.console import safe_console  # noqa: E402
 from monitoring.reports import FORMATS, live_days, load_reports, render, request_live_reports  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"
+# Commands that only read: on a SQLite path with no store they fail instead of creating one.
+READ_ONLY = frozenset({"status", "links", "events", "report", "sizing", "symbols", "accounts list", "accounts show"})
 SUBSCRIPTION_WAIT_S = 0.5
 
 
@@ -256,6 +264,7 @@ def acc_add(args: argparse.Namespace, store: Any) -> int:
     except DuplicateAccount:
         raise CliError(f"account {doc['name']!r} already exists (use accounts set to change it)") from None
     audit(store, "accounts add", doc["name"])
+    clear_stale_node(store, doc["name"])  # a node that exited 78 before the account existed
     emit(args, {"added": doc["name"]}, f"added account {doc['name']}")
     return EXIT_OK
 
@@ -270,6 +279,8 @@ def _update(args: argparse.Namespace, store: Any, name: str, new: dict[str, Any]
     if unsets:
         changed |= store.unset_account_fields(name, unsets)
     audit(store, command, name, changed=changed, **data)
+    if changed:
+        clear_stale_node(store, name)  # a CONFIG_ERROR its node wrote about the old document
     what = "changed" if changed else "unchanged (same values)"
     emit(args, {"account": name, "changed": changed, "set": sets, "unset": unsets}, f"account {name} {what}")
     return EXIT_OK
@@ -577,7 +588,9 @@ def cmd_symbols(args: argparse.Namespace, store: Any) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
-    common.add_argument("--db", default=argparse.SUPPRESS, help="store URL (default: COPYHUB_DATABASE_URL)")
+    common.add_argument("--db", default=argparse.SUPPRESS, help="store URL (default: from the settings)")
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help="settings file (default: COPYHUB_CONFIG, else copyhub.toml beside launcher.py)")
     common.add_argument("--bus-pub", default=argparse.SUPPRESS, help="proxy XSUB endpoint for ctl commands")
     p = _Parser(prog="python cli.py", description="copyhub operator CLI", parents=[common])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -652,14 +665,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """``status``, ``accounts list``, ... (for READ_ONLY)."""
+    return f"{args.command} {args.action}" if args.command == "accounts" else args.command
+
+
+def store_url_or_error(args: argparse.Namespace, cfg: Any) -> str:
+    """The store URL for this command; CliError when a read-only command names a SQLite
+    file that does not exist (and would otherwise be created empty)."""
+    url = args.db or cfg.database_url
+    missing = missing_store(url) if command_name(args) in READ_ONLY else None
+    if missing:
+        origin = "--db" if args.db else (f"settings: {cfg.source('DATABASE_URL')}" if cfg.DATABASE_URL
+                                         else f"settings: SQLITE_PATH, {cfg.source('SQLITE_PATH')}, home {cfg.home}")
+        raise CliError(f"no store at {missing} ({origin}); nothing to show. Start the launcher or run "
+                       "python setup_db.py first, or point --db / --config at the fleet's store")
+    return url
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    safe_console()
     args = build_parser().parse_args(argv)
+    cfg = settings_for(getattr(args, "config", None))
     # --json/--db/--bus-pub may come before or after the command (SUPPRESS defaults,
     # because parents share Action objects between parsers).
-    for key, default in (("json", False), ("db", None), ("bus_pub", settings.bus_pub_endpoint), ("bus_timeout", 1.0)):
+    for key, default in (("json", False), ("db", None), ("bus_pub", cfg.bus_pub_endpoint), ("bus_timeout", 1.0)):
         if not hasattr(args, key):
             setattr(args, key, default)
-    url = args.db or settings.database_url
+    try:
+        url = store_url_or_error(args, cfg)
+    except CliError as exc:
+        print(f"cli: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         store = open_store(url)
     except (StoreError, ValueError) as exc:

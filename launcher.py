@@ -4,6 +4,7 @@
     python launcher.py --host VPS-2         # accounts with host "VPS-2" (or no host)
     python launcher.py --demo               # everything on the simulator, isolated data dir
     python launcher.py --demo --duration 60 --data-dir ./demo-data
+    python launcher.py --config D:/copyhub/copyhub.toml   # settings file (else COPYHUB_CONFIG)
 
 Startup: bus proxy -> masters (each until its first status heartbeat) -> slaves ->
 monitor. Supervision rules, the fleet reconcile and the shutdown order are described in
@@ -23,13 +24,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
-from config import settings  # noqa: E402
+from config import DEFAULT_CONFIG_PATH, Settings, settings_for  # noqa: E402
 from db import StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import parse_store_url  # noqa: E402
-from fleet.demo import demo_accounts, pick_ports  # noqa: E402
+from fleet.demo import DemoPortBusy, demo_accounts, plan_demo_endpoints  # noqa: E402
 from fleet.report import banner, slave_summary, summary_text  # noqa: E402
 from fleet.runner import Fleet, FleetError, FleetOptions, SimOptions  # noqa: E402
 from fleet.supervision import Policy  # noqa: E402
+from utils.console import safe_console  # noqa: E402
 from utils.logging import setup_logging  # noqa: E402
 from utils.process import install_stop_handlers  # noqa: E402
 
@@ -37,6 +39,8 @@ from utils.process import install_stop_handlers  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python launcher.py", description="Start and supervise a copyhub fleet.")
     p.add_argument("--demo", action="store_true", help="run the demo fleet on the simulator in an isolated data dir")
+    p.add_argument("--config", default=None, metavar="PATH",
+                   help="settings file (default: COPYHUB_CONFIG, else copyhub.toml beside launcher.py if present)")
     p.add_argument("--host", default=socket.gethostname(),
                    help="run accounts with this host, or with none (default: this machine's name)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
@@ -83,27 +87,42 @@ def sqlite_url(path: Path) -> str:
     return "sqlite:///" + path.resolve().as_posix()
 
 
+def endpoints(args: argparse.Namespace, cfg: Settings) -> tuple[str, str, str, list[str]]:
+    """(bus_pub, bus_sub, sim_endpoint, notes) the launcher uses: the command line, else the
+    settings. The demo checks the configured ports first (fleet/demo.plan_demo_endpoints):
+    a busy default moves to a free port and says so in a note; a busy port that was set
+    explicitly raises DemoPortBusy."""
+    if not args.demo:
+        return (args.bus_pub or cfg.bus_pub_endpoint, args.bus_sub or cfg.bus_sub_endpoint,
+                args.sim_endpoint or cfg.SIM_ENDPOINT, [])
+    plan = plan_demo_endpoints(cfg, bus_pub=args.bus_pub, bus_sub=args.bus_sub, sim_endpoint=args.sim_endpoint)
+    return plan.bus_pub, plan.bus_sub, plan.sim_endpoint, plan.notes
+
+
 def main(argv: list[str] | None = None) -> int:
+    safe_console()
     args = build_parser().parse_args(argv)
+    cfg = settings_for(args.config)
+    try:
+        bus_pub, bus_sub, sim_endpoint, notes = endpoints(args, cfg)
+    except DemoPortBusy as exc:
+        print(f"launcher: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"launcher: {note}", flush=True)
     if args.demo:
         data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="copyhub-demo-")).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         db_url = absolute_db_url(args.db) if args.db else sqlite_url(data_dir / "copyhub.db")
         log_dir = Path(args.log_dir or data_dir / "logs").resolve()
-        pub_port, sub_port, sim_port = pick_ports([settings.ZMQ_PUB_PORT, settings.ZMQ_SUB_PORT, 5570])
-        bus_pub = args.bus_pub or f"tcp://127.0.0.1:{pub_port}"
-        bus_sub = args.bus_sub or f"tcp://127.0.0.1:{sub_port}"
-        sim_endpoint = args.sim_endpoint or f"tcp://127.0.0.1:{sim_port}"
         sim = SimOptions(seed=args.seed, trader_rate=args.trader_rate)
     else:
-        db_url = absolute_db_url(args.db or settings.database_url)
-        log_dir = Path(args.log_dir or settings.LOG_DIR).resolve()
-        bus_pub = args.bus_pub or settings.bus_pub_endpoint
-        bus_sub = args.bus_sub or settings.bus_sub_endpoint
-        sim_endpoint = args.sim_endpoint or settings.SIM_ENDPOINT
+        db_url = absolute_db_url(args.db or cfg.database_url)
+        log_dir = Path(args.log_dir or cfg.LOG_DIR).resolve()
         sim = None
-        data_dir = Path(args.data_dir or settings.DATA_DIR).resolve()
-    log = setup_logging("launcher", log_dir=log_dir, level=settings.LOG_LEVEL)
+        data_dir = Path(args.data_dir or cfg.DATA_DIR).resolve()
+    log = setup_logging("launcher", log_dir=log_dir, level=cfg.LOG_LEVEL, max_bytes=cfg.LOG_MAX_BYTES,
+                        backup_count=cfg.LOG_BACKUP_COUNT)
     try:
         store = open_store(db_url)
         if args.demo:
@@ -120,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                         log_dir=log_dir, host=args.host, nodes_dir=Path(args.nodes_dir).resolve(), policy=policy,
                         reconcile_interval_s=args.reconcile_interval, stats_interval_s=args.stats_interval,
                         master_wait_s=args.master_wait, stop_timeout_s=args.stop_timeout, sim=sim,
-                        monitor=not args.no_monitor, data_dir=data_dir, proxy=not args.no_proxy)
+                        monitor=not args.no_monitor, data_dir=data_dir, proxy=not args.no_proxy,
+                        config_file=str(cfg.config_file) if cfg.config_file else None)
     try:
         alerts = build_dispatcher_from_env(log)
     except AlertConfigError as exc:
@@ -138,11 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         fleet.start()
-        cli_db = "" if db_url == settings.database_url else f" --db {mask_url(db_url)}"
+        cli_db = "" if db_url == cfg.database_url else f" --db {mask_url(db_url)}"
+        cli_db += f" --config {cfg.config_file}" if cfg.config_file and cfg.config_file != DEFAULT_CONFIG_PATH else ""
         print(banner(host=args.host, db_label=mask_url(db_url), log_dir=str(log_dir),
                      nodes=[(c.name, c.kind, c.sup.pid or c.sup.state.value) for c in fleet.children.values()],
                      cli_hint=f"python cli.py{cli_db} status", demo=args.demo, duration_s=args.duration,
-                     bus=f"{bus_pub} -> {bus_sub}", dashboard=dashboard_url(fleet)), flush=True)
+                     bus=f"{bus_pub} -> {bus_sub}", dashboard=dashboard_url(fleet, cfg)), flush=True)
         fleet.run(args.duration)
     except FleetError as exc:
         print(f"launcher: {exc}", file=sys.stderr)
@@ -156,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def dashboard_url(fleet: Fleet) -> str | None:
+def dashboard_url(fleet: Fleet, cfg: Settings) -> str | None:
     """The monitor's address for the banner, when this launcher runs it."""
     if "monitor" not in fleet.children:
         return None
-    host = settings.DASHBOARD_HOST
+    host = cfg.DASHBOARD_HOST
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-    return f"http://{shown}:{settings.DASHBOARD_PORT}/"
+    return f"http://{shown}:{cfg.DASHBOARD_PORT}/"
 
 
 def print_summary(store, fleet: Fleet, started_ms: int) -> None:

@@ -6,8 +6,9 @@
     python setup_db.py --check         # validate every account, one line per problem
 
 Idempotent: accounts are inserted only when their name is new, so a second run (or a
-run after you edited an account) changes nothing. The store comes from ``--db`` or
-COPYHUB_DATABASE_URL (SQLite or MongoDB). Exit codes: 0 ok, 1 ``--check`` found
+run after you edited an account) changes nothing. The store comes from ``--db``, else
+the settings (``--config`` file, COPYHUB_DATABASE_URL, default: ``data/copyhub.db`` in the
+home folder), SQLite or MongoDB. Exit codes: 0 ok, 1 ``--check`` found
 problems, 2 the store could not be opened or written.
 """
 from __future__ import annotations
@@ -22,10 +23,11 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from config import settings  # noqa: E402
+from config import settings, settings_for  # noqa: E402
 from copier.accounts import validate_accounts  # noqa: E402
 from db import StoreError, mask_url, open_store  # noqa: E402
 from fleet.demo import demo_accounts, sample_accounts  # noqa: E402
+from utils.console import safe_console  # noqa: E402
 
 
 def insert_missing(store: Any, docs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -41,24 +43,30 @@ def insert_missing(store: Any, docs: list[dict[str, Any]]) -> tuple[list[str], l
     return added, kept
 
 
-def check(store: Any) -> list[dict[str, Any]]:
+def check(store: Any, cfg: Any = None) -> list[dict[str, Any]]:
     """Every problem in the stored accounts, each with its account and field."""
-    _configs, errors = validate_accounts(store.list_accounts(), default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE,
-                                         default_magic=settings.DEFAULT_MAGIC_NUMBER,
-                                         default_sim_endpoint=settings.SIM_ENDPOINT)
+    cfg = cfg or settings
+    _configs, errors = validate_accounts(store.list_accounts(), default_slippage=cfg.DEFAULT_SLIPPAGE_TOLERANCE,
+                                         default_magic=cfg.DEFAULT_MAGIC_NUMBER,
+                                         default_sim_endpoint=cfg.SIM_ENDPOINT)
     return [{"account": e.account, "field": e.field, "message": str(e)} for e in errors]
 
 
 def main(argv: list[str] | None = None) -> int:
+    safe_console()
     p = argparse.ArgumentParser(prog="python setup_db.py", description=__doc__.split("\n")[0])
-    p.add_argument("--db", default=None, help="store URL (default: COPYHUB_DATABASE_URL / settings)")
+    p.add_argument("--config", default=None, metavar="PATH",
+                   help="settings file (default: COPYHUB_CONFIG, else copyhub.toml beside launcher.py)")
+    p.add_argument("--db", default=None, help="store URL (default: from the settings)")
     p.add_argument("--sample", action="store_true", help="insert the seed's sample accounts")
     p.add_argument("--demo", action="store_true", help="insert the demo world's accounts")
-    p.add_argument("--sim-endpoint", default=settings.SIM_ENDPOINT, help="simulator endpoint for --demo accounts")
+    p.add_argument("--sim-endpoint", default=None, help="simulator endpoint for --demo accounts (default: SIM_ENDPOINT)")
     p.add_argument("--check", action="store_true", help="validate every account document")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
-    url = args.db or settings.database_url
+    cfg = settings_for(args.config)
+    args.sim_endpoint = args.sim_endpoint or cfg.SIM_ENDPOINT
+    url = args.db or cfg.database_url
     out: dict[str, Any] = {"store": mask_url(url), "indexes": "ok", "added": [], "kept": []}
     lines = []
     try:
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"  kept existing account {name} (not overwritten)")
         code = 0
         if args.check:
-            problems = check(store)
+            problems = check(store, cfg)
             out["problems"] = problems
             count = len(store.list_accounts())
             lines.append(f"checked {count} account(s): " + ("all valid" if not problems else f"{len(problems)} problem(s)"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
@@ -26,6 +27,19 @@ from copier.tags import master_hash
 
 MASTER = "MASTER"
 SLAVE = "SLAVE"
+# The one account-name rule (README "Accounts"): the name becomes a bus topic suffix
+# (pos.<name>, ctl.<name>), a log file name and a process name, so 1-64 ASCII letters,
+# digits, '_' or '-'; and none of the names the fleet uses for itself. The bus
+# (messaging.schema.is_valid_name) and the launcher apply the same rule.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RESERVED_NAMES = frozenset({"all", "launcher", "bus-proxy", "sim-server", "demo-trader", "monitor"})
+NAME_RULE = ("1-64 letters (A-Z, a-z), digits, '_' or '-' -- no spaces, dots or accents -- and not one of "
+             + ", ".join(sorted(RESERVED_NAMES)))
+
+
+def is_account_name(name: object) -> bool:
+    """True when ``name`` follows the account-name rule (``NAME_RULE``)."""
+    return isinstance(name, str) and bool(NAME_PATTERN.match(name)) and name not in RESERVED_NAMES
 SLTP_MODES = ("absolute", "distance")
 TERMINAL_KINDS = ("mt5", "mt5linux", "sim")
 IGNORED_KEYS = frozenset({"notes", "description", "created_at", "updated_at"})
@@ -279,6 +293,8 @@ def validate_account(doc: Mapping[str, Any], *, default_slippage: int = 50, defa
     account = raw_name if isinstance(raw_name, str) and raw_name.strip() else "<unnamed>"
     c = _Checker(doc, account)
     name = c.string("name", nonempty=True)
+    if not is_account_name(name):
+        raise c.fail("name", NAME_RULE, name)
     where = _find_password(doc, "")
     if where:
         raise c.fail(where, "absent: never store passwords in the account document; set 'terminal.password_env' to the name of an environment variable", REDACTED)

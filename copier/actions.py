@@ -69,6 +69,9 @@ class Close:
     magic: int = 0
     comment: str = ""
     ends_link: bool = True  # False: the link lives on even when this leaves nothing tagged
+    # netting reduction: the volume the master position (master_ticket) holds now, the one
+    # this close follows (recorded as the link's reduced_to); 0 when not a master reduction
+    master_volume_now: float = 0.0
 
     @property
     def deal_side(self) -> str:

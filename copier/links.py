@@ -12,7 +12,10 @@ planned again while the master holds it) -> OPEN (slave ticket known) -> CLOSED.
 ``master_volume``/``slave_volume`` are the volumes when the copy was first opened: partial
 closes and adds scale from them, so they never need rewriting - except on a flip (a netting
 master's position changed side under the same identifier), when they, ``direction`` and
-``master_direction`` are rewritten for the new side (``Flip``).
+``master_direction`` are rewritten for the new side (``Flip``). ``reduced_to`` (netting) is
+the master volume the last reduction booked to this copy followed, so the next reduction of
+the shared net position is booked to the master position that shrank since, not to one that
+shrank earlier.
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ class Link:
     # slave lots per master lot as sized, before rounding (0 = unknown: use slave/master volume);
     # a netting slave sums these to its net target (docs/copier.md, "Net target")
     lot_ratio: float = 0.0
+    reduced_to: float = 0.0  # netting: master volume at the last reduction booked to this copy (0 = none)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -76,7 +80,7 @@ class Link:
         for key in ("master_ticket", "slave_ticket", "attempts"):
             if key in data:
                 data[key] = int(data[key])
-        for key in ("master_volume", "slave_volume", "lot_ratio"):
+        for key in ("master_volume", "slave_volume", "lot_ratio", "reduced_to"):
             if key in data:
                 data[key] = float(data[key])
         data.setdefault("master_name", "")

@@ -247,15 +247,19 @@ def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
         if _sign(desired) != -_sign(actual) and abs(desired) < abs(actual):  # reduce, possibly to flat
             vol = pos.volume if abs(desired) < tol else floor_to_step(abs(diff) + tol, spec.volume_step)
             if vol >= spec.volume_min - EPS:
-                who = _culprit(pl, live, zero_reason)
-                reason = ("master closed" if who.key in zero_reason and abs(desired) < tol
-                          else zero_reason.get(who.key, "net target reduced (master partial close)"))
-                pl.out.append(_close(pl, who, pos, vol, reason, spec, zero_reason))
+                who, shrank_to = _culprit(pl, live, zero_reason)
+                if who.key in zero_reason:
+                    reason = "master closed" if abs(desired) < tol else zero_reason[who.key]
+                elif shrank_to is not None:
+                    reason = f"net target reduced (master partial close to {shrank_to:g})"
+                else:
+                    reason = "net target reduced (sizing or volume rounding; no master position was reduced)"
+                pl.out.append(_close(pl, who, pos, vol, reason, spec, zero_reason, master_volume_now=shrank_to or 0.0))
                 if vol < pos.volume - EPS:
                     _sync_levels(pl, pos, live, contrib, spec)
             return
         if _sign(desired) == -_sign(actual):  # direction change: flatten first, then open the new side
-            who = _culprit(pl, live, zero_reason)
+            who, _ = _culprit(pl, live, zero_reason)
             reason = FLIPPED if who.key in flipped else "net direction changed"
             pl.out.append(_close(pl, who, pos, pos.volume, reason, spec, zero_reason))
             actual = 0.0
@@ -352,25 +356,35 @@ def _replace_sltp(action: Open, pos: Position | None) -> Open:
     return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0, stops_note="")
 
 
-def _culprit(pl: "_Planner", live: dict, zero_reason: dict) -> Link:
-    """The copy a reduction is booked to: one whose master closed, else one whose master
-    volume shrank, else the first."""
+def _culprit(pl: "_Planner", live: dict, zero_reason: dict) -> tuple[Link, float | None]:
+    """The copy a reduction is booked to, and the master volume it follows: one whose master
+    closed (None), else the one whose master position shrank most (in slave lots) since the
+    last reduction booked to it (``Link.reduced_to``, else since the copy was opened), else
+    the first (None: no master position was reduced; the net target moved by sizing or
+    rounding). So every partial-close event names the master position it acts for."""
     for key in live:
         if key in zero_reason:
-            return live[key]
+            return live[key], None
+    best: tuple[float, Link, float] | None = None
     for link in live.values():
         mpos = pl.ctx.masters[link.master_name].state.positions.get(link.master_ticket)
-        if mpos is not None and mpos.volume < link.master_volume - EPS:
-            return link
-    return next(iter(live.values()))
+        ref = link.reduced_to if link.reduced_to > EPS else link.master_volume
+        if mpos is not None and mpos.volume < ref - EPS:
+            drop = (ref - mpos.volume) * link_ratio(link)
+            if best is None or drop > best[0] + EPS:
+                best = (drop, link, mpos.volume)
+    if best is not None:
+        return best[1], best[2]
+    return next(iter(live.values())), None
 
 
-def _close(pl: "_Planner", link: Link, pos: Position, volume: float, reason: str, spec, zero_reason: dict) -> Close:
+def _close(pl: "_Planner", link: Link, pos: Position, volume: float, reason: str, spec, zero_reason: dict,
+           master_volume_now: float = 0.0) -> Close:
     """A deal on the net position booked to ``link``; it ends the link only when that
     link's master position is gone (else the link lives on, fault 9 (b))."""
     return Close(link.master_name, link.master_ticket, pos.ticket, pos.symbol, pos.side, volume, pos.volume, reason,
                  pl.filling(spec), pl.cfg.slippage_tolerance, pl.cfg.magic, make_tag(*link.key),
-                 ends_link=link.key in zero_reason)
+                 ends_link=link.key in zero_reason, master_volume_now=master_volume_now)
 
 
 def _settled(pl: "_Planner", pos: Position | None, live: dict, contrib: dict, zero_reason: dict, spec) -> None:

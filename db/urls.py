@@ -72,6 +72,25 @@ def _secrets_of(url: str) -> tuple[str, ...]:
     return tuple(sorted({s for s in out if s}, key=len, reverse=True))
 
 
+def missing_store(url: str) -> str | None:
+    """The file a ``sqlite:///`` URL names, when it does not exist (else None).
+
+    Opening a SQLite store creates its file: a read-only command (``cli.py status``) run
+    against a path that holds no store must say so instead of answering from a new, empty
+    one. MongoDB URLs (the server is the judge) and ``:memory:`` always give None.
+    """
+    from pathlib import Path
+
+    try:
+        parsed = parse_store_url(url)
+    except ValueError:
+        return None
+    if parsed.scheme != "sqlite" or parsed.path == ":memory:":
+        return None
+    path = Path(parsed.path)
+    return None if path.exists() else str(path.resolve())
+
+
 def parse_store_url(url: str) -> StoreURL:
     """Parse ``sqlite:///path``, ``mongodb[+srv]://...[/db]`` or ``mongomock://db``.
 

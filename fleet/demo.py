@@ -11,6 +11,7 @@ a slippage skip that shows up in the exit summary.
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass, field
 from typing import Any
 
 DEMO_MASTER = "Demo_Master"
@@ -84,3 +85,60 @@ def pick_ports(preferred: list[int], host: str = "127.0.0.1") -> list[int]:
         else:
             chosen.append(free_port(host, set(chosen)))
     return chosen
+
+
+class DemoPortBusy(RuntimeError):
+    """A port the settings name explicitly is taken: the demo will not silently move it."""
+
+
+@dataclass(frozen=True)
+class DemoEndpoints:
+    bus_pub: str
+    bus_sub: str
+    sim_endpoint: str
+    notes: list[str] = field(default_factory=list)  # one line each for the operator (a moved port)
+
+
+def _tcp_host_port(endpoint: str) -> tuple[str, int] | None:
+    if not endpoint.startswith("tcp://"):
+        return None
+    host, _, port = endpoint[len("tcp://"):].rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return None
+
+
+def plan_demo_endpoints(settings: Any, *, bus_pub: str | None = None, bus_sub: str | None = None,
+                        sim_endpoint: str | None = None) -> DemoEndpoints:
+    """The demo's bus and simulator endpoints from the settings (``ZMQ_PUB_PORT``,
+    ``ZMQ_SUB_PORT``, ``BUS_HOST``, ``SIM_ENDPOINT``), each checked free before use.
+
+    An endpoint given on the command line is used as it is. A configured port that is busy:
+    when it was set explicitly (settings file or ``COPYHUB_*``), DemoPortBusy naming the
+    setting; when it is the default, a free port instead and a note saying so.
+    """
+    notes: list[str] = []
+    taken: set[int] = set()
+
+    def choose(name: str, host: str, port: int, scheme_rest: str = "") -> str:
+        if port not in taken and port_free(port, host):
+            taken.add(port)
+            return f"tcp://{host}:{port}"
+        if settings.explicit(name):
+            raise DemoPortBusy(f"demo: port {port} ({name}, from {settings.source(name)}) is in use; stop what "
+                               f"holds it, or set another {name}")
+        other = free_port(host, taken)
+        taken.add(other)
+        notes.append(f"demo: port {port} ({name} default) is in use; the demo uses {other} instead")
+        return f"tcp://{host}:{other}"
+
+    host = settings.BUS_HOST
+    pub = bus_pub or choose("ZMQ_PUB_PORT", host, settings.ZMQ_PUB_PORT)
+    sub = bus_sub or choose("ZMQ_SUB_PORT", host, settings.ZMQ_SUB_PORT)
+    if sim_endpoint:
+        sim = sim_endpoint
+    else:
+        hp = _tcp_host_port(settings.SIM_ENDPOINT)
+        sim = settings.SIM_ENDPOINT if hp is None else choose("SIM_ENDPOINT", hp[0], hp[1])
+    return DemoEndpoints(pub, sub, sim, notes)

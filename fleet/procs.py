@@ -2,7 +2,10 @@
 
 One ``subprocess.Popen`` per node (never fork, so Windows works the same), its stdout
 and stderr appended to ``<log_dir>/<name>.out`` rather than a pipe (a pipe nobody reads
-fills up and blocks the child). Each child gets its own process group / console group,
+fills up and blocks the child). Nodes log to their own rotated ``<name>.log``; the
+``.out`` keeps what the logger cannot catch (a crash before logging starts, a print on
+the way out) and is capped: past ``OUT_MAX_BYTES`` it moves to ``<name>.out.1`` (one
+generation kept), at each start and while the child runs. Each child gets its own process group / console group,
 so a Ctrl+C in the launcher's terminal reaches only the launcher, which then stops the
 fleet in order (slaves before masters) instead of every process at once.
 """
@@ -22,6 +25,19 @@ import psutil
 from utils.process import kill_tree
 
 IS_WINDOWS = sys.platform == "win32"
+OUT_MAX_BYTES = 2_000_000  # per <name>.out; one older generation in <name>.out.1
+
+
+def rotate_out(path: Path, max_bytes: int = OUT_MAX_BYTES) -> bool:
+    """Before a child opens ``path``: move it to ``<path>.1`` when it holds more than
+    ``max_bytes`` (replacing the older one). True when it rotated."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+        os.replace(path, path.with_name(path.name + ".1"))
+        return True
+    except OSError:  # missing, or held open elsewhere (Windows): leave it
+        return False
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,7 @@ class ProcessHandle:
         self.argv = list(argv)
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        rotate_out(log_path)
         self._log: IO[bytes] = open(log_path, "ab")
         self._log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
         self._log.flush()
@@ -87,6 +104,26 @@ class ProcessHandle:
             self.popen.kill()
             self.popen.wait(timeout_s)
         self.poll()
+
+    def cap_output(self, max_bytes: int = OUT_MAX_BYTES) -> bool:
+        """While the child runs: when its ``.out`` passed ``max_bytes``, copy it to
+        ``<name>.out.1`` and empty it (the child keeps appending to the same handle; a
+        few bytes written between the copy and the cut may be lost). True when it cut."""
+        try:
+            if self._log.closed or self.log_path.stat().st_size <= max_bytes:
+                return False
+            backup = self.log_path.with_name(self.log_path.name + ".1")
+            with open(self.log_path, "rb") as src, open(backup, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            self._log.truncate(0)
+            self._log.seek(0)  # Windows: the child shares this handle's file pointer
+            self._log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} output past {max_bytes} bytes: "
+                            f"the earlier part is in {backup.name}\n".encode())
+            self._log.flush()
+            return True
+        except OSError:
+            return False
 
     def stats(self) -> ProcStats:
         """CPU % since the previous call and RSS, from one cached psutil.Process."""

@@ -8,9 +8,14 @@ from the bus doubles as the loop's sleep.
 Facts read from the store, per node name (``nodes`` collection, written by the node):
 ``pid``, ``heartbeat_ms`` (a fallback heartbeat when the bus is down) and ``reason``
 (why a node exited 78). Fields the launcher merges into the same document:
-``kind``, ``supervisor_state``, ``supervisor_reason``, ``restarts``, ``uptime_s``,
-``cpu_percent``, ``rss_bytes``, ``last_exit_code``, ``started_ms``, ``proc_pid``,
-``launcher_host``, ``launcher_pid``, ``stats_ms``.
+``kind``, ``supervisor_state``, ``supervisor_reason``, ``restarts`` (counted across
+launcher processes: a new launcher carries on from the stored count), ``last_restart_reason``,
+``last_restart_ms``, ``uptime_s``, ``cpu_percent``, ``rss_bytes``, ``last_exit_code``,
+``started_ms``, ``proc_pid``, ``launcher_host``, ``launcher_pid``, ``stats_ms``.
+
+Stopping a node: first ``ctl stop`` on the bus (the node exits 0 at its next loop turn),
+after ``BUS_STOP_GRACE_S`` the OS request (CTRL_BREAK on Windows, SIGTERM elsewhere), at
+the stop deadline a kill of the process tree.
 Flags: ``reset:<NAME>`` (operator reset; deleted once applied).
 """
 from __future__ import annotations
@@ -26,14 +31,17 @@ from typing import Any, Callable
 
 import psutil
 
+from copier.accounts import RESERVED_NAMES as ACCOUNT_RESERVED_NAMES
+from copier.accounts import NAME_RULE as ACCOUNT_NAME_RULE
 from copier.accounts import AccountConfigError, terminal_conflicts, validate_account
 from db import StoreError, now_ms
 from fleet.procs import ProcessHandle, ProcStats
-from fleet.reconcile import Desired, desired_nodes, plan
+from fleet.reconcile import Desired, desired_nodes, plan, same_host
+from fleet.stale import clear_stale_node
 from fleet.supervision import (EXIT_CONFIG, Action, Alert, Kill, Policy, Spawn, State, Supervised,
                                Terminate)
 from messaging.publisher import Publisher
-from messaging.schema import Event, Status, is_valid_name
+from messaging.schema import Control, Event, Status, is_valid_name
 from messaging.subscriber import Subscriber
 from nodes.pulse import STORE_WAIT
 from utils.process import kill_tree
@@ -46,7 +54,10 @@ from fleet.operator import RESET_PREFIX  # noqa: E402  (one definition of the fl
 STOP_ORDER = ("slave", "master", "monitor", "trader", "sim", "proxy")
 INFRA_NAMES = {"proxy": "bus-proxy", "sim": "sim-server", "trader": "demo-trader", "monitor": "monitor"}
 RESERVED_NAMES = frozenset(INFRA_NAMES.values()) | {LAUNCHER_NODE}
+assert RESERVED_NAMES <= ACCOUNT_RESERVED_NAMES, "copier.accounts.RESERVED_NAMES must hold every name the fleet uses"
 INFRA_POLICY = Policy(heartbeat_timeout_s=0.0, min_uptime_s=1.0)
+BUS_STOP_GRACE_S = 2.0  # a ctl stop on the bus gets this long before the OS signal follows
+BUS_STOP_KINDS = ("master", "slave")  # nodes that act on a ctl stop on ctl.<name> (the monitor: signal)
 DEMO_SETTLE_S = 1.5
 
 
@@ -84,6 +95,7 @@ class FleetOptions:
     monitor: bool = True
     data_dir: Path | None = None  # passed to nodes: where they look for the KILL_SWITCH file
     proxy: bool = True  # False: the bus proxy runs elsewhere (another host's launcher); connect to it
+    config_file: str | None = None  # the settings file the launcher read: its children read it too
 
 
 @dataclass
@@ -101,6 +113,11 @@ class Child:
     removed: bool = False  # account deleted: drop the nodes doc once stopped
     standby: bool = False  # waiting for the account's lease, held by another process (maybe another host)
     note: str | None = None  # what the node says about itself: "standby: …", "waiting on the store …"
+    restarts_before: int = 0  # restarts counted by earlier launcher processes (from the store)
+    last_restart_reason: str | None = None
+    last_restart_ms: int | None = None
+    signal_at: float | None = None  # stopping: when the OS signal follows the bus ctl stop
+    stop_label: str | None = None  # "disabled" / "removed" / ...: why the fleet stopped it on purpose
 
     @property
     def is_account(self) -> bool:
@@ -217,6 +234,9 @@ class Fleet:
             while any(c.handle is not None for c in group) and self.clock() < deadline:
                 self._pump_bus(0.05) if kind != "proxy" else time.sleep(0.05)
                 self._poll_exits(self.clock())
+                for child in group:  # bus stop ignored: the OS request follows (not the kill yet)
+                    if child.handle is not None and child.signal_at is not None and self.clock() >= child.signal_at:
+                        self._enforce_stop_deadline(child, self.clock())
             for child in group:
                 if child.handle is not None:
                     self.log.warning("stop_deadline_passed_killing", node=child.name, pid=child.handle.pid)
@@ -249,7 +269,9 @@ class Fleet:
                 child.desired = None
                 child.removed = why == "account removed"
                 self._event("node_stop_requested", account=name, reason=why)
+                label = self._stop_label(name)
                 self._execute(child.sup.request_stop(now), child)
+                self._stopped_on_purpose(child, label)
                 if child.removed and child.handle is None:
                     self._safe(self.store.remove_node, name)
                     del self.children[name]
@@ -274,6 +296,62 @@ class Fleet:
         self._apply_resets()
         self._store_heartbeats()
 
+    def _stop_label(self, name: str) -> str:
+        """Why an account's node is no longer wanted here, in the operator's words."""
+        doc = self._accounts.get(name)
+        if doc is None:
+            return "removed"
+        if doc.get("enabled", True) is False:
+            return "disabled"
+        return f"assigned to host {doc.get('host')!r}"
+
+    def _stopped_on_purpose(self, child: Child, label: str) -> None:
+        """The node stops because its account was disabled, removed or moved: say that
+        (not "exited on its own"), and warn when its open copies are left unmanaged."""
+        if child.stop_label == label:
+            return
+        child.stop_label = label
+        unmanaged = self._unmanaged_copies(child)
+        reason = label
+        if unmanaged:
+            shown = ", ".join(unmanaged[:5]) + (f" and {len(unmanaged) - 5} more" if len(unmanaged) > 5 else "")
+            reason = (f"{label}; {len(unmanaged)} open cop{'y' if len(unmanaged) == 1 else 'ies'} left unmanaged "
+                      f"(nothing closes or follows {'it' if len(unmanaged) == 1 else 'them'} now): {shown}")
+            self._event("copies_unmanaged", account=child.name, level="warning", node_name=child.name,
+                        count=len(unmanaged), copies=unmanaged[:50], why=label)
+        child.sup.reason = reason
+        self._write_node(child)
+
+    def _unmanaged_copies(self, child: Child) -> list[str]:
+        """OPEN links this node kept: a slave's own copies, or a master's copies on its followers."""
+        try:
+            if child.kind == "slave":
+                rows = self.store.list_trades(slave_name=child.name, status="OPEN")
+            elif child.kind == "master":
+                rows = self.store.list_trades(master_name=child.name, status="OPEN")
+            else:
+                return []
+        except StoreError:
+            return []
+        out = []
+        for r in rows:
+            where = f"{r.get('slave_name')} " if child.kind == "master" else ""
+            out.append(f"{where}{r.get('symbol') or '?'} #{r.get('slave_ticket') or '?'} "
+                       f"(master {r.get('master_name')} #{r.get('master_ticket')})")
+        return out
+
+    def _clear_stale_node_docs(self) -> None:
+        """The accounts changed: a node document that still says "not in the store" from a
+        node that exited 78 before its account existed describes nothing now."""
+        try:
+            docs = self.store.list_nodes()
+        except StoreError:
+            return
+        for doc in docs:
+            name = doc.get("name")
+            if name in self._accounts and doc.get("state") == "CONFIG_ERROR" and "not in the store" in str(doc.get("reason")):
+                clear_stale_node(self.store, name)
+
     def _load_accounts(self) -> bool:
         """Refresh the account cache; True when it changed."""
         try:
@@ -286,6 +364,7 @@ class Fleet:
             return False
         self._version = version
         self._accounts = {d["name"]: d for d in docs if isinstance(d.get("name"), str)}
+        self._clear_stale_node_docs()
         return True
 
     def _want(self, d: Desired) -> None:
@@ -356,7 +435,9 @@ class Fleet:
         elif not waiting and (child.note or "").startswith("waiting on the store"):
             self.log.info("node_store_wait_over", node=child.name, pid=msg.pid)
         child.standby = msg.state == "STANDBY"
-        child.note = msg.error if (waiting or child.standby) else None
+        info = msg.info if isinstance(msg.info, dict) else {}
+        note = info.get("note") if isinstance(info.get("note"), str) else None
+        child.note = msg.error if (waiting or child.standby) else note
 
     def _poll_exits(self, now: float) -> None:
         for child in list(self.children.values()):
@@ -366,9 +447,14 @@ class Fleet:
             if code is None:
                 continue
             pid = child.handle.pid
-            child.handle, child.stats, child.stop_deadline = None, None, None
+            child.handle, child.stats, child.stop_deadline, child.signal_at = None, None, None, None
             before = child.sup.state
+            label = self._unwanted_now(child) if code == 0 and before in (State.STARTING, State.RUNNING) else None
+            if label:  # it saw its account disabled (or removed) before our reconcile did: a stop, not a surprise
+                child.sup.request_stop(now)
             actions = child.sup.exited(now, code)
+            if label:
+                self._stopped_on_purpose(child, label)
             if code == EXIT_CONFIG and child.sup.state is State.CONFIG_ERROR:
                 node_reason = self._node_reason(child.name)
                 if node_reason:
@@ -382,6 +468,23 @@ class Fleet:
             if child.removed and child.sup.state is State.STOPPED:
                 self._safe(self.store.remove_node, child.name)
                 del self.children[child.name]
+
+    def _unwanted_now(self, child: Child) -> str | None:
+        """For an account node that exited 0 unasked: "disabled"/"removed"/... when its
+        account (read fresh from the store) no longer wants it on this host, else None."""
+        if not child.is_account:
+            return None
+        try:
+            doc = self.store.get_account(child.name)
+        except StoreError:
+            return None
+        if doc is None:
+            return "removed"
+        if doc.get("enabled", True) is False:
+            return "disabled"
+        if not same_host(doc.get("host"), self.opts.host):
+            return f"assigned to host {doc.get('host')!r}"
+        return None
 
     def _node_reason(self, name: str) -> str | None:
         try:
@@ -401,8 +504,7 @@ class Fleet:
                 self._spawn(target)
             elif isinstance(action, Terminate):
                 if target.handle is not None:
-                    target.handle.request_stop()
-                    target.stop_deadline = self.clock() + (1.0 if self.hurry else self.opts.stop_timeout_s)
+                    self._request_stop(target)
             elif isinstance(action, Kill):
                 if target.handle is not None:
                     self.log.error("killing_unresponsive_node", node=target.name, pid=target.handle.pid,
@@ -413,6 +515,30 @@ class Fleet:
                             level=action.level, node_name=target.name, message=action.message)
                 self._alert(target, action)
                 self._write_node(target)
+
+    def _request_stop(self, child: Child) -> None:
+        """Graceful stop, bus first: ``ctl stop`` to a node that listens on the bus, the OS
+        request (CTRL_BREAK / SIGTERM) ``BUS_STOP_GRACE_S`` later if it is still up (or at
+        once for processes that do not listen, or when the bus is not there), and a kill at
+        the stop deadline (``_enforce_stop_deadline``)."""
+        assert child.handle is not None
+        now = self.clock()
+        child.stop_deadline = now + (1.0 if self.hurry else self.opts.stop_timeout_s)
+        sent = False
+        if child.kind in BUS_STOP_KINDS and self.publisher is not None and not self.hurry:
+            try:
+                self.publisher.publish(Control(target=child.name, command="stop", sender=LAUNCHER_NODE, ts_ms=now_ms(),
+                                               args={"reason": child.stop_label or "launcher stop"}))
+                sent = True
+            except Exception as exc:  # the bus must never stop supervision
+                self.log.warning("ctl_stop_not_published", node=child.name, error=str(exc))
+        if sent:
+            child.signal_at = now + BUS_STOP_GRACE_S
+            self.log.info("node_stop_sent", node=child.name, pid=child.handle.pid, via="bus")
+        else:
+            child.signal_at = None
+            child.handle.request_stop()
+            self.log.info("node_stop_sent", node=child.name, pid=child.handle.pid, via="signal")
 
     def _alert(self, target: Child, action: Alert) -> None:
         if self.alerts is None or action.level not in ("error", "critical"):
@@ -436,13 +562,18 @@ class Fleet:
         except OSError as exc:
             self._execute(child.sup.spawn_failed(now, str(exc)), child)
             return
+        if child.sup.spawns:  # not this launcher's first start of it: a restart
+            child.last_restart_reason = child.sup.reason or (f"exit code {child.sup.last_exit_code}"
+                                                             if child.sup.last_exit_code is not None else "restart")
+            child.last_restart_ms = now_ms()
+        child.stop_label = None
         child.sup.spawned(now, child.handle.pid)
         child.started_ms = now_ms()
         child.stats = None
         self.log.info("node_spawned", node=child.name, kind=child.kind, pid=child.handle.pid,
-                      restarts=child.sup.restarts)
+                      restarts=child.restarts_before + child.sup.restarts)
         self._event("node_started", account=child.name if child.is_account else None,
-                    node_name=child.name, pid=child.handle.pid, restarts=child.sup.restarts)
+                    node_name=child.name, pid=child.handle.pid, restarts=child.restarts_before + child.sup.restarts)
         self._write_node(child)
 
     def _refusal(self, child: Child) -> str | None:
@@ -452,8 +583,7 @@ class Fleet:
         if not child.is_account:
             return None
         if child.name in RESERVED_NAMES or not is_valid_name(child.name):
-            return (f"account {child.name!r}: field 'name' must be 1-64 letters, digits, '_' or '-' "
-                    f"and not one of {', '.join(sorted(RESERVED_NAMES))}")
+            return str(AccountConfigError(child.name, "name", ACCOUNT_NAME_RULE, child.name))
         doc = self._accounts.get(child.name)
         if doc is None:
             return f"account {child.name!r} is not in the store"
@@ -490,10 +620,20 @@ class Fleet:
         paths = [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["COPYHUB_DATABASE_URL"] = self.opts.db_url
+        if self.opts.config_file:
+            env["COPYHUB_CONFIG"] = self.opts.config_file
+        # a supervised node logs to its own rotated file; its <name>.out keeps only what the
+        # logger cannot catch (a crash before logging starts, a print on the way out)
+        env["COPYHUB_LOG_CONSOLE"] = "0"
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
     def _enforce_stop_deadline(self, child: Child, now: float) -> None:
+        if child.handle is not None and child.signal_at is not None and now >= child.signal_at:
+            child.signal_at = None
+            self.log.warning("node_ignored_bus_stop_signalling", node=child.name, pid=child.handle.pid,
+                             waited_s=BUS_STOP_GRACE_S)
+            child.handle.request_stop()
         if child.handle is not None and child.stop_deadline is not None and now >= child.stop_deadline:
             self.log.warning("stop_deadline_passed_killing", node=child.name, pid=child.handle.pid)
             child.handle.kill()
@@ -505,6 +645,7 @@ class Fleet:
         for child in self.children.values():
             if child.handle is not None:
                 child.stats = child.handle.stats()
+                child.handle.cap_output()
             info[child.name] = self._write_node(child)
         self._safe(self.store.upsert_node, self.store_name, {
             "kind": "launcher", "supervisor_state": "RUNNING", "proc_pid": self.pid, "launcher_host": self.opts.host,
@@ -519,9 +660,14 @@ class Fleet:
 
     def node_fields(self, child: Child) -> dict[str, Any]:
         sup, st = child.sup, child.stats
+        # a running node's own note (refused reload, silent bus, standby, store wait) says more
+        # than the reason of an earlier restart
+        alive = sup.state in (State.STARTING, State.RUNNING)
+        reason = (child.note if alive and child.note else sup.reason or child.note) or None
         return {
-            "kind": child.kind, "supervisor_state": sup.state.value, "supervisor_reason": sup.reason or child.note or None,
-            "restarts": sup.restarts, "uptime_s": round(sup.uptime(self.clock()), 1),
+            "kind": child.kind, "supervisor_state": sup.state.value, "supervisor_reason": reason,
+            "restarts": child.restarts_before + sup.restarts, "last_restart_reason": child.last_restart_reason,
+            "last_restart_ms": child.last_restart_ms, "uptime_s": round(sup.uptime(self.clock()), 1),
             "cpu_percent": st.cpu_percent if st else None, "rss_bytes": st.rss_bytes if st else None,
             "last_exit_code": sup.last_exit_code, "started_ms": child.started_ms, "proc_pid": sup.pid,
             "launcher_host": self.opts.host, "launcher_pid": self.pid, "stats_ms": now_ms(),
@@ -558,6 +704,14 @@ class Fleet:
     # ================================================================== helpers
     def _add_child(self, name: str, kind: str, policy: Policy) -> Child:
         child = Child(name=name, kind=kind, sup=Supervised(name, policy))
+        try:  # restart counts go on across launcher processes
+            doc = self.store.get_node(name) or {}
+        except StoreError:
+            doc = {}
+        if doc.get("launcher_host") in (None, self.opts.host):
+            child.restarts_before = int(doc.get("restarts") or 0) if isinstance(doc.get("restarts"), int) else 0
+            child.last_restart_reason = doc.get("last_restart_reason")
+            child.last_restart_ms = doc.get("last_restart_ms")
         self.children[name] = child
         return child
 

@@ -124,10 +124,23 @@ class Proxy:
         return self._thread.is_alive()
 
 
-def main(argv: list[str] | None = None) -> int:
+def settings_endpoints() -> tuple[list[str], str, str]:
+    """(arguments without ``--config``, XSUB, XPUB) from the copyhub settings
+    (``BUS_HOST``, ``ZMQ_PUB_PORT``, ``ZMQ_SUB_PORT``), read only when run as an entry
+    point; the built-in defaults outside a copyhub checkout."""
+    try:
+        import config
+    except ImportError:
+        return sys.argv[1:], DEFAULT_XSUB, DEFAULT_XPUB
+    return config._ARGV, config.settings.bus_pub_endpoint, config.settings.bus_sub_endpoint
+
+
+def main(argv: list[str] | None = None, *, xsub: str = DEFAULT_XSUB, xpub: str = DEFAULT_XPUB) -> int:
+    """``python -m messaging.proxy``: bind XSUB (``xsub``, publishers connect) and XPUB
+    (``xpub``, subscribers connect) unless given on the command line."""
     ap = argparse.ArgumentParser(prog="python -m messaging.proxy", description=__doc__.split("\n")[0])
-    ap.add_argument("--xsub", default=DEFAULT_XSUB, help="endpoint publishers connect to")
-    ap.add_argument("--xpub", default=DEFAULT_XPUB, help="endpoint subscribers connect to")
+    ap.add_argument("--xsub", default=xsub, help=f"endpoint publishers connect to (default {xsub}: ZMQ_PUB_PORT)")
+    ap.add_argument("--xpub", default=xpub, help=f"endpoint subscribers connect to (default {xpub}: ZMQ_SUB_PORT)")
     ap.add_argument("--parent-pid", type=int, default=None,
                     help="exit when this process is gone (checked every second)")
     ap.add_argument("--hwm", type=int, default=PROXY_HWM, help="per-peer queue limit (messages)")
@@ -174,4 +187,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _argv, _xsub, _xpub = settings_endpoints()
+    sys.exit(main(_argv, xsub=_xsub, xpub=_xpub))

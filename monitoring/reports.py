@@ -177,6 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from config import settings
 
         args.db = settings.database_url
+    from db.urls import missing_store
+
+    missing = missing_store(args.db)
+    if missing:
+        print(f"error: no store at {missing}; nothing to report (give --db, or set the settings)", file=sys.stderr)
+        return 2
     store = open_store(args.db)
     try:
         docs = load_reports(store, account=args.account, day=args.date, since=args.since)

@@ -120,7 +120,8 @@ class HttpServer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = arguments().parse_args(argv)
-    log = setup_logging("monitor", args.name, log_dir=args.log_dir, level=args.log_level)
+    log = setup_logging("monitor", args.name, log_dir=args.log_dir, level=args.log_level,
+                        console=bool(settings.LOG_CONSOLE))  # under the launcher: its log file, not monitor.out
     from dashboard import security
 
     try:

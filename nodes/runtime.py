@@ -35,6 +35,7 @@ from messaging.schema import Event, Status  # noqa: E402
 from messaging.subscriber import Subscriber  # noqa: E402
 from nodes.identity import WrongAccount, check_account  # noqa: E402
 from nodes.lease import AccountLease, LeaseHeld, LeaseLost, LeaseTiming, describe_holder  # noqa: E402
+from nodes.notes import BUS_SILENT_HEARTBEATS, BusSilence, bus_silent_note  # noqa: E402
 from nodes.pulse import STORE_WAIT, StorePulse, WatchedStore  # noqa: E402
 from terminals import TerminalError, open_terminal  # noqa: E402
 from utils.logging import setup_logging  # noqa: E402
@@ -63,6 +64,9 @@ def bus_counters(subscriber: Any) -> dict[str, int]:
 def node_arguments(kind: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"nodes/{kind}.py", description=f"copyhub {kind} node")
     parser.add_argument("--name", required=True, help="account name in the store")
+    parser.add_argument("--config", default=None, metavar="PATH",
+                        help="settings file (read before this node's defaults; default: COPYHUB_CONFIG, else "
+                             "copyhub.toml beside launcher.py)")
     parser.add_argument("--path", help="terminal64.exe path (overrides the account's path)")
     parser.add_argument("--db", default=None, help="store URL (default: COPYHUB_DATABASE_URL / settings)")
     parser.add_argument("--bus-pub", default=settings.bus_pub_endpoint, help="proxy XSUB endpoint")
@@ -90,7 +94,9 @@ class NodeRuntime:
         self.name: str = args.name
         self.args = args
         self.pid = os.getpid()
-        self.log = setup_logging(f"{role}-{self.name}", self.name, log_dir=args.log_dir, level=args.log_level)
+        self.log = setup_logging(f"{role}-{self.name}", self.name, log_dir=args.log_dir, level=args.log_level,
+                                 console=bool(settings.LOG_CONSOLE), max_bytes=settings.LOG_MAX_BYTES,
+                                 backup_count=settings.LOG_BACKUP_COUNT)
         self.stop_event = threading.Event()
         self.exit_code = EXIT_OK
         install_stop_handlers(self.request_stop)
@@ -104,6 +110,9 @@ class NodeRuntime:
         self._alerts: Any = None
         self._wrong_account: str | None = None
         self._last_store_heartbeat = 0
+        # what the operator should see beside the state (nodes/notes.py): {"config": ..., "bus": ...}
+        self.notes: dict[str, str] = {}
+        self._bus_silence = BusSilence(BUS_SILENT_HEARTBEATS * settings.HEARTBEAT_INTERVAL_MS)
         self.pulse = self._start_pulse()
 
     # ------------------------------------------------------------------ lifecycle
@@ -121,8 +130,52 @@ class NodeRuntime:
         return self.stop_event.is_set()
 
     def subscribe(self, topics: list[str]) -> Subscriber:
-        self.subscriber = Subscriber(self.args.bus_sub, topics)
+        """Subscribe to ``topics`` and to this node's own ``status.<name>``: a working bus
+        echoes every heartbeat back, so silence means no proxy (nodes/notes.py)."""
+        self.subscriber = Subscriber(self.args.bus_sub, [*topics, f"status.{self.name}"])
         return self.subscriber
+
+    # ------------------------------------------------------------------ notes
+    def note(self, key: str, text: str | None, *, level: str = "warning", event: str | None = None,
+             alert: bool = False, **data: Any) -> None:
+        """Set (``text``) or clear (None) one thing the operator should see beside the
+        state. Logged and written to the audit trail once when it appears or changes
+        (``event``, default ``<key>_note``) and once when it clears; ``alert``: also an
+        operator alert when it appears."""
+        old = self.notes.get(key)
+        if text == old:
+            return
+        kind = event or f"{key}_note"
+        if text is None:
+            del self.notes[key]
+            self.log.info(f"{kind}_cleared", was=old)
+            self.event(f"{kind}_cleared", was=old)
+            return
+        self.notes[key] = text
+        getattr(self.log, level)(kind, note=text, **data)
+        self.event(kind, level=level, note=text, **data)
+        if alert:
+            self.alert(kind, text, action_taken=str(data.get("action_taken", "")))
+
+    def config_refused(self, reason: str | None) -> None:
+        """A changed account document this node cannot apply (a bad value written straight
+        into the store): it keeps running on its previous settings and says so, as its
+        reason in ``cli.py status``, with one event and one alert per distinct reason.
+        None: the document is applicable again."""
+        text = None if reason is None else f"config reload refused, running on the previous settings: {reason}"
+        self.note("config", text, level="error", event="config_reload_refused", alert=True, reason=reason,
+                  action_taken="running on the previous settings")
+
+    def _check_bus(self) -> None:
+        sub = self.subscriber
+        if sub is None:
+            return
+        heard = int(getattr(sub, "received", 0) or 0) + int(getattr(sub, "dropped", 0) or 0)
+        silent_s = self._bus_silence.observe(heard, utc_ms())
+        if silent_s is None:
+            self.note("bus", None, event="bus_silent")
+        elif "bus" not in self.notes:
+            self.note("bus", bus_silent_note(silent_s, self.args.bus_pub, self.args.bus_sub), event="bus_silent")
 
     # ------------------------------------------------------------------ store wait
     def _start_pulse(self) -> StorePulse:
@@ -363,16 +416,20 @@ class NodeRuntime:
     def publish_status(self, metrics: Any = None, info: dict[str, Any] | None = None) -> None:
         """Heartbeat: status on the bus, the node document in the store, the lease renewed."""
         now = utc_ms()
+        self._check_bus()
         info = dict(info or {})
         if self.lease is not None:
             info["lease"] = self.lease.info()
         if self._wrong_account:
             info["terminal_account"] = getattr(self, "_terminal_account", None)
+        note = "; ".join(self.notes[k] for k in sorted(self.notes)) or None
+        if note:
+            info["note"] = note
         status = Status(node=self.name, role=self.role, state=self.state, pid=self.pid, ts_ms=now, account=metrics, error=self.last_error, info=info)
         self.publisher.publish(status)
         if now - self._last_store_heartbeat >= 1000:
             self._last_store_heartbeat = now
-            fields = {"role": self.role, "pid": self.pid, "state": self.state, "heartbeat_ms": now, "error": self.last_error, "info": info, "reason": None}
+            fields = {"role": self.role, "pid": self.pid, "state": self.state, "heartbeat_ms": now, "error": self.last_error, "info": info, "reason": note}
             if metrics is not None:
                 fields["account"] = metrics.to_dict()
             try:
@@ -454,6 +511,9 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
 
 def run_node(role: str, main: Callable[[NodeRuntime], None]) -> None:
     """Entry point shared by nodes: parse args, build the runtime, run, exit with its code."""
+    from utils.console import safe_console
+
+    safe_console()  # a reason naming a non-ASCII terminal path must not crash a cp1252 stderr
     args = node_arguments(role).parse_args()
     try:
         runtime = NodeRuntime(role, args)

@@ -184,10 +184,10 @@ class SlaveLoop(SlaveActions):
             new = validate_account(doc, default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE, default_magic=settings.DEFAULT_MAGIC_NUMBER)
             if getattr(getattr(self.rt, "args", None), "dry_run", False):  # --dry-run outlives reloads
                 new = dataclasses.replace(new, dry_run=True)
-        except AccountConfigError as exc:
-            self.log.error("config_reload_refused", reason=str(exc))
-            self.rt.event("config_reload_refused", level="error", reason=str(exc))
+        except AccountConfigError as exc:  # keep the old settings; status, event and alert say why (once)
+            _config_refused(self.rt, str(exc))
             return
+        _config_refused(self.rt, None)
         if new != self.cfg:
             changed = sorted(self.cfg.changed_fields(new))
             if not self.cfg.hot_reloadable_diff(new):
@@ -201,7 +201,7 @@ class SlaveLoop(SlaveActions):
                     self.guardian.update_risk(new.risk, utc_ms())
                 except RiskConfigError as exc:  # keep the old limits, say why
                     self.log.error("risk_reload_refused", reason=str(exc))
-                    self.rt.event("config_reload_refused", level="error", reason=str(exc))
+                    _config_refused(self.rt, str(exc))
             self.log.info("config_reloaded", fields=changed)
             self.rt.event("config_reloaded", fields=changed)
         self.refresh_flags()
@@ -596,6 +596,16 @@ def main(rt: NodeRuntime) -> None:
     rt.publish_status(loop.metrics, loop.status_info())
     guardian.close(utc_ms())
     alerts.close(timeout=2)
+
+
+def _config_refused(rt: Any, reason: str | None) -> None:
+    """The runtime's refused-reload note (nodes/runtime.py); test runtimes may not have one."""
+    refuse = getattr(rt, "config_refused", None)
+    if refuse is not None:
+        refuse(reason)
+    elif reason is not None:
+        rt.log.error("config_reload_refused", reason=reason)
+        rt.event("config_reload_refused", level="error", reason=reason)
 
 
 class _Timers:

@@ -361,8 +361,11 @@ class SlaveActions:
             if not action.partial and action.ends_link and key in self.links and self._all_closed(action):
                 self._save(key, {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms()), "close_price": outcome.price})
                 self.counts["closed"] += 1
+            elif action.master_volume_now > 0 and key in self.links:  # netting: this reduction followed that master volume
+                self._save(key, {"reduced_to": action.master_volume_now})
             log.info("copy_closed" if not action.partial else "copy_partially_closed", reason=action.reason, price=outcome.price, retcode=outcome.retcode)
-            self.rt.event("copy_closed" if not action.partial else "copy_partially_closed", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket, volume=action.volume, reason=action.reason, price=outcome.price)
+            self.rt.event("copy_closed" if not action.partial else "copy_partially_closed", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket, volume=action.volume, reason=action.reason, price=outcome.price,
+                          **({"master_volume": action.master_volume_now} if action.master_volume_now > 0 else {}))
         else:
             log.error("close_failed", retcode=outcome.retcode, reason=outcome.reason)
             self.rt.event("close_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket, retcode=outcome.retcode, reason=outcome.reason)

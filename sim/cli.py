@@ -531,14 +531,16 @@ def _add_balance_parser(add: Any) -> None:
     sp.add_argument("--comment")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(default_endpoint: str = DEFAULT_ENDPOINT) -> argparse.ArgumentParser:
+    """The ``python -m sim`` parser; ``default_endpoint``: the server endpoint when
+    ``--endpoint`` is not given (``python -m sim`` passes the settings' SIM_ENDPOINT)."""
     p = _Parser(prog="sim", description="MetaTrader 5 simulator: serve and rehearse.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add(name: str, func: Any, help_: str, login: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
-        sp.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
-                        help=f"server endpoint (default {DEFAULT_ENDPOINT})")
+        sp.add_argument("--endpoint", default=default_endpoint,
+                        help=f"server endpoint (default {default_endpoint}: SIM_ENDPOINT)")
         sp.add_argument("--json", action="store_true", help="print JSON for scripts")
         sp.add_argument("--timeout-ms", type=int, default=2000, help="per-call timeout")
         if login:
@@ -652,8 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, default_endpoint: str = DEFAULT_ENDPOINT) -> int:
+    parser = build_parser(default_endpoint)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -178,3 +178,33 @@ def test_new_copies_still_open_on_a_frozen_symbol():
     links = [link(1), link(2, master=M2, mv=0.5, sv=0.5)]
     (o,) = plan(ctx(masters, links, [net(1.5)]))
     assert isinstance(o, Open) and o.master_ticket == 3 and o.purpose == "new"
+
+
+def reduced(ticket, to, **kw) -> Link:
+    from dataclasses import replace
+    return replace(link(ticket, **kw), reduced_to=to)
+
+
+def test_a_partial_close_names_the_master_position_that_shrank_now_not_one_that_shrank_before():
+    # the master's position #1 went 1.0 -> 0.5 earlier and that reduction was booked
+    # (reduced_to 0.5); now its position #2 goes 1.0 -> 0.6: the deal follows #2, not #1
+    masters = {MASTER: view([mpos(1, volume=0.5), mpos(2, volume=0.6)])}
+    links = [reduced(1, 0.5), link(2)]
+    (c,) = plan(ctx(masters, links, [net(1.5)]))
+    assert isinstance(c, Close) and c.partial and round(c.volume, 2) == 0.4
+    assert (c.master_name, c.master_ticket) == (MASTER, 2) and c.master_volume_now == 0.6
+    assert c.reason == "net target reduced (master partial close to 0.6)" and not c.ends_link
+    # before the first reduction was booked both qualify: the bigger drop is named
+    links = [link(2, master=M2), link(1)]
+    masters = {M2: view([mpos(2, volume=0.9)], name=M2), MASTER: view([mpos(1, volume=0.6)])}
+    (c,) = plan(ctx(masters, links, [net(2.0)]))
+    assert (c.master_name, c.master_ticket, c.master_volume_now) == (MASTER, 1, 0.6)
+
+
+def test_a_reduction_no_master_made_does_not_claim_a_master_partial_close():
+    # the net holds more than the copies want though no master position shrank (an extra
+    # 0.2 left over): booked to a copy, but the reason says no master reduced anything
+    masters = {MASTER: view([mpos(1, volume=1.0)])}
+    (c,) = plan(ctx(masters, [link(1)], [net(1.2)]))
+    assert isinstance(c, Close) and c.master_volume_now == 0.0
+    assert "no master position was reduced" in c.reason and "master partial close" not in c.reason

@@ -5,7 +5,9 @@ terminals. Behaviour comes from files in $COPYHUB_FAKE_DIR:
 
 * ``<name>.mode`` read at start: normal | crash (exit 3 at once) | exit78 | exit0 | silent
 * ``<name>.cmd`` polled: hang (stop heartbeats, ignore SIGTERM) | crash | exit75 | exit0
-* ``<name>.events`` written: one JSON line per start and stop, with pid and time.
+* ``<name>.events`` written: one JSON line per start and stop, with pid and time; a stop
+  says how it was asked (``via``: ``bus`` for a ``ctl stop``, ``signal`` for SIGTERM/CTRL_BREAK).
+  Mode ``deaf`` ignores ``ctl stop`` (a node that cannot hear the bus).
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from copier.accounts import AccountConfigError, validate_account  # noqa: E402
 from db import open_store  # noqa: E402
 from messaging.publisher import Publisher  # noqa: E402
-from messaging.schema import Status  # noqa: E402
+from messaging.schema import Control, Status  # noqa: E402
+from messaging.subscriber import Subscriber  # noqa: E402
 from utils.process import install_stop_handlers, watch_parent  # noqa: E402
 
 
@@ -69,9 +72,16 @@ def main(role: str) -> None:
         sys.exit(78 if mode == "exit78" else 0)
 
     stop = threading.Event()
-    install_stop_handlers(stop.set)
+    via: list[str] = []
+
+    def on_signal() -> None:
+        via.append("signal")
+        stop.set()
+
+    install_stop_handlers(on_signal)
     watch_parent(args.parent_pid, stop.set, interval_s=0.2)
     pub = Publisher(args.bus_pub)
+    sub = Subscriber(args.bus_sub, [f"ctl.{name}", "ctl.all"]) if args.bus_sub else None
     last_store = 0.0
     while not stop.is_set():
         cmd_file = fake_dir / f"{name}.cmd"
@@ -95,8 +105,17 @@ def main(role: str) -> None:
                 last_store = time.time()
                 store.upsert_node(name, {"role": role, "pid": pid, "state": "RUNNING", "heartbeat_ms": now_ms(),
                                          "info": {"links_open": 0, "paused": False}, "reason": None})
-        stop.wait(0.2)
-    record("stop")
+        msg = sub.recv(200) if sub is not None else None
+        if sub is None:
+            stop.wait(0.2)
+        while msg is not None:
+            if isinstance(msg, Control) and msg.command == "stop" and mode != "deaf":
+                via.append("bus")
+                stop.set()
+            msg = sub.recv(0)
+    record("stop", via=via[0] if via else "?")
+    if sub is not None:
+        sub.close()
     pub.close()
     store.close()
     sys.exit(0)

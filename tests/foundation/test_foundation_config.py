@@ -14,7 +14,8 @@ def test_defaults_keep_the_seed_names_and_values():
     assert s.DEFAULT_SLIPPAGE_TOLERANCE == 50
     assert s.DEFAULT_MAGIC_NUMBER == 234000
     assert s.MASTER_POLL_INTERVAL_MS == 20
-    assert s.database_url == "sqlite:///data/copyhub.db"
+    # the seed's data/copyhub.db, taken from the home folder (here: the project), not the current one
+    assert s.database_url == "sqlite:///" + (ROOT / "data" / "copyhub.db").as_posix()
 
 
 def test_every_setting_is_overridable_by_environment():
@@ -37,7 +38,7 @@ def test_mongo_uri_with_options_or_database_keeps_them():
 
 def test_database_url_wins():
     s = load_settings({"COPYHUB_DATABASE_URL": "sqlite:///x.db", "COPYHUB_MONGO_URI": "mongodb://db"})
-    assert s.database_url == "sqlite:///x.db"
+    assert s.database_url == "sqlite:///" + (ROOT / "x.db").as_posix()
 
 
 @pytest.mark.parametrize(

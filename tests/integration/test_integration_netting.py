@@ -165,3 +165,26 @@ def test_fault9b_netting_follower_half_of_buy_020_sell_010_then_buy_closed_010_i
     close(m, sell.order)
     wait_until(lambda: sorted(t["status"] for t in fleet.trades("S2")) == ["CLOSED", "CLOSED"], timeout=10, message="links closed")
     assert net(s2, "GBPUSD.c") == 0.0
+
+
+def test_every_netting_partial_close_event_names_the_master_position_it_acts_for(half_netting_fleet):
+    """Two master positions on one symbol: the first is reduced, then the second. Each of
+    the follower's partial-close events names the master position that was reduced then."""
+    fleet = half_netting_fleet
+    m, s2 = fleet.terminal(1001), fleet.terminal(2002)
+    first = market(m, "EURUSD", "BUY", 1.00).order
+    second = market(m, "EURUSD", "BUY", 1.00).order
+    wait_until(lambda: net(s2, "EURUSD.c") == 1.0, timeout=10, message="half of 2.00")
+    close(m, first, 0.40)
+    wait_until(lambda: net(s2, "EURUSD.c") == 0.8, timeout=10, message="first reduced")
+    wait_until(lambda: (fleet.trades("S2") and all("reduced_to" in t for t in fleet.trades("S2")
+                                                   if t["master_ticket"] == first)), timeout=5, message="booked")
+    close(m, second, 0.60)
+    wait_until(lambda: net(s2, "EURUSD.c") == 0.5, timeout=10, message="second reduced")
+
+    def partials():
+        return [(e["data"]["master_ticket"], e["data"].get("master_volume"))
+                for e in fleet.store.list_events(kind="copy_partially_closed", limit=None) if e.get("account") == "S2"]
+
+    wait_until(lambda: len(partials()) == 2, timeout=5, message="two partial-close events")
+    assert partials() == [(first, 0.6), (second, 0.4)]
