@@ -1,11 +1,18 @@
 """Per-call latency of the simulator over ZeroMQ (loopback).
 
     python bench/sim_rpc.py [--json] [--calls N] [--positions 10] [--tick-hz 10] [--workers 8]
+    python bench/sim_rpc.py --clients 20 [--seconds 5] [--interval-ms 20] [--workers 8]
 
 Starts ``python -m sim serve`` as a subprocess, opens ``--positions`` positions, then times
 ``positions_get`` (all open positions), ``symbol_info_tick``, ``account_info`` and
 ``order_send`` (market open, then close of that position) through the client, and the same
 ``positions_get`` in-process for reference.  Goal: p99 <= 1 ms per call on loopback.
+
+``--clients N``: N client processes (one terminal each, as N nodes would be), each
+calling ``positions_get`` then ``symbol_info_tick`` every ``--interval-ms`` (a node's poll)
+for ``--seconds``; prints the per-call latency percentiles over all clients and the calls/s
+the server sustained, with the load average (the clients load the machine too: on 2
+cores 20 polling processes compete with the server for the CPU).
 """
 from __future__ import annotations
 
@@ -100,6 +107,91 @@ def bench_terminal(mt5: Any, symbol: str, calls: int, positions: int,
     return res
 
 
+def _client(endpoint: str, login: int, symbol: str, seconds: float, interval_s: float, out: Any) -> None:
+    """One concurrent client (a process of its own): poll like a node, time every call."""
+    mt5 = connect(endpoint, login=login, timeout_ms=10_000)
+    pos, tick = [], []
+    for _ in range(20):  # warm up
+        mt5.positions_get()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.perf_counter_ns()
+        ok = mt5.positions_get() is not None
+        t1 = time.perf_counter_ns()
+        ok = mt5.symbol_info_tick(symbol) is not None and ok
+        t2 = time.perf_counter_ns()
+        if not ok:
+            out.put(("error", login, str(mt5.last_error())))
+            return
+        pos.append(t1 - t0)
+        tick.append(t2 - t1)
+        time.sleep(max(0.0, interval_s - (t2 - t0) / 1e9))
+    mt5.close()
+    out.put(("ok", pos, tick))
+
+
+def concurrent(args: argparse.Namespace) -> int:
+    import multiprocessing as mp
+    import os
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cmd = [sys.executable, "-m", "sim", "serve", "--endpoint", endpoint, "--tick-hz", str(args.tick_hz),
+           "--workers", str(args.workers)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ctx = mp.get_context("spawn")  # as on Windows: no fork
+    try:
+        wait_until_up(endpoint, timeout_s=30)
+        admin = AdminClient(endpoint)
+        logins = sorted(int(x) for x in admin.logins())
+        admin.close()
+        probe = connect(endpoint, login=logins[0], timeout_ms=5000)
+        symbols = {login: None for login in logins}
+        for login in logins:
+            probe.initialize(login=login)
+            symbols[login] = next(s.name for s in probe.symbols_get() if s.trade_mode == probe.SYMBOL_TRADE_MODE_FULL)
+        probe.close()
+        out = ctx.Queue()
+        load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+        workers = []
+        for i in range(args.clients):
+            login = logins[i % len(logins)]
+            w = ctx.Process(target=_client, args=(endpoint, login, symbols[login], args.seconds, args.interval_ms / 1000, out))
+            w.start()
+            workers.append(w)
+        pos, tick = [], []
+        for _ in workers:
+            item = out.get(timeout=args.seconds + 60)
+            if item[0] != "ok":
+                raise SystemExit(f"bench: client {item[1]} failed: {item[2]}")
+            pos += item[1]
+            tick += item[2]
+        for w in workers:
+            w.join(10)
+        load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    rows = {"positions_get": percentiles(pos), "symbol_info_tick": percentiles(tick)}
+    meta = {"clients": args.clients, "seconds": args.seconds, "interval_ms": args.interval_ms, "workers": args.workers,
+            "calls_per_s": round((len(pos) + len(tick)) / args.seconds),
+            "load_avg_before": load_before, "load_avg_after": load_after, "cpus": os.cpu_count()}
+    if args.json:
+        print(json.dumps({"meta": meta, "results": rows}, indent=2))
+        return 0
+    print(f"simulator RPC under {args.clients} concurrent clients (one process each), a poll every "
+          f"{args.interval_ms} ms for {args.seconds} s, {args.workers} workers; "
+          f"{meta['calls_per_s']} calls/s; load average {load_before} -> {load_after}, {meta['cpus']} cpus")
+    head = f"{'call':<28}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'max us':>10}"
+    print(head)
+    print("-" * len(head))
+    for name, r in rows.items():
+        print(f"{name:<28}{r['p50_us']:>10.0f}{r['p90_us']:>10.0f}{r['p99_us']:>10.0f}{r['max_us']:>10.0f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -107,7 +199,12 @@ def main() -> int:
     ap.add_argument("--positions", type=int, default=10)
     ap.add_argument("--tick-hz", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=8, help="server worker threads (0: inline)")
+    ap.add_argument("--clients", type=int, default=0, help="concurrent client processes (0: one client, per-call table)")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--interval-ms", type=float, default=20.0, help="each client's poll interval")
     args = ap.parse_args()
+    if args.clients:
+        return concurrent(args)
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     proc = subprocess.Popen([sys.executable, "-m", "sim", "serve", "--endpoint", endpoint,

@@ -22,7 +22,8 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import fields
-from typing import Any, Mapping
+from operator import attrgetter
+from typing import Any, Callable, Mapping
 
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position
 from messaging.schema import Control, Delta, Message, Snapshot
@@ -56,7 +57,9 @@ class StatePublisher:
         self.epoch = epoch or new_epoch()
         self.seq = 0
         self._sig_fields = tuple(f.name for f in fields(Position) if f.name not in volatile_fields)
+        self._sig = attrgetter(*self._sig_fields)  # a position's non-volatile fields as a tuple (C speed)
         self._positions: dict[int, Position] = {}
+        self._sigs: dict[int, tuple] = {}  # identifier -> _sig of the published position (not recomputed per poll)
         self._orders: dict[int, PendingOrder] = {}
         self._started = False
         self._last_snapshot_ms: int | None = None
@@ -66,16 +69,16 @@ class StatePublisher:
         """Publish a full snapshot with the next :meth:`update` (e.g. on ``ctl`` snapshot)."""
         self._snapshot_requested = True
 
-    def _sig(self, p: Position) -> tuple:
-        return tuple(getattr(p, n) for n in self._sig_fields)
-
     def update(self, positions: Mapping[int, Position], orders: Mapping[int, PendingOrder],
-               metrics: AccountMetrics | None, now_ms: int) -> Delta | None:
+               metrics: AccountMetrics | None, now_ms: int, *,
+               before_change: Callable[[], None] | None = None) -> Delta | None:
         """Publish what changed since the last call; return the delta sent, if any.
 
         The first call publishes a snapshot (seq 0) and no delta. State is committed
         only after a successful publish, so a refused message (e.g. a NaN price)
-        raises and leaves the publisher where it was.
+        raises and leaves the publisher where it was. ``before_change()`` runs right
+        before a change (a delta, or the first snapshot) is published, and only then: it
+        may raise to stop the publish (the master confirms its account there).
         """
         if positions is None or orders is None:
             raise ValueError("StatePublisher.update needs the terminal's real state, not None")
@@ -89,17 +92,26 @@ class StatePublisher:
                 raise ValueError(f"orders must be keyed by ticket: {k} != {o.ticket}")
 
         if not self._started:
+            if before_change is not None:
+                before_change()
             self._send_snapshot(pos, ords, metrics, now_ms)
             self._started = True
             return None
 
-        up_p = tuple(p for k, p in pos.items()
-                     if k not in self._positions or self._sig(self._positions[k]) != self._sig(p))
+        sig, sigs = self._sig, self._sigs
+        new_sigs = {}
+        for k, p in pos.items():
+            s = sig(p)
+            if sigs.get(k) != s:
+                new_sigs[k] = s
+        up_p = tuple(pos[k] for k in new_sigs)
         up_o = tuple(o for k, o in ords.items() if self._orders.get(k) != o)
         rm_p = tuple(k for k in self._positions if k not in pos)
         rm_o = tuple(k for k in self._orders if k not in ords)
         delta = None
         if up_p or up_o or rm_p or rm_o:
+            if before_change is not None:
+                before_change()
             delta = Delta(master=self.master, epoch=self.epoch, seq=self.seq + 1, ts_ms=now_ms,
                           upsert_positions=up_p, upsert_orders=up_o,
                           remove_positions=rm_p, remove_orders=rm_o)
@@ -109,8 +121,10 @@ class StatePublisher:
             # what subscribers hold, not what the terminal says about ticks.
             for p in up_p:
                 self._positions[p.identifier] = p
+            sigs.update(new_sigs)
             for k in rm_p:
                 del self._positions[k]
+                sigs.pop(k, None)
             self._orders = ords
 
         last = self._last_snapshot_ms
@@ -124,6 +138,7 @@ class StatePublisher:
             master=self.master, epoch=self.epoch, seq=self.seq, ts_ms=now_ms,
             positions=tuple(pos.values()), orders=tuple(ords.values()), metrics=metrics))
         self._positions = pos
+        self._sigs = {k: self._sig(p) for k, p in pos.items()}
         self._orders = ords
         self._last_snapshot_ms = now_ms
         self._snapshot_requested = False

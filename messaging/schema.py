@@ -1,6 +1,8 @@
 """Bus message schema, version 3: typed messages and strict validation on receipt.
 
-Every frame pair that arrives on the bus goes through :func:`decode`. It either returns
+Every frame pair that arrives on the bus goes through :func:`decode`. It runs msgspec
+first (``messaging/fastwire.py``: the same constraints, one C pass); whatever msgspec
+refuses is then validated here in pure Python, which gives the reason for the log. It either returns
 one of the typed messages below, with positions and orders already converted to
 ``copier.models`` objects, or raises :class:`MalformedMessage`. Nothing else escapes,
 so a node can drop bad input with one ``except`` and trading code only ever sees
@@ -573,7 +575,12 @@ def _decode(frames: Any) -> Message:
         topic = topic_b.decode("ascii")
     except UnicodeDecodeError:
         raise _bad("topic is not ASCII") from None
-    msg = from_payload(parse_json(payload))
+    msg = fast_from_payload(payload)  # msgspec; None: the stdlib validator below decides and says why
+    if msg is None:
+        msg = from_payload(parse_json(payload))
     if topic != msg.topic:
         raise _bad(f"topic {topic!r} does not match {msg.kind} for {msg.topic!r}")
     return msg
+
+
+from messaging.fastwire import fast_from_payload  # noqa: E402  (it builds on the tables above)

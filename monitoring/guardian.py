@@ -675,22 +675,38 @@ class Guardian:
 
     # ------------------------------------------------------------------ pre-trade
     def pre_trade(self, symbol: str, side: str, volume: float, entry: float, sl: float,
-                  tick_size: float, tick_value: float) -> str | None:
-        """A reason to refuse this open, or None. Reads the account fresh, so it is
-        right even between two evaluations (counts the new position's risk at SL)."""
+                  tick_size: float, tick_value: float, *, metrics: AccountMetrics | None = None,
+                  positions: list | None = None, server_ms: int | None = None) -> str | None:
+        """A reason to refuse this open, or None (counts the new position's risk at SL).
+
+        The slave passes what its reconcile pass already read: ``metrics`` (the account,
+        at most the loop's METRICS_MAX_AGE_MS old), ``positions`` (copier Positions read by
+        the pass) and ``server_ms`` (the freshest tick time of the pass, broker ms): then no
+        terminal call is made on the copy path. Without them it reads the account, the
+        positions and a tick fresh (3 calls), as a caller outside a pass must.
+        """
         cfg = self.config
         if cfg is None or not cfg.actions_enabled:
             return None
-        mt5 = self.mt5
-        info = mt5.account_info()
-        positions = mt5.positions_get()
-        server_ms = self.server_time.read(mt5, [symbol])
-        if info is None or positions is None or server_ms is None:
-            return "risk: account state unreadable (terminal error), not opening blind"
+        if metrics is not None and positions is not None:
+            self.server_time.observe(server_ms)
+            server_ms = self.server_time.latest_ms
+            if server_ms is None:
+                return "risk: no server time yet (no tick seen), not opening blind"
+            metrics = replace(metrics, server_time_msc=server_ms)
+        else:
+            mt5 = self.mt5
+            info = mt5.account_info()
+            raw = mt5.positions_get()
+            server_ms = self.server_time.read(mt5, [symbol])
+            if info is None or raw is None or server_ms is None:
+                return "risk: account state unreadable (terminal error), not opening blind"
+            metrics, positions = _metrics(info, server_ms), [position_from_mt5(p) for p in raw]
         if self.state.day_id is None:
             return "risk: the guardian has no state yet (terminal not read at start), not opening blind"
-        state = AccountRiskState(cfg, self.state, _metrics(info, server_ms), server_ms,
-                                 [position_from_mt5(p) for p in positions], self._trades_today(server_ms))
+        # max_trades_per_day counts today's opening deals: one incremental history read per
+        # open, only on an account with that limit (the copy path's third call there)
+        state = AccountRiskState(cfg, self.state, metrics, server_ms, list(positions), self._trades_today(server_ms))
         try:
             decision = pre_trade_check(state, ProposedOpen(symbol, side, float(volume), float(entry), float(sl or 0.0),
                                                            float(tick_size), float(tick_value)))

@@ -168,9 +168,10 @@ class Executor:
                            stops_note=f"{R.describe(first.retcode)} for SL {sent['sl']:g} TP {sent['tp']:g}: sent without stops")
         return replace(outcome, sl=sent["sl"], tp=sent["tp"], stops_note=sent["note"])
 
-    def close_position(self, *, ticket: int, symbol: str, position_side: str, volume: float, deviation: int, magic: int, comment: str, type_filling: int) -> Outcome:
+    def close_position(self, *, ticket: int, symbol: str, position_side: str, volume: float, deviation: int, magic: int, comment: str, type_filling: int, quote: Quote | None = None) -> Outcome:
         """Close (or partially close) ``ticket``: an opposite deal with ``position=``.
 
+        ``quote``: a tick the caller read in this pass (saves one call; retries read fresh).
         10036 (already closed) counts as done: the goal state is reached.
         """
         mt5 = self.mt5
@@ -185,7 +186,7 @@ class Executor:
                 "type_time": mt5.ORDER_TIME_GTC, "type_filling": int(type_filling),
             }
 
-        outcome = self._send_with_retries(symbol, build, needs_quote=True)
+        outcome = self._send_with_retries(symbol, build, needs_quote=True, first_quote=quote)
         if outcome.retcode == 10036:
             return Outcome(NOOP, retcode=10036, reason="position already closed", attempts=outcome.attempts)
         return outcome

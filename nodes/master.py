@@ -93,9 +93,11 @@ class MasterLoop:
         self._account_for_vanished_orders(new_positions, new_orders)
         for symbol in sorted(self.contract_sizes.failed - failed_before):
             self.rt.log.warning("contract_size_unknown", symbol=symbol, note="published as 0: followers wait")
-        if not refreshed and (new_positions != self.positions or new_orders != self.orders) and self.cfg is not None:
-            self._confirm_account()
-        delta = self.publisher.update(new_positions, new_orders, self.metrics, now)
+        # A change goes out only after account_info() confirmed the login (the publisher calls
+        # back right before it publishes one); a poll where only prices moved reads nothing more,
+        # and neither does one whose heartbeat refresh just confirmed it.
+        confirm = self._confirm_account if not refreshed and self.cfg is not None else None
+        delta = self.publisher.update(new_positions, new_orders, self.metrics, now, before_change=confirm)
         if delta is not None:
             self._record_changes(new_positions, new_orders)
         self.positions, self.orders = new_positions, new_orders

@@ -43,6 +43,14 @@ from nodes.slave_actions import SlaveActions  # noqa: E402
 KILL_SWITCH_FILE = "KILL_SWITCH"  # in the data dir: no new opens while it exists
 SPEC_TTL_MS = 60_000
 METRICS_TTL_MS = 500  # balance/equity for sizing: fresh enough, and not read on every change
+# A pass triggered by a master change (the copy path) reads account_info() only when the
+# metrics are older than this: the timer's passes (every 1 s) keep them fresher off the hot
+# path, and a stream of changes (which postpones the timer) refreshes them this often.
+METRICS_MAX_AGE_MS = 2_000
+# A change pass reads a fresh tick only for the symbols the change touches; the others reuse
+# the last pass's quote while it is younger than this (for SL/TP sync and sizing only: an
+# order is always sent with a quote read in its own pass, see fresh_quote()).
+QUOTE_REUSE_MS = 1_000
 # A vanished position whose deals show no closing deal yet is read again on the next passes
 # (the history may trail the position list); after this long it is taken as it is (UNKNOWN).
 HISTORY_GRACE_MS = 3_000
@@ -72,6 +80,7 @@ class SlaveLoop(SlaveActions):
         self.requester = SnapshotRequester(rt.publisher, rt.name, min_interval_ms=250)
         self.mirrors: dict[str, Mirror] = {}
         self.links: dict[tuple[str, int], dict[str, Any]] = {}
+        self._link_cache: dict[tuple[str, int], tuple[dict[str, Any], Link]] = {}
         self.followed: set[str] = set()
         self.specs: dict[str, tuple[int, SymbolSpec]] = {}
         self.available: set[str] | None = None
@@ -82,6 +91,11 @@ class SlaveLoop(SlaveActions):
         self.metrics = None
         self._metrics_ms = 0
         self.quotes: dict[str, Quote] = {}
+        self._quote_ms: dict[str, int] = {}  # when each quote was read (UTC ms, local clock)
+        self._fresh: set[str] = set()  # symbols whose quote was read in the current pass
+        self._seen: dict[str, tuple[dict, dict]] = {}  # per master: positions/orders the last pass planned on
+        self.pass_positions: list = []  # the slave's positions as the current pass read them
+        self.closed_in_pass: set[int] = set()  # slave tickets closed by this pass (no re-read to confirm)
         self.rates = RateBook({})  # deposit-currency conversions for ratio sizing (invariant 7)
         self.last_copy_ms = 0
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
@@ -107,6 +121,10 @@ class SlaveLoop(SlaveActions):
             self.metrics = metrics_from_mt5(info)
         symbols = self.mt5.symbols_get()
         self.available = {s.name for s in symbols} if symbols is not None else None
+        now = utc_ms()
+        for info in symbols or ():  # specs of the Market Watch known before any copy needs them
+            if getattr(info, "visible", False):
+                self.specs[info.name] = (now, spec_from_mt5(info))
         self.rates = RateBook(symbol_currencies(symbols))
         self.refresh_masters()
         only_master = next(iter(self.mirrors)) if len(self.mirrors) == 1 else None
@@ -294,11 +312,14 @@ class SlaveLoop(SlaveActions):
             return []
         self.rt.set_error(None)
         symbols = self._symbols_in_play(views, slave_positions, slave_orders)
-        specs = {s: spec for s in symbols if (spec := self._spec(s, now)) is not None}
-        quotes = {s: q for s in specs if (q := self._quote(s)) is not None}
+        specs = {s: spec for s in symbols if (spec := self._spec(s, now, refresh=full)) is not None}
+        touched = None if full else self._touched_symbols(views, slave_orders)
+        quotes = self._quotes(specs, touched, now)
         self.quotes = quotes
+        self.pass_positions, self.closed_in_pass = list(slave_positions), set()
         self._learn_server_offset(quotes, now)
-        if self.metrics is None or now - self._metrics_ms >= METRICS_TTL_MS:  # off the hot path
+        metrics_age = now - self._metrics_ms
+        if self.metrics is None or metrics_age >= (METRICS_TTL_MS if full else METRICS_MAX_AGE_MS):  # off the hot path
             info = self.mt5.account_info()
             if info is not None:
                 verify = getattr(self.rt, "verify_account", None)
@@ -328,6 +349,7 @@ class SlaveLoop(SlaveActions):
             conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
         actions = plan(ctx)
+        self._seen = {name: (dict(v.state.positions), dict(v.state.orders)) for name, v in views.items() if v.fresh}
         removed_orders: set[int] = set()
         for action in actions:
             try:
@@ -438,7 +460,17 @@ class SlaveLoop(SlaveActions):
     def _relevant_links(self, views: dict[str, MasterView]) -> list[Link]:
         """Live links, plus finished ones whose master ticket is still visible (never recopy)."""
         visible = {(n, t) for n, v in views.items() for t in (*v.state.positions, *v.state.orders)}
-        return [Link.from_record(r) for k, r in self.links.items() if r.get("status") in (PENDING, OPEN) or k in visible]
+        return [self._link(k, r) for k, r in self.links.items() if r.get("status") in (PENDING, OPEN) or k in visible]
+
+    def _link(self, key: tuple[str, int], rec: dict[str, Any]) -> Link:
+        """``Link.from_record(rec)``, built once per record: every write replaces the record
+        (``_save`` stores the store's fresh dict), so the same object means the same link."""
+        hit = self._link_cache.get(key)
+        if hit is not None and hit[0] is rec:
+            return hit[1]
+        link = Link.from_record(rec)
+        self._link_cache[key] = (rec, link)
+        return link
 
     def _symbols_in_play(self, views: dict[str, MasterView], positions: list, orders: list) -> set[str]:
         out = {p.symbol for p in positions} | {o.symbol for o in orders}
@@ -452,9 +484,12 @@ class SlaveLoop(SlaveActions):
         out |= {r["symbol"] for r in self.links.values() if r.get("status") in (PENDING, OPEN) and r.get("symbol")}
         return out
 
-    def _spec(self, symbol: str, now: int) -> SymbolSpec | None:
+    def _spec(self, symbol: str, now: int, *, refresh: bool = True) -> SymbolSpec | None:
+        """The symbol's spec, read at most every SPEC_TTL_MS; ``refresh=False`` (a change
+        pass, the copy path) uses a known spec however old and leaves the re-read to the
+        timer's pass."""
         cached = self.specs.get(symbol)
-        if cached is not None and now - cached[0] < SPEC_TTL_MS:
+        if cached is not None and (now - cached[0] < SPEC_TTL_MS or not refresh):
             return cached[1]
         info = self.mt5.symbol_info(symbol)
         if info is None:
@@ -464,6 +499,48 @@ class SlaveLoop(SlaveActions):
         spec = spec_from_mt5(info)
         self.specs[symbol] = (now, spec)
         return spec
+
+    def _touched_symbols(self, views: dict[str, MasterView], slave_orders: list) -> set[str]:
+        """Slave symbols of what changed on the masters since the last pass (new, changed or
+        gone positions and orders), plus those of links still being opened: the only ones a
+        change pass reads a fresh tick for."""
+        out: set[str] = set()
+        seen = self._seen
+        for name, view in views.items():
+            before_p, before_o = seen.get(name, ({}, {}))
+            now_p, now_o = view.state.positions, view.state.orders
+            for now_items, before in ((now_p, before_p), (now_o, before_o)):
+                for key, item in now_items.items():
+                    if before.get(key) != item:
+                        out.add(item.symbol)
+                for key, item in before.items():
+                    if key not in now_items:
+                        out.add(item.symbol)
+        mapped = {s for m in out if isinstance(s := translate_symbol(m, self.cfg, self.available), str)}
+        mapped |= {r["symbol"] for r in self.links.values() if r.get("status") == PENDING and r.get("symbol")}
+        return mapped
+
+    def _quotes(self, specs: dict[str, SymbolSpec], touched: set[str] | None, now: int) -> dict[str, Quote]:
+        """Quotes for the pass: all fresh on a full pass (``touched`` None), else fresh for
+        ``touched`` and the last pass's for the rest while younger than QUOTE_REUSE_MS."""
+        out: dict[str, Quote] = {}
+        self._fresh = set()
+        for s in specs:
+            old = self.quotes.get(s)
+            if touched is not None and s not in touched and old is not None and now - self._quote_ms.get(s, 0) < QUOTE_REUSE_MS:
+                out[s] = old
+                continue
+            q = self._quote(s)
+            if q is not None:
+                out[s] = q
+                self._quote_ms[s] = now
+                self._fresh.add(s)
+        return out
+
+    def fresh_quote(self, symbol: str) -> Quote | None:
+        """The quote read for ``symbol`` in this pass, or None (the executor reads one):
+        an order is never sent at a price reused from an earlier pass."""
+        return self.quotes.get(symbol) if symbol in self._fresh else None
 
     def _quote(self, symbol: str) -> Quote | None:
         tick = self.mt5.symbol_info_tick(symbol)

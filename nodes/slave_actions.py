@@ -14,7 +14,7 @@ from typing import Any
 from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
 from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
 from copier.expiry import TIME_CODES
-from copier.models import Quote
+from copier.models import Position, Quote
 from copier import retcodes as R
 from copier.orders import choose_filling
 from copier.planner import MasterView
@@ -221,18 +221,25 @@ class SlaveActions:
             return None
 
         stops = (lambda q, sl, tp: adjust_stops(action.side, sl, tp, q, spec)) if spec is not None else None
-        outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard, quote=self.quotes.get(action.symbol), stops=stops)
+        outcome = self.executor.open_market(symbol=action.symbol, side=action.side, volume=action.volume, sl=action.sl, tp=action.tp, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, guard=guard, quote=self.fresh_quote(action.symbol), stops=stops)
         self._after_open(action, outcome, views, log)
 
     def _risk_refusal(self, action: Open) -> str | None:
-        """The guardian's pre-trade check, counting the new position's risk at its SL."""
+        """The guardian's pre-trade check, counting the new position's risk at its SL.
+
+        No terminal call: it runs on the pass's data (the positions this pass read, its
+        quote, the account metrics the loop keeps fresh off the hot path, at most
+        METRICS_MAX_AGE_MS old), plus this pass's own fills so far (``pass_positions``).
+        """
         assert self.guardian is not None
         spec = self.specs.get(action.symbol, (0, None))[1]
         if spec is None:
             return None
-        quote = self.quotes.get(action.symbol) or self._quote(action.symbol)
+        quote = self.quotes.get(action.symbol)
         entry = (quote.ask if action.side == "BUY" else quote.bid) if quote else action.master_price
-        return self.guardian.pre_trade(action.symbol, action.side, action.volume, entry, action.sl, spec.tick_size, spec.tick_value)
+        return self.guardian.pre_trade(action.symbol, action.side, action.volume, entry, action.sl, spec.tick_size, spec.tick_value,
+                                       metrics=self.metrics, positions=[p for p in self.pass_positions if p.ticket not in self.closed_in_pass],
+                                       server_ms=max((q.time_msc for q in self.quotes.values()), default=0) or None)
 
     def _find_tagged(self, symbol: str, tag: str) -> Any | None:
         found = self.mt5.positions_get(symbol=symbol)
@@ -274,6 +281,7 @@ class SlaveActions:
             if (self.links.get(key) or {}).get("retry_reason"):
                 fields["retry_reason"] = ""
             self._save(key, fields)
+            self._note_fill(action, outcome, slave_ticket)
             self._report_stops(action, outcome, slave_ticket, log)
             self.counts["copied"] += 1
             self.last_copy_ms = outcome.filled_ms
@@ -301,6 +309,14 @@ class SlaveActions:
             self.counts["failed"] += 1
             log.error("copy_failed", retcode=outcome.retcode, reason=outcome.reason, attempts=outcome.attempts)
             self.rt.event("copy_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, retcode=outcome.retcode, reason=outcome.reason)
+
+    def _note_fill(self, action: Open, outcome: Outcome, slave_ticket: int) -> None:
+        """This pass's fill joins its positions: the next open's risk check and a close's
+        link bookkeeping in the same pass see it without reading the terminal again."""
+        self.pass_positions.append(Position(
+            ticket=slave_ticket or outcome.order, identifier=slave_ticket or outcome.order, symbol=action.symbol, side=action.side,
+            volume=outcome.volume or action.volume, price_open=outcome.price, sl=outcome.sl, tp=outcome.tp, magic=action.magic,
+            comment=action.comment))
 
     def _defer(self, key: tuple[str, int], action: Any, outcome: Outcome, log: Any, kind: str) -> None:
         """A transient reject (invariant 8): the link stays PENDING with the reason, the
@@ -335,7 +351,9 @@ class SlaveActions:
                       dropped=outcome.stops_dropped)
 
     def _close(self, action: Close) -> None:
-        outcome = self.executor.close_position(ticket=action.slave_ticket, symbol=action.symbol, position_side=action.side_to_close, volume=action.volume, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling)
+        outcome = self.executor.close_position(ticket=action.slave_ticket, symbol=action.symbol, position_side=action.side_to_close, volume=action.volume, deviation=action.deviation, magic=action.magic, comment=action.comment, type_filling=action.type_filling, quote=self.fresh_quote(action.symbol))
+        if outcome.ok and not action.partial:
+            self.closed_in_pass.add(action.slave_ticket)
         key = (action.master_name, action.master_ticket)
         log = self._trade_log(action, slave_ticket=action.slave_ticket, symbol=action.symbol, volume=action.volume)
         self._note_result(action, outcome.ok)
@@ -353,11 +371,15 @@ class SlaveActions:
             self.rt.event("close_failed", level="error", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket, retcode=outcome.retcode, reason=outcome.reason)
 
     def _all_closed(self, action: Close) -> bool:
-        """A hedging link can own several positions (adds); it is closed when none is left."""
-        remaining = self.mt5.positions_get(symbol=action.symbol)
-        if remaining is None:
-            return False
-        return not any(p.comment.startswith(action.comment) and int(p.ticket) != action.slave_ticket for p in remaining) if action.comment else True
+        """A hedging link can own several positions (adds); it is closed when none is left.
+
+        Judged from the positions this pass read less those it closed (no terminal call
+        after the close); the next regular pass confirms it like any other state.
+        """
+        if not action.comment:
+            return True
+        return not any(p.comment.startswith(action.comment) and p.ticket != action.slave_ticket and p.ticket not in self.closed_in_pass
+                       and p.symbol == action.symbol for p in self.pass_positions)
 
     def _place_pending(self, action: PlacePending) -> None:
         key = (action.master_name, action.master_ticket)
