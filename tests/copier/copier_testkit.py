@@ -265,8 +265,11 @@ class SlaveModel:
                     self.orders[o.ticket] = replace(o, price_open=a.price, price_stoplimit=a.stoplimit, sl=a.sl, tp=a.tp,
                                                     type_time=a.type_time, expiration_ms=_instant(a.type_time, a.expiration))
             elif isinstance(a, RemovePending):
-                if self.orders.pop(a.slave_order_ticket, None) is not None:
+                o = self.orders.pop(a.slave_order_ticket, None)
+                if o is not None:
                     removed.add(a.slave_order_ticket)
+                    # as the terminal's history records it: the removed order is ORDER_STATE_CANCELED
+                    self.order_fates[o.ticket] = OrderFate(o.ticket, ORDER_STATE_CANCELED, 0, o.volume, o.volume)
             elif isinstance(a, RecordSkip):
                 self._upsert((a.master_name, a.master_ticket), status=a.status, kind=a.kind, reason=a.reason,
                              master_symbol=a.master_symbol or self.links.get((a.master_name, a.master_ticket), Link("", "", 0)).master_symbol)
