@@ -478,13 +478,9 @@ def cmd_release(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
-def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
-    """A 1-lot master trade on this follower, per mapped symbol (exposure sizing, invariant 7).
-
-    Reads specs and balances from both accounts' terminals (simulator or MT5), with the
-    same rules the slave node applies.
-    """
-    from nodes.sizing_report import sizing_rows
+def _per_master_rows(args: argparse.Namespace, store: Any, rows_for: Any, *, followers_only: bool = False) -> tuple[Any, list[dict[str, Any]]]:
+    """The follower's config and ``rows_for(cfg, master_name, master_mt5, follower_mt5)`` for each
+    master it follows (or ``--master``), with both terminals opened and shut down again."""
     from terminals import TerminalError, open_terminal
 
     doc = require_account(store, args.follower)
@@ -492,6 +488,8 @@ def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
         cfg = validate_account(doc)
     except AccountConfigError as exc:
         raise CliError(f"{args.follower}: {exc}") from None
+    if followers_only and cfg.type != "SLAVE":
+        raise CliError(f"{args.follower} is not a follower (type {cfg.type})")
     masters = [args.master] if args.master else sorted(
         d["name"] for d in store.list_accounts() if d.get("type") == "MASTER" and cfg.follows_master(d["name"]))
     if not masters:
@@ -504,7 +502,7 @@ def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
         for name in masters:
             master = open_terminal(require_account(store, name), default_sim_endpoint=args.sim_endpoint)
             opened.append(master)
-            rows += sizing_rows(cfg, name, master, follower, volume=args.volume)
+            rows += rows_for(cfg, name, master, follower)
     except TerminalError as exc:
         raise CliError(f"cannot open a terminal: {exc}") from None
     finally:
@@ -513,6 +511,19 @@ def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
                 t.shutdown()
             except Exception:
                 pass
+    return cfg, rows
+
+
+def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
+    """A 1-lot master trade on this follower, per mapped symbol (exposure sizing, invariant 7).
+
+    Reads specs and balances from both accounts' terminals (simulator or MT5), with the
+    same rules the slave node applies.
+    """
+    from nodes.sizing_report import sizing_rows
+
+    cfg, rows = _per_master_rows(args, store, lambda cfg, name, master, follower: sizing_rows(
+        cfg, name, master, follower, volume=args.volume))
 
     def num(v: Any) -> str:
         return "-" if v is None else f"{v:g}"
@@ -534,36 +545,9 @@ def cmd_symbols(args: argparse.Namespace, store: Any) -> int:
 
     from copier.symbol_match import symbol_map_patch
     from nodes.symbols_report import suggest_rows
-    from terminals import TerminalError, open_terminal
 
-    doc = require_account(store, args.follower)
-    try:
-        cfg = validate_account(doc)
-    except AccountConfigError as exc:
-        raise CliError(f"{args.follower}: {exc}") from None
-    if cfg.type != "SLAVE":
-        raise CliError(f"{args.follower} is not a follower (type {cfg.type})")
-    masters = [args.master] if args.master else sorted(
-        d["name"] for d in store.list_accounts() if d.get("type") == "MASTER" and cfg.follows_master(d["name"]))
-    if not masters:
-        raise CliError(f"{args.follower} follows no master")
-    opened: list[Any] = []
-    rows: list[dict[str, Any]] = []
-    try:
-        follower = open_terminal(doc, default_sim_endpoint=args.sim_endpoint)
-        opened.append(follower)
-        for name in masters:
-            master = open_terminal(require_account(store, name), default_sim_endpoint=args.sim_endpoint)
-            opened.append(master)
-            rows += suggest_rows(cfg, store, name, master, follower, all_symbols=args.all)
-    except TerminalError as exc:
-        raise CliError(f"cannot open a terminal: {exc}") from None
-    finally:
-        for t in opened:
-            try:
-                t.shutdown()
-            except Exception:
-                pass
+    cfg, rows = _per_master_rows(args, store, lambda cfg, name, master, follower: suggest_rows(
+        cfg, store, name, master, follower, all_symbols=args.all), followers_only=True)
 
     patch = symbol_map_patch([SimpleNamespace(**r) for r in rows], cfg)
     unmapped = [r["master_symbol"] for r in rows if not r["mapped"]]
