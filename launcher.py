@@ -27,7 +27,7 @@ from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
 from config import DEFAULT_CONFIG_PATH, Settings, settings_for  # noqa: E402
 from db import StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import parse_store_url  # noqa: E402
-from fleet.demo import DemoPortBusy, demo_accounts, plan_demo_endpoints  # noqa: E402
+from fleet.demo import DemoPortBusy, demo_accounts, free_port, plan_demo_endpoints, port_free  # noqa: E402
 from fleet.report import banner, slave_summary, summary_text  # noqa: E402
 from fleet.runner import Fleet, FleetError, FleetOptions, SimOptions  # noqa: E402
 from fleet.supervision import Policy  # noqa: E402
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     except DemoPortBusy as exc:
         print(f"launcher: {exc}", file=sys.stderr)
         return 2
+    if args.demo and not args.no_monitor:
+        cfg = demo_dashboard_port(cfg, notes)
     for note in notes:
         print(f"launcher: {note}", flush=True)
     if args.demo:
@@ -175,6 +177,21 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(store, fleet, started_ms)
     store.close()
     return code
+
+
+def demo_dashboard_port(cfg: Settings, notes: list[str]) -> Settings:
+    """A demo whose dashboard port is taken (another demo runs) serves its page on a free
+    port and says so, as it does for the bus; the monitor inherits it through the environment."""
+    import dataclasses
+    import os
+
+    host = "127.0.0.1" if cfg.DASHBOARD_HOST in ("0.0.0.0", "::") else cfg.DASHBOARD_HOST
+    if port_free(cfg.DASHBOARD_PORT, host):
+        return cfg
+    port = free_port(host, set())
+    notes.append(f"port {cfg.DASHBOARD_PORT} (DASHBOARD_PORT) is in use; the demo's dashboard uses {port} instead")
+    os.environ["COPYHUB_DASHBOARD_PORT"] = str(port)
+    return dataclasses.replace(cfg, DASHBOARD_PORT=port)
 
 
 def dashboard_url(fleet: Fleet, cfg: Settings) -> str | None:

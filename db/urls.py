@@ -99,7 +99,9 @@ def parse_store_url(url: str) -> StoreURL:
     ``sqlite:////var/copyhub.db`` and ``sqlite:///C:/copyhub/copyhub.db`` are absolute.
     """
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"not a store URL: {mask_url(str(url))!r}")
+        hint = (f"; for a SQLite file write sqlite:///{url}" if isinstance(url, str) and url.strip()
+                else "; expected sqlite:///PATH.db or mongodb://HOST[:PORT]/DB")
+        raise ValueError(f"not a store URL: {mask_url(str(url))!r}{hint}")
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
         rest = url[len("sqlite://"):]

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, log: Any, store: Any, alerts: Any, token: str 
         log.warning("store_unavailable", error=str(exc))
     collector.poll(force=True)
     http.ensure()
-    log.info("monitor_started", url=http.url, token_required=token is not None)
+    log.info("monitor_started", url=http.url, auth_required=token is not None)
     next_beat = 0.0
     try:
         while not stop.is_set():

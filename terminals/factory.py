@@ -162,4 +162,10 @@ def _open_sim(name: str, spec: Mapping[str, Any], default_endpoint: str) -> Any:
         kwargs["server"] = spec["server"]
     kwargs.update(_init_options(spec))
     args = (spec["path"],) if spec.get("path") else ()  # a simulated terminal: its current login when none is given
-    return _initialise(name, mt5, *args, **kwargs)
+    try:
+        return _initialise(name, mt5, *args, **kwargs)
+    except TerminalError as exc:
+        if "(-10004" in str(exc) or "(-10005" in str(exc):  # nothing answers at the endpoint
+            raise TerminalError(f"{exc}: the simulator is not reachable at {endpoint} "
+                                "(start it with python -m sim serve, or run python launcher.py --demo)") from None
+        raise
