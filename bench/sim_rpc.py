@@ -178,12 +178,17 @@ def concurrent(args: argparse.Namespace) -> int:
     meta = {"clients": args.clients, "seconds": args.seconds, "interval_ms": args.interval_ms, "workers": args.workers,
             "calls_per_s": round((len(pos) + len(tick)) / args.seconds),
             "load_avg_before": load_before, "load_avg_after": load_after, "cpus": os.cpu_count()}
+    return report(args, meta, rows, f"simulator RPC under {args.clients} concurrent clients (one process each), a poll every "
+                  f"{args.interval_ms} ms for {args.seconds} s, {args.workers} workers; "
+                  f"{meta['calls_per_s']} calls/s; load average {load_before} -> {load_after}, {meta['cpus']} cpus")
+
+
+def report(args: argparse.Namespace, meta: dict, rows: dict, title: str) -> int:
+    """JSON with ``--json``, else the title and one line of percentiles (µs) per call."""
     if args.json:
         print(json.dumps({"meta": meta, "results": rows}, indent=2))
         return 0
-    print(f"simulator RPC under {args.clients} concurrent clients (one process each), a poll every "
-          f"{args.interval_ms} ms for {args.seconds} s, {args.workers} workers; "
-          f"{meta['calls_per_s']} calls/s; load average {load_before} -> {load_after}, {meta['cpus']} cpus")
+    print(title)
     head = f"{'call':<28}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'max us':>10}"
     print(head)
     print("-" * len(head))
@@ -239,19 +244,8 @@ def main() -> int:
             "workers": args.workers,
             "symbol": symbol, "python": platform.python_version(),
             "platform": platform.platform(), "cpus": __import__("os").cpu_count()}
-    if args.json:
-        print(json.dumps({"meta": meta, "results": rows}, indent=2))
-        return 0
-    print(f"simulator RPC latency, {args.calls} calls each, {args.positions} open positions, "
-          f"tick {args.tick_hz:g} Hz, {args.workers} server workers, {meta['platform']}, "
-          f"{meta['cpus']} cpus")
-    head = f"{'call':<28}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'max us':>10}"
-    print(head)
-    print("-" * len(head))
-    for name, r in rows.items():
-        print(f"{name:<28}{r['p50_us']:>10.0f}{r['p90_us']:>10.0f}{r['p99_us']:>10.0f}"
-              f"{r['max_us']:>10.0f}")
-    return 0
+    return report(args, meta, rows, f"simulator RPC latency, {args.calls} calls each, {args.positions} open positions, "
+                  f"tick {args.tick_hz:g} Hz, {args.workers} server workers, {meta['platform']}, {meta['cpus']} cpus")
 
 
 if __name__ == "__main__":
