@@ -38,6 +38,7 @@ from copier.accounts import AccountConfigError, terminal_conflicts, validate_acc
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import missing_store  # noqa: E402
 from fleet import controls  # noqa: E402
+from fleet import keys as bus_keys  # noqa: E402
 from fleet.operator import (KILL_SWITCH, RESET_PREFIX,  # noqa: E402
                             apply_assignments, parse_assignment, parse_since, top_level_changes)
 from fleet.report import format_table, status_row, status_table  # noqa: E402
@@ -568,6 +569,18 @@ def cmd_symbols(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
+def cmd_keys(args: argparse.Namespace, store: Any) -> int:
+    """``keys create|show|allow|revoke|list`` (fleet/keys.py)."""
+    from messaging.security import BusSecurityError
+
+    try:
+        bus_keys.run(args, store, settings_for(getattr(args, "config", None)),
+                     lambda obj, text: emit(args, obj, text), audit)
+    except (bus_keys.KeysError, BusSecurityError) as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
 # =========================================================================== parser
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -643,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--master", help="only this master (default: every master it follows)")
     sp.add_argument("--all", action="store_true", help="every symbol of the master's terminal, not only those seen")
     sp.add_argument("--sim-endpoint", default=settings.SIM_ENDPOINT, help="simulator server for terminal kind 'sim'")
+    bus_keys.add_parser(sub, common, _Parser, cmd_keys)
     sp = add("release", cmd_release, "release an account's risk lock before the next reset")
     sp.add_argument("name")
     sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -48,6 +48,7 @@ CONFIG_FILE_NAME = "copyhub.toml"
 DEFAULT_CONFIG_PATH = ROOT / CONFIG_FILE_NAME
 # Settings that name a place on disk: relative values are resolved from the home folder.
 PATH_SETTINGS = ("SQLITE_PATH", "DATA_DIR", "LOG_DIR")
+OPTIONAL_PATH_SETTINGS = ("BUS_KEY_FILE",)  # resolved like PATH_SETTINGS when set; empty stays empty
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")  # C:/data/x.db is absolute on every OS we read it on
 _SECRET_NAMES = ("PASSWORD", "TOKEN", "SECRET")
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]+):(?P<password>[^@/]+)@")
@@ -84,7 +85,13 @@ class Settings:
     # Where a node looks for the KILL_SWITCH file (touch it to stop every new open).
     DATA_DIR: str = "data"
     # Bus: publishers connect to ZMQ_PUB_PORT (proxy XSUB), subscribers to ZMQ_SUB_PORT (XPUB).
+    # BUS_HOST is the bus host's address (the proxy binds it there). Off loopback the bus
+    # needs CURVE (docs/bus.md): BUS_KEY_FILE is this host's .key_secret file (cli.py keys
+    # create), BUS_SERVER_KEY the bus host's public key. On loopback CURVE is on only when
+    # BUS_KEY_FILE is set.
     BUS_HOST: str = "127.0.0.1"
+    BUS_KEY_FILE: str = ""
+    BUS_SERVER_KEY: str = ""
     ZMQ_PUB_PORT: int = 5555
     ZMQ_SUB_PORT: int = 5556
     HEARTBEAT_INTERVAL_MS: int = 1000
@@ -131,11 +138,16 @@ class Settings:
 
     @property
     def bus_pub_endpoint(self) -> str:
-        return f"tcp://{self.BUS_HOST}:{self.ZMQ_PUB_PORT}"
+        return f"tcp://{self._bus_host_in_url}:{self.ZMQ_PUB_PORT}"
 
     @property
     def bus_sub_endpoint(self) -> str:
-        return f"tcp://{self.BUS_HOST}:{self.ZMQ_SUB_PORT}"
+        return f"tcp://{self._bus_host_in_url}:{self.ZMQ_SUB_PORT}"
+
+    @property
+    def _bus_host_in_url(self) -> str:
+        host = self.BUS_HOST
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
     _mongo_explicit: bool = False
     # Where each value came from: {NAME: "default" | "env COPYHUB_NAME" | "file PATH"}.
@@ -204,6 +216,10 @@ _VALIDATORS: dict[str, tuple[str, Any]] = {
     "ZMQ_SUB_PORT": ("a TCP port 1-65535", lambda v: 1 <= v <= 65535),
     "DASHBOARD_PORT": ("a TCP port 1-65535", lambda v: 1 <= v <= 65535),
     "DASHBOARD_HOST": ("a host name or IP address", lambda v: bool(v) and " " not in v),
+    "BUS_HOST": ("a host name or IP address (no scheme, no port)",
+                 lambda v: bool(v) and not any(c in v for c in " /") and (v.count(":") != 1)),
+    "BUS_SERVER_KEY": ("empty or the bus host's CURVE public key (40 Z85 characters, from cli.py keys show)",
+                       lambda v: v == "" or _is_curve_key(v)),
     "MASTER_POLL_INTERVAL_MS": ("an integer >= 1 (ms)", lambda v: v >= 1),
     "SLAVE_RECONCILE_INTERVAL_MS": ("an integer >= 10 (ms)", lambda v: v >= 10),
     "CONFIG_RELOAD_INTERVAL_MS": ("an integer >= 100 (ms)", lambda v: v >= 100),
@@ -228,6 +244,12 @@ _VALIDATORS: dict[str, tuple[str, Any]] = {
     "MONGO_URI": ("a mongodb:// or mongodb+srv:// URI", lambda v: v.startswith(("mongodb://", "mongodb+srv://"))),
     "SIM_ENDPOINT": ("a ZeroMQ endpoint like tcp://127.0.0.1:5570", lambda v: "://" in v),
 }
+
+
+def _is_curve_key(value: str) -> bool:
+    """40 characters of the Z85 alphabet: a ZeroMQ CURVE key as text."""
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+    return len(value) == 40 and all(c in alphabet for c in value)
 
 
 def _label(name: str, source: str) -> str:
@@ -350,6 +372,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, config_file: str 
         home, home_source = ROOT, "launcher.py's folder (no settings file, no COPYHUB_HOME)"
     for name in PATH_SETTINGS:
         merged[name] = _resolve_path(merged[name], home)
+    for name in OPTIONAL_PATH_SETTINGS:
+        merged[name] = _resolve_path(merged[name], home) if merged[name] else ""
     merged["DATABASE_URL"] = _resolve_sqlite_url(merged["DATABASE_URL"], home)
     mongo_explicit = "MONGO_URI" in sources
     return Settings(**merged, _mongo_explicit=mongo_explicit, _sources=sources, _home=str(home),

@@ -31,6 +31,7 @@ from fleet.demo import DemoPortBusy, demo_accounts, free_port, plan_demo_endpoin
 from fleet.report import banner, slave_summary, summary_text  # noqa: E402
 from fleet.runner import Fleet, FleetError, FleetOptions, SimOptions  # noqa: E402
 from fleet.supervision import Policy  # noqa: E402
+from messaging.security import BusSecurityError, client_curve, server_curve  # noqa: E402
 from utils.console import safe_console  # noqa: E402
 from utils.logging import setup_logging  # noqa: E402
 from utils.process import install_stop_handlers  # noqa: E402
@@ -112,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = demo_dashboard_port(cfg, notes)
     for note in notes:
         print(f"launcher: {note}", flush=True)
+    try:
+        bus_security = check_bus_security(cfg, bus_pub, bus_sub, serve=not args.no_proxy)
+    except BusSecurityError as exc:
+        print(f"launcher: {exc}", file=sys.stderr)
+        return 2
     if args.demo:
         data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="copyhub-demo-")).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(banner(host=args.host, db_label=mask_url(db_url), log_dir=str(log_dir),
                      nodes=[(c.name, c.kind, c.sup.pid or c.sup.state.value) for c in fleet.children.values()],
                      cli_hint=f"python cli.py{cli_db} status", demo=args.demo, duration_s=args.duration,
-                     bus=f"{bus_pub} -> {bus_sub}", dashboard=dashboard_url(fleet, cfg)), flush=True)
+                     bus=f"{bus_pub} -> {bus_sub} ({bus_security})", dashboard=dashboard_url(fleet, cfg)), flush=True)
         fleet.run(args.duration)
     except FleetError as exc:
         print(f"launcher: {exc}", file=sys.stderr)
@@ -177,6 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(store, fleet, started_ms)
     store.close()
     return code
+
+
+def check_bus_security(cfg: Settings, bus_pub: str, bus_sub: str, *, serve: bool) -> str:
+    """Refuse to start (BusSecurityError) when the bus needs CURVE and this host's keys
+    are missing or bad -- before any process starts -- and say how the bus is secured:
+    CURVE is required off loopback, optional (BUS_KEY_FILE) on it (docs/bus.md).
+    ``serve``: this launcher also runs the proxy (its key pair must be a server's)."""
+    if serve:
+        server_curve([bus_pub, bus_sub], cfg)
+    curve = client_curve(bus_pub, cfg)
+    client_curve(bus_sub, cfg)
+    return "CURVE off (loopback)" if curve is None else f"CURVE, key {curve.keys.public[:8]}..."
 
 
 def demo_dashboard_port(cfg: Settings, notes: list[str]) -> Settings:

@@ -120,6 +120,15 @@ def next_lease(current: dict | None, account: str, holder_id: str, holder: dict,
             "renewed_ms": now, "expires_ms": now + ttl_ms}
 
 
+def check_bus_key_args(public_key: Any, name: Any = "-") -> None:
+    """ValueError unless ``public_key`` is 40 characters of the Z85 alphabet (a CURVE
+    public key as ``cli.py keys create`` prints it) and ``name`` a non-empty string."""
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+    if not isinstance(public_key, str) or len(public_key) != 40 or any(c not in alphabet for c in public_key):
+        raise ValueError(f"bus public key must be 40 Z85 characters, not {public_key!r}")
+    _check_name(name, "bus key name")
+
+
 class Store(ABC):
     """One repository API over SQLite or MongoDB. See docs/store.md for the contract."""
 
@@ -290,3 +299,19 @@ class Store(ABC):
         """If held by holder_id at epoch (and not already released): set ``expires_ms``
         to 0, keeping the document and its epoch so the next holder gets epoch + 1.
         True when this call released it."""
+
+    # -- bus keys (the proxy's CURVE allow-list; public keys only, never a secret) -----
+    # A bus key is {public_key, name, added_ms}; name says whose it is (a host).
+    @abstractmethod
+    def allow_bus_key(self, public_key: str, name: str, *, now_ms: int | None = None) -> bool:
+        """Put ``public_key`` on the allow-list as ``name`` (insert, or rename an allowed
+        key; ``added_ms`` is kept on a rename). True when something changed. ValueError
+        for a malformed key or an empty name."""
+
+    @abstractmethod
+    def revoke_bus_key(self, public_key: str) -> bool:
+        """Take ``public_key`` off the allow-list; True when it was on it."""
+
+    @abstractmethod
+    def list_bus_keys(self) -> list[dict]:
+        """Every allowed key ``{public_key, name, added_ms}``, sorted by name, then key."""

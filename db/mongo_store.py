@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .base import (Store, account_name, check_field_names, check_lease_args, lease_clock,
                    next_lease, now_ms, statuses, trade_key)
+from .base import check_bus_key_args
 from .errors import DuplicateAccount, StoreUnavailable
 from .urls import DEFAULT_MONGO_DB, mask_url, scrub
 
@@ -117,6 +118,7 @@ class MongoStore(Store):
                                       name="account_ts")
             db.flags.create_index([("key", ASCENDING)], unique=True, name="key_unique")
             db.leases.create_index([("account", ASCENDING)], unique=True, name="account_unique")
+            db.bus_keys.create_index([("public_key", ASCENDING)], unique=True, name="public_key_unique")
         self._indexes_ready = True
 
     def close(self) -> None:
@@ -486,6 +488,32 @@ class MongoStore(Store):
             return db.leases.update_one(
                 {"account": account, "holder_id": holder_id, "epoch": epoch,
                  "expires_ms": {"$gt": 0}}, {"$set": {"expires_ms": 0}}).modified_count > 0
+
+
+    # -- bus keys --------------------------------------------------------------------
+    def allow_bus_key(self, public_key: str, name: str, *, now_ms: int | None = None) -> bool:
+        check_bus_key_args(public_key, name)
+        added = lease_clock(now_ms)
+        self._ready()
+        try:
+            with self._guard() as db:
+                result = db.bus_keys.update_one({"public_key": public_key},
+                                                {"$set": {"name": name}, "$setOnInsert": {"added_ms": added}},
+                                                upsert=True)
+        except DuplicateKeyError:  # a racing twin inserted it: rename only
+            with self._guard() as db:
+                result = db.bus_keys.update_one({"public_key": public_key}, {"$set": {"name": name}})
+            return result.modified_count > 0
+        return result.upserted_id is not None or result.modified_count > 0
+
+    def revoke_bus_key(self, public_key: str) -> bool:
+        with self._guard() as db:
+            return db.bus_keys.delete_one({"public_key": public_key}).deleted_count > 0
+
+    def list_bus_keys(self) -> list[dict]:
+        with self._guard() as db:
+            docs = db.bus_keys.find({}, NO_ID).sort([("name", ASCENDING), ("public_key", ASCENDING)])
+            return [{"public_key": d["public_key"], "name": d["name"], "added_ms": d["added_ms"]} for d in docs]
 
 
 def _query_keys(url: str) -> list[str]:

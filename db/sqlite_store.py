@@ -17,13 +17,13 @@ import threading
 import time
 from typing import Any, Callable, TypeVar
 
-from .base import (Store, account_name, check_field_names, check_lease_args, lease_clock,
+from .base import (Store, account_name, check_bus_key_args, check_field_names, check_lease_args, lease_clock,
                    lease_is_released, next_lease, now_ms, statuses, trade_key)
 from .errors import DuplicateAccount, StoreUnavailable
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2  # 2: leases
+SCHEMA_VERSION = 3  # 2: leases, 3: bus_keys
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY,
@@ -72,6 +72,11 @@ CREATE TABLE IF NOT EXISTS flags (
 CREATE TABLE IF NOT EXISTS leases (
     account TEXT PRIMARY KEY,
     doc     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bus_keys (
+    public_key TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    added_ms   INTEGER NOT NULL
 );
 """
 
@@ -522,3 +527,28 @@ class SQLiteStore(Store):
             self._put_lease(conn, lease)
             return True
         return self._write(release)
+
+    # -- bus keys --------------------------------------------------------------------
+    def allow_bus_key(self, public_key: str, name: str, *, now_ms: int | None = None) -> bool:
+        check_bus_key_args(public_key, name)
+        added = lease_clock(now_ms)
+
+        def allow(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT name FROM bus_keys WHERE public_key=?", (public_key,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO bus_keys(public_key, name, added_ms) VALUES (?, ?, ?)",
+                             (public_key, name, added))
+                return True
+            if row[0] == name:
+                return False
+            conn.execute("UPDATE bus_keys SET name=? WHERE public_key=?", (name, public_key))
+            return True
+        return self._write(allow)
+
+    def revoke_bus_key(self, public_key: str) -> bool:
+        return self._write(lambda c: c.execute("DELETE FROM bus_keys WHERE public_key=?",
+                                               (public_key,)).rowcount > 0)
+
+    def list_bus_keys(self) -> list[dict]:
+        rows = self._read("SELECT public_key, name, added_ms FROM bus_keys ORDER BY name, public_key")
+        return [{"public_key": k, "name": n, "added_ms": a} for k, n, a in rows]

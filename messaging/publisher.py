@@ -13,10 +13,15 @@ rather than assuming delivery.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
 
 from messaging.codec import encode
 from messaging.schema import Message
+from messaging.security import ClientCurve, client_curve
+
+FROM_SETTINGS: Any = object()  # ``curve=`` default: CURVE as this process's settings say
 
 PUB_HWM = 100_000  # messages queued per connection before PUB drops (never blocks)
 PUB_LINGER_MS = 500  # on close, give queued messages this long to leave
@@ -32,20 +37,38 @@ def tune_connecting_socket(sock: zmq.Socket) -> None:
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
 
 
+def secure_connecting_socket(sock: zmq.Socket, endpoint: str, curve: ClientCurve | None | Any) -> ClientCurve | None:
+    """Apply CURVE to a bus socket about to connect to ``endpoint``: ``curve`` itself,
+    None for none, or ``FROM_SETTINGS`` for what the settings say (messaging/security.py:
+    optional on loopback, required elsewhere -- BusSecurityError when keys are missing)."""
+    chosen = client_curve(endpoint) if curve is FROM_SETTINGS else curve
+    if chosen is not None:
+        chosen.apply(sock)
+    return chosen
+
+
 class Publisher:
     """``Publisher(endpoint).publish(msg)``; messages are validated before they leave.
 
     ``check=True`` (default) runs the receivers' validation on every outgoing message
     so a bug raises MalformedMessage here, loudly, instead of being silently dropped by
     every subscriber. It costs a few tens of microseconds per message.
+
+    ``curve``: the CURVE keys to connect with (``ClientCurve``), None for none, or by
+    default what the settings say (required off loopback: BusSecurityError without keys).
     """
 
     def __init__(self, endpoint: str, *, context: zmq.Context | None = None,
-                 check: bool = True, hwm: int = PUB_HWM) -> None:
+                 check: bool = True, hwm: int = PUB_HWM, curve: ClientCurve | None | Any = FROM_SETTINGS) -> None:
         self.endpoint = endpoint
         self.check = check
         self.sent = 0
         self._sock = (context or zmq.Context.instance()).socket(zmq.PUB)
+        try:
+            self.curve = secure_connecting_socket(self._sock, endpoint, curve)
+        except BaseException:
+            self._sock.close(linger=0)
+            raise
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, PUB_LINGER_MS)
         tune_connecting_socket(self._sock)

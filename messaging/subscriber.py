@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import zmq
 
-from messaging.publisher import tune_connecting_socket
+from messaging.publisher import FROM_SETTINGS, secure_connecting_socket, tune_connecting_socket
 from messaging.schema import MalformedMessage, Message, VersionMismatch, decode
 
 SUB_HWM = 100_000
@@ -27,9 +27,12 @@ _LOG_FIRST = 20  # malformed messages logged one by one; after that every 100th
 
 
 class Subscriber:
+    """``Subscriber(endpoint, topics)``; ``curve`` as for Publisher: a ClientCurve, None,
+    or by default what the settings say (BusSecurityError when required keys are missing)."""
+
     def __init__(self, endpoint: str, topics: Iterable[str], *,
                  context: zmq.Context | None = None, logger: Any = None,
-                 hwm: int = SUB_HWM) -> None:
+                 hwm: int = SUB_HWM, curve: Any = FROM_SETTINGS) -> None:
         self.endpoint = endpoint
         self.log = logger or logging.getLogger("messaging.subscriber")
         self.dropped = 0
@@ -40,6 +43,11 @@ class Subscriber:
         self._exact: set[str] = set()
         self._prefixes: set[str] = set()
         self._sock = (context or zmq.Context.instance()).socket(zmq.SUB)
+        try:
+            self.curve = secure_connecting_socket(self._sock, endpoint, curve)
+        except BaseException:
+            self._sock.close(linger=0)
+            raise
         self._sock.setsockopt(zmq.RCVHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, 0)
         tune_connecting_socket(self._sock)

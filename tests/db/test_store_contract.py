@@ -508,3 +508,38 @@ def test_second_connection_sees_writes(opener):
     assert len(b.list_snapshots("A")) == 1
     with pytest.raises(DuplicateAccount):
         b.add_account(MASTER)
+
+
+# -- bus keys: the proxy's CURVE allow-list -------------------------------------------
+KEY_A = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+KEY_B = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+
+
+def test_bus_keys_allow_list_revoke(store):
+    assert store.list_bus_keys() == []
+    assert store.allow_bus_key(KEY_B, "VPS-2", now_ms=2000) is True
+    assert store.allow_bus_key(KEY_A, "VPS-1", now_ms=1000) is True
+    assert store.allow_bus_key(KEY_A, "VPS-1", now_ms=5000) is False  # nothing changed
+    assert store.list_bus_keys() == [{"public_key": KEY_A, "name": "VPS-1", "added_ms": 1000},
+                                     {"public_key": KEY_B, "name": "VPS-2", "added_ms": 2000}]
+    assert store.allow_bus_key(KEY_A, "VPS-9", now_ms=9000) is True  # rename keeps added_ms
+    assert store.list_bus_keys()[1] == {"public_key": KEY_A, "name": "VPS-9", "added_ms": 1000}
+    assert store.revoke_bus_key(KEY_A) is True
+    assert store.revoke_bus_key(KEY_A) is False
+    assert [k["public_key"] for k in store.list_bus_keys()] == [KEY_B]
+
+
+@pytest.mark.parametrize("key,name", [("short", "VPS-1"), (KEY_A[:-1] + " ", "VPS-1"), (None, "VPS-1"),
+                                      (KEY_A, ""), (KEY_A, None)])
+def test_bus_keys_refuse_malformed(store, key, name):
+    with pytest.raises(ValueError):
+        store.allow_bus_key(key, name)
+    assert store.list_bus_keys() == []
+
+
+def test_bus_keys_seen_by_a_second_connection(opener):
+    a, b = opener(), opener()
+    a.allow_bus_key(KEY_A, "VPS-1", now_ms=1)
+    assert b.list_bus_keys() == [{"public_key": KEY_A, "name": "VPS-1", "added_ms": 1}]
+    b.revoke_bus_key(KEY_A)
+    assert a.list_bus_keys() == []
