@@ -511,7 +511,7 @@ class HandshakeWatch:
     accepted connection's peer address is looked up at once; it is named when exactly
     one connection was accepted on that side in the last ``_PEER_WINDOW_S`` (ZeroMQ does
     not tie a failed handshake to its connection). A peer that hangs up during the
-    handshake is logged at INFO only, without an audit event: that is also what a port
+    handshake is counted and logged at DEBUG only, without an audit event: that is what a port
     check (the launcher's "is the proxy up?") looks like; a client without CURVE shows
     either way, and as a mechanism mismatch on most of its reconnect attempts."""
 
@@ -557,7 +557,7 @@ class HandshakeWatch:
         self._accepted[side] = recent
         address = recent[0][1] if len(recent) == 1 else ""
         if kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:  # the peer hung up during the handshake
-            self.refusals.refuse("closed in handshake", side=side, address=address, level=logging.INFO, audit=False,
+            self.refusals.refuse("closed in handshake", side=side, address=address, level=logging.DEBUG, audit=False,
                                  detail=f"code {value}: a port check, or a peer without CURVE or with other keys "
                                         "giving up (it is refused either way)")
             return
