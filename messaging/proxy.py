@@ -11,6 +11,11 @@ input is the subscribers' job to refuse, and the proxy cannot crash on it.
 
 Once bound it prints one line to stdout, ``READY xsub=<endpoint> xpub=<endpoint>``,
 with the real endpoints (a ``:*`` port is resolved), so a supervisor can wait for it.
+
+CURVE (messaging/security.py, docs/bus.md "Security"): with ``BUS_KEY_FILE`` set both
+sockets are CURVE servers and a ZAP handler admits only the public keys on the store's
+allow-list (``--db``, default the settings' store); bound anywhere but loopback without
+keys, the proxy refuses to start (exit 2).
 """
 from __future__ import annotations
 
