@@ -12,16 +12,26 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pymongo
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from .base import (Store, account_name, check_field_names, check_lease_args, lease_clock,
-                   next_lease, now_ms, statuses, trade_key)
-from .base import check_bus_key_args
+from .base import (
+    Store,
+    account_name,
+    check_bus_key_args,
+    check_field_names,
+    check_lease_args,
+    lease_clock,
+    next_lease,
+    now_ms,
+    statuses,
+    trade_key,
+)
 from .errors import DuplicateAccount, StoreUnavailable
 from .urls import DEFAULT_MONGO_DB, mask_url, scrub
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq.auth
 
-from messaging.security import (BusSecurityError, check_public_key, create_key_files, load_key_file,
-                                owner_only_problem)
+from messaging.security import BusSecurityError, check_public_key, create_key_files, load_key_file, owner_only_problem
 
 DEFAULT_KEY_DIR = "keys"  # beside the settings file (the home folder) unless --dir
 

@@ -25,14 +25,25 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 import zmq
 
-from messaging.security import (DOMAIN_PUBLISHERS, DOMAIN_SUBSCRIBERS, AllowList, BusSecurityError,
-                                HandshakeWatch, Refusals, ServerCurve, ZapHandler, describe_curve,
-                                process_settings, server_curve)
+from messaging.security import (
+    DOMAIN_PUBLISHERS,
+    DOMAIN_SUBSCRIBERS,
+    AllowList,
+    BusSecurityError,
+    HandshakeWatch,
+    Refusals,
+    ServerCurve,
+    ZapHandler,
+    describe_curve,
+    process_settings,
+    server_curve,
+)
 
 DEFAULT_XSUB = "tcp://127.0.0.1:5555"
 DEFAULT_XPUB = "tcp://127.0.0.1:5556"

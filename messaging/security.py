@@ -28,9 +28,10 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -372,7 +373,7 @@ class AllowList:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def start(self) -> "AllowList":
+    def start(self) -> AllowList:
         self._thread = threading.Thread(target=self._run, name="bus-allow-list", daemon=True)
         self._thread.start()
         return self

@@ -24,8 +24,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from testing.harness import LocalFleet, Proc, wait_until
 

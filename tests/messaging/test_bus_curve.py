@@ -18,9 +18,21 @@ from messaging import proxy as proxy_mod
 from messaging.proxy import Proxy
 from messaging.publisher import Publisher
 from messaging.schema import Status
-from messaging.security import (AllowList, BusSecurityError, ClientCurve, Refusals, ServerCurve, ZapHandler,
-                                check_public_key, client_curve, create_key_files, is_loopback_endpoint,
-                                load_key_file, new_key_pair, server_curve)
+from messaging.security import (
+    AllowList,
+    BusSecurityError,
+    ClientCurve,
+    Refusals,
+    ServerCurve,
+    ZapHandler,
+    check_public_key,
+    client_curve,
+    create_key_files,
+    is_loopback_endpoint,
+    load_key_file,
+    new_key_pair,
+    server_curve,
+)
 from messaging.subscriber import Subscriber
 
 pytestmark = pytest.mark.timeout(60)
