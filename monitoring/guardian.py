@@ -57,7 +57,7 @@ from copier.risk.clock import ms_from_utc, utc_from_ms
 from copier.risk.history_equity import equity_high_bound
 from copier.risk.tracker import bars_needed, needs_reset_equity, with_history_equity
 from db import StoreUnavailable, now_ms
-from nodes.convert import metrics_from_mt5, position_from_mt5, spec_from_mt5
+from terminals.convert import metrics_from_mt5, position_from_mt5, spec_from_mt5
 
 from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key, report_request_key  # noqa: F401 (REPORT_PREFIX re-exported)
 from .levels import ALERT_LEVEL, LevelTracker, action_text, alert_fields
