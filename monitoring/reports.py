@@ -22,7 +22,7 @@ from copier.report import COLUMNS, DailyReport, to_csv, to_json
 from utils.table import format_table
 
 from .daily import REPORT_PREFIX, report_request_key
-from .guardian import LOCK_PREFIX, STATE_PREFIX, release_key
+from .risk_store import LOCK_PREFIX, STATE_PREFIX, release_key
 
 FORMATS = ("table", "csv", "json")
 TABLE_COLUMNS = [
