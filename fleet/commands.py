@@ -11,7 +11,7 @@ def child_argv(opts: FleetOptions, child: Child, launcher_pid: int) -> list[str]
     gets ``--parent-pid launcher_pid`` and exits on its own when the launcher is gone."""
     o, py = opts, opts.python
     if child.kind == "proxy":
-        return [py, "-m", "messaging.proxy", "--xsub", o.bus_pub, "--xpub", o.bus_sub,
+        return [py, "-m", "fleet.busproxy", "--xsub", o.bus_pub, "--xpub", o.bus_sub,
                 "--parent-pid", str(launcher_pid)]
     if child.kind == "sim":
         assert o.sim is not None

@@ -235,56 +235,18 @@ def settings_endpoints() -> tuple[list[str], str, str]:
     return config._ARGV, config.settings.bus_pub_endpoint, config.settings.bus_sub_endpoint
 
 
-def store_allow_list(db_url: str) -> tuple[AllowList, Callable[[dict[str, Any]], None], Callable[[], None]]:
-    """(allow-list read from the store's ``bus_keys``, a function recording a refused
-    connection as a ``bus_connection_refused`` event, a closer). The store is opened
-    lazily and reopened after a failure: a store that is down at start means nobody is
-    let in until it answers (fail closed), which the log says once."""
-    from db import open_store
-
-    state: dict[str, Any] = {"store": None}
-    lock = threading.Lock()
-
-    def store() -> Any:
-        if state["store"] is None:
-            state["store"] = open_store(db_url)
-        return state["store"]
-
-    def guarded(fn: Callable[[Any], Any]) -> Any:
-        with lock:
-            try:
-                return fn(store())
-            except Exception:
-                bad, state["store"] = state["store"], None
-                if bad is not None:
-                    try:
-                        bad.close()
-                    except Exception:
-                        pass
-                raise
-
-    def load() -> dict[str, str]:
-        return {d["public_key"]: d["name"] for d in guarded(lambda st: st.list_bus_keys())}
-
-    def record(refusal: dict[str, Any]) -> None:
-        guarded(lambda st: st.add_event("bus_connection_refused", node="bus-proxy", level="warning", **refusal))
-
-    def close() -> None:
-        with lock:
-            if state["store"] is not None:
-                state["store"].close()
-                state["store"] = None
-
-    return AllowList(load), record, close
+AllowSource = Callable[[str], "tuple[AllowList, Callable[[dict[str, Any]], None], Callable[[], None]]"]
 
 
 def main(argv: list[str] | None = None, *, xsub: str = DEFAULT_XSUB, xpub: str = DEFAULT_XPUB,
-         settings: Any = None) -> int:
+         settings: Any = None, allow_source: AllowSource | None = None) -> int:
     """``python -m messaging.proxy``: bind XSUB (``xsub``, publishers connect) and XPUB
     (``xpub``, subscribers connect) unless given on the command line. CURVE follows
     ``settings`` (default: this process's; messaging/security.py): on with
     ``BUS_KEY_FILE``, required off loopback -- exit 2 with the reason when it is
-    required and the keys are missing or bad."""
+    required and the keys are missing or bad. ``allow_source(db_url)`` gives the CURVE
+    allow-list (the store's, from ``python -m fleet.busproxy``, which the launcher runs):
+    ``(AllowList, record a refusal, close)``; without it a CURVE proxy exits 2."""
     ap = argparse.ArgumentParser(prog="python -m messaging.proxy", description=__doc__.split("\n")[0])
     ap.add_argument("--xsub", default=xsub, help=f"endpoint publishers connect to (default {xsub}: ZMQ_PUB_PORT)")
     ap.add_argument("--xpub", default=xpub, help=f"endpoint subscribers connect to (default {xpub}: ZMQ_SUB_PORT)")
@@ -308,7 +270,11 @@ def main(argv: list[str] | None = None, *, xsub: str = DEFAULT_XSUB, xpub: str =
         if not db_url:
             log.error("bus proxy not started: CURVE needs the store holding the allow-list (--db)")
             return 2
-        allow, record, close_store = store_allow_list(db_url)
+        if allow_source is None:
+            log.error("bus proxy not started: with CURVE the allow-list comes from the store; "
+                      "run python -m fleet.busproxy (what the launcher runs)")
+            return 2
+        allow, record, close_store = allow_source(db_url)
         allow.start()
         if not allow.loaded:
             log.error("bus allow-list not readable yet: every bus connection is refused until the store answers")

@@ -426,6 +426,7 @@ class Refusals:
                 log.error("could not record the refused bus connection in the store: %s", exc)
 
 
+HUNG_UP = "hung up in handshake"  # Refusals reason of a connection closed mid-handshake
 _SIDE = {DOMAIN_PUBLISHERS: "publisher", DOMAIN_SUBSCRIBERS: "subscriber"}
 
 
@@ -512,9 +513,10 @@ class HandshakeWatch:
     accepted connection's peer address is looked up at once; it is named when exactly
     one connection was accepted on that side in the last ``_PEER_WINDOW_S`` (ZeroMQ does
     not tie a failed handshake to its connection). A peer that hangs up during the
-    handshake is counted and logged at DEBUG only, without an audit event: that is what a port
-    check (the launcher's "is the proxy up?") looks like; a client without CURVE shows
-    either way, and as a mechanism mismatch on most of its reconnect attempts."""
+    handshake is logged at INFO, without an audit event: a port check (the launcher's "is
+    the proxy up?") looks like that, and so does, depending on who notices first, a client
+    without CURVE or with another server key (libzmq gives up after one or two attempts,
+    so such a client shows as a mismatch or as a hang-up)."""
 
     _PEER_WINDOW_S = 2.0
 
@@ -558,9 +560,9 @@ class HandshakeWatch:
         self._accepted[side] = recent
         address = recent[0][1] if len(recent) == 1 else ""
         if kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:  # the peer hung up during the handshake
-            self.refusals.refuse("closed in handshake", side=side, address=address, level=logging.DEBUG, audit=False,
-                                 detail=f"code {value}: a port check, or a peer without CURVE or with other keys "
-                                        "giving up (it is refused either way)")
+            self.refusals.refuse(HUNG_UP, side=side, address=address, level=logging.INFO, audit=False,
+                                 detail=f"code {value}: a port check (the launcher's, cli.py's), or a client that "
+                                        "gave up on us first: no CURVE, or another server key")
             return
         if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             reason, detail = "not CURVE", "the peer does not use CURVE (mechanism mismatch)"

@@ -19,6 +19,7 @@ from messaging.proxy import Proxy
 from messaging.publisher import Publisher
 from messaging.schema import Status
 from messaging.security import (
+    HUNG_UP,
     AllowList,
     BusSecurityError,
     ClientCurve,
@@ -182,9 +183,10 @@ class CurveBus:
         self.sockets.append(s)
         return s
 
-    def wait_refusals(self, reason: str, n: int = 1, timeout_s: float = 15.0) -> None:
+    def wait_refusals(self, reason: str | tuple[str, ...], n: int = 1, timeout_s: float = 15.0) -> None:
+        reasons = (reason,) if isinstance(reason, str) else reason
         deadline = time.monotonic() + timeout_s
-        while self.refusals.by_reason.get(reason, 0) < n:
+        while sum(self.refusals.by_reason.get(r, 0) for r in reasons) < n:
             self.proxy.poll_security()
             assert time.monotonic() < deadline, f"no {reason!r} refusal: {self.refusals.by_reason}"
             time.sleep(0.02)
@@ -220,13 +222,15 @@ def deliver(pub: Publisher, sub: Subscriber, node: str, *, timeout_s: float = 15
 
 
 def test_allowed_keys_talk_unknown_and_plain_clients_get_nothing(bus, caplog):
-    caplog.set_level(logging.WARNING, "messaging.security")
+    caplog.set_level(logging.INFO, "messaging.security")
     good_pub, good_sub = bus.pub(bus.client("VPS-1")), bus.sub(bus.client("VPS-2"))
     rogue_pub = bus.pub(bus.client(None))  # a key nobody allowed
     plain_pub = bus.pub(None)  # no CURVE at all
     rogue_sub, plain_sub = bus.sub(bus.client(None)), bus.sub(None)
     bus.wait_refusals("unknown key", 2)  # rogue publisher and subscriber
-    bus.wait_refusals("not CURVE", 2)  # plain publisher and subscriber
+    # plain publisher and subscriber: a mechanism mismatch, or a hang-up when the client
+    # noticed first (a race inside libzmq); logged either way
+    bus.wait_refusals(("not CURVE", HUNG_UP), 2)
     assert deliver(good_pub, good_sub, "good") >= 1
     for _ in range(50):  # the rogues keep trying; the good pair keeps working
         rogue_pub.publish(status("rogue"))
@@ -238,7 +242,7 @@ def test_allowed_keys_talk_unknown_and_plain_clients_get_nothing(bus, caplog):
     assert last >= 1
     assert bus.proxy._zap.accepted >= 2
     logged = caplog.text
-    assert "unknown key" in logged and "not CURVE" in logged and "mechanism mismatch" in logged
+    assert "unknown key" in logged and ("mechanism mismatch" in logged or HUNG_UP in logged)
     assert rogue_pub.curve.keys.public in logged  # the refused key is named (public half only)
     assert rogue_pub.curve.keys.secret not in logged
 
@@ -364,3 +368,32 @@ def test_windows_secret_file_acl(tmp_path):  # pragma: no cover - runs on Window
     _keys, secret, _public, how = create_key_files(tmp_path, "h")
     acl = subprocess.run(["icacls", str(secret)], capture_output=True, text=True).stdout
     assert os.environ["USERNAME"].lower() in acl.lower() and "BUILTIN\\Users" not in acl and "ACL" in how
+
+
+def test_plain_proxy_entry_point_refuses_curve_without_the_store_allow_list(tmp_path, caplog):
+    """messaging/ never reads the store: CURVE's allow-list comes through fleet.busproxy."""
+    caplog.set_level(logging.ERROR, "messaging.proxy")
+    _keys, secret, _, _ = create_key_files(tmp_path, "bus")
+    cfg = settings(BUS_KEY_FILE=str(secret), database_url=f"sqlite:///{tmp_path / 's.db'}")
+    assert proxy_mod.main(["--xsub", "tcp://127.0.0.1:*", "--xpub", "tcp://127.0.0.1:*"], settings=cfg) == 2
+    assert "fleet.busproxy" in caplog.text
+
+
+def test_busproxy_reads_the_allow_list_from_the_store(tmp_path):
+    from db import open_store
+    from fleet.busproxy import store_allow_list
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    key = new_key_pair().public
+    with open_store(url) as store:
+        store.allow_bus_key(key, "VPS-1")
+    allow, record, close = store_allow_list(url)
+    try:
+        assert allow.name_of(key) == "VPS-1" and len(allow) == 1
+        record({"reason": "unknown key", "side": "publisher", "address": "10.0.0.9", "public_key": key, "detail": ""})
+        with open_store(url) as store:
+            store.revoke_bus_key(key)
+            assert [e["data"]["address"] for e in store.list_events(kind="bus_connection_refused")] == ["10.0.0.9"]
+        assert allow.refresh() and allow.revoked.is_set() and allow.name_of(key) is None
+    finally:
+        close()
