@@ -42,8 +42,9 @@ ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by the ZAP RFC (27/ZAP)
 DOMAIN_PUBLISHERS = "copyhub-publishers"  # the proxy's XSUB side
 DOMAIN_SUBSCRIBERS = "copyhub-subscribers"  # the proxy's XPUB side
 ALLOW_REFRESH_S = 2.0  # how often the proxy re-reads the allow-list from the store
-REFUSAL_EVENT_EVERY_S = 3600.0  # one audit event per refused key+address per hour (logs: see _LOG_FIRST)
-_LOG_FIRST = 5  # refusals of one key+address logged one by one; after that every 100th
+REFUSAL_EVENT_EVERY_S = 3600.0  # one audit event per refused key+address per hour
+LOG_WINDOW_S = 60.0  # log lines per key+address (or reason+address) are limited per window:
+LOG_PER_WINDOW = 20  # a client reconnecting every 2 s, or a connection flood, cannot flood the log
 _Z85_ALPHABET = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#")
 _LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
@@ -390,15 +391,17 @@ class AllowList:
 
 # ---------------------------------------------------------------------------- ZAP
 class Refusals:
-    """Counts and reports refused connections: log lines (the first few per key and
-    address, then every 100th) and, through ``on_event``, one audit event per key and
-    address per ``REFUSAL_EVENT_EVERY_S``."""
+    """Counts and reports refused connections: log lines (at most ``LOG_PER_WINDOW`` per
+    key -- or reason, when there is no key -- and address in ``LOG_WINDOW_S`` seconds; the
+    next line says how many were left out) and, through ``on_event``, one audit event per
+    key and address per ``REFUSAL_EVENT_EVERY_S``."""
 
     def __init__(self, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.on_event = on_event
         self.total = 0
         self.by_reason: dict[str, int] = {}
         self._seen: dict[tuple[str, str], int] = {}
+        self._window: dict[tuple[str, str], list[float | int]] = {}  # ident -> [start, logged, left out]
         self._evented: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
@@ -412,12 +415,22 @@ class Refusals:
             ident = (key or reason, address)
             n = self._seen[ident] = self._seen.get(ident, 0) + 1
             now = time.monotonic()
+            window = self._window.setdefault(ident, [now, 0, 0])
+            if now - window[0] >= LOG_WINDOW_S:
+                window[0], window[1] = now, 0
+            write = window[1] < LOG_PER_WINDOW
+            left_out = int(window[2]) if write else 0
+            if write:
+                window[1], window[2] = window[1] + 1, 0
+            else:
+                window[2] += 1
             send_event = audit and now - self._evented.get(ident, -REFUSAL_EVENT_EVERY_S) >= REFUSAL_EVENT_EVERY_S
             if send_event:
                 self._evented[ident] = now
-        if n <= _LOG_FIRST or n % 100 == 0:
-            log.log(level, "bus connection refused (%s, %s%s%s): %s [#%d from there]", reason, side,
-                        f", from {address}" if address else "", f", public key {key}" if key else "", detail, n)
+        if write:
+            log.log(level, "bus connection refused (%s, %s%s%s): %s [#%d from there%s]", reason, side,
+                    f", from {address}" if address else "", f", public key {key}" if key else "", detail, n,
+                    f"; {left_out} more not logged" if left_out else "")
         if send_event and self.on_event is not None:
             try:
                 self.on_event({"reason": reason, "side": side, "address": address, "public_key": key,

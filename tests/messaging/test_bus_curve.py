@@ -397,3 +397,20 @@ def test_busproxy_reads_the_allow_list_from_the_store(tmp_path):
         assert allow.refresh() and allow.revoked.is_set() and allow.name_of(key) is None
     finally:
         close()
+
+
+def test_refusal_log_lines_are_limited_per_window(caplog, monkeypatch):
+    from messaging import security
+
+    caplog.set_level(logging.INFO, "messaging.security")
+    clock = [1000.0]
+    monkeypatch.setattr(security.time, "monotonic", lambda: clock[0])
+    r = Refusals()
+    for _ in range(security.LOG_PER_WINDOW + 7):
+        r.refuse("unknown key", side="publisher", address="10.0.0.9", key="K" * 40)
+    r.refuse(HUNG_UP, side="publisher", level=logging.INFO, audit=False)  # another ident: its own budget
+    assert caplog.text.count("unknown key") == security.LOG_PER_WINDOW and HUNG_UP in caplog.text
+    clock[0] += security.LOG_WINDOW_S
+    r.refuse("unknown key", side="publisher", address="10.0.0.9", key="K" * 40)
+    assert "7 more not logged" in caplog.text
+    assert r.total == security.LOG_PER_WINDOW + 9
