@@ -23,7 +23,7 @@ from copier.accounts import AccountConfigError, validate_account  # noqa: E402
 from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Quote, SymbolSpec  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
-from copier.pending_fills import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
+from copier.order_fates import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
 from copier.reasons import UNKNOWN, Closure, classify_closure  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
