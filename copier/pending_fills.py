@@ -78,7 +78,7 @@ def split_netting_links(st: PlanState, live: list[Link]) -> tuple[list[Link], li
     return positions, orders, hold
 
 
-def _filled_into(st: PlanState, link: Link):
+def _filled_into(st: PlanState, link: Link) -> Position | None:
     """The position a filled copy's volume lives in (None: the fill left the symbol flat)."""
     tagged = st.pos_by_tag.get(link.key)
     if tagged:
@@ -102,7 +102,8 @@ def _copy_filled(st: PlanState, link: Link) -> bool | None:
     return fate.filled
 
 
-def netting_market_copy(st: PlanState, link: Link, view: MasterView, mpos, replaces_order: int):
+def netting_market_copy(st: PlanState, link: Link, view: MasterView, mpos: Position,
+                        replaces_order: int) -> Open | Adopt | Skip | None:
     """The master's order filled and the copy did not: the market copy that replaces it on a
     netting follower trades only the change it makes to the net target (an ``Open`` with
     purpose "replace"), or registers it without a deal (``Adopt``); Skip / None as

@@ -22,13 +22,21 @@ from copier.decisions import Skip
 from copier.links import KIND_ORDER, KIND_POSITION, TERMINAL, Link
 from copier.models import Position
 from copier.pending_fills import split_netting_links
-from copier.planner_common import close_positions, emit_open, open_for, skip
+from copier.planner_common import SkipFields, close_positions, emit_open, open_for, skip
 from copier.planner_fifo import plan_fifo_links
 from copier.planner_flip import FLIPPED
 from copier.planner_hedging import position_link
 from copier.planner_netting import new_netting_copy, plan_netting_links
 from copier.planner_pending import new_order, order_link
-from copier.planner_state import MasterView, PlanContext, PlanState, fresh_view, link_orders, link_positions, master_has
+from copier.planner_state import (
+    MasterView,
+    PlanContext,
+    PlanState,
+    fresh_view,
+    link_orders,
+    link_positions,
+    master_has,
+)
 from copier.tags import make_tag
 
 __all__ = ["MasterView", "PlanContext", "plan"]
@@ -44,7 +52,7 @@ def plan(ctx: PlanContext) -> list[Action]:
 def run(st: PlanState) -> list[Action]:
     """Every rule once, in order: live links (hedging, FIFO pools or the netting pass, and
     pending orders), new master positions and orders, orphans. The actions, unsorted."""
-    live = sorted((l for l in st.links.values() if l.live), key=lambda l: l.key)
+    live = sorted((lk for lk in st.links.values() if lk.live), key=lambda lk: lk.key)
     if st.netting:
         position_links, order_links, st.net_hold = split_netting_links(st, live)
         plan_netting_links(st, position_links)
@@ -91,7 +99,7 @@ def new_position(st: PlanState, name: str, view: MasterView, mpos: Position) -> 
         st.out.append(Adopt(name, mpos.identifier, p.identifier, sum(x.volume for x in tagged), p.price_open,
                             KIND_POSITION, p.symbol, mpos.symbol, p.side, mpos.side, mpos.volume, make_tag(*key)))
         return
-    common = dict(kind=KIND_POSITION, master_symbol=mpos.symbol, master_volume=mpos.volume)
+    common: SkipFields = {"kind": KIND_POSITION, "master_symbol": mpos.symbol, "master_volume": mpos.volume}
     if view.first_sync and not st.cfg.copy_existing:
         skip(st, name, mpos.identifier, "existed before follow (copy_existing is off)", **common)
         return
@@ -127,8 +135,8 @@ def orphans(st: PlanState) -> None:
             if link is not None and link.status in TERMINAL and link.direction and key[1] in view.state.positions:
                 close_positions(st, key, [p for p in rest if p.side != link.direction], FLIPPED)
     for key, orders in sorted(st.ord_by_tag.items()):
-        rest = [o for o in orders if o.ticket not in st.claimed_ord]
+        left = [o for o in orders if o.ticket not in st.claimed_ord]
         view = fresh_view(st, key[0])
-        if rest and view is not None and not master_has(view, key[1]):
-            for o in rest:
+        if left and view is not None and not master_has(view, key[1]):
+            for o in left:
                 st.out.append(RemovePending(key[0], key[1], o.ticket, o.symbol, "orphan copy: master order gone"))

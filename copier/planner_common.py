@@ -8,7 +8,8 @@ sizing, slippage), the SL/TP a copy should carry, and the small writers every ru
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, TypedDict
 
 from copier.actions import Close, ModifySLTP, Open, RecordSkip
 from copier.decisions import Skip
@@ -18,13 +19,30 @@ from copier.models import PendingOrder, Position, Quote, SymbolSpec, opposite
 from copier.orders import EXEMODE_MARKET, choose_filling
 from copier.planner_state import LinkKey, MasterView, PlanState
 from copier.reasons import Closure
-from copier.sizing import EXPOSURE_MODES, RATIO_MODES, SizedCopy, normalize_volume, size_copy
+from copier.sizing import (
+    EXPOSURE_MODES,
+    RATIO_MODES,
+    SizedCopy,
+    normalize_volume,
+    size_copy,
+)
 from copier.slippage import current_price, slippage_points, within_tolerance
 from copier.sltp import adjust_stops, level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
 from copier.tags import make_tag, parse_tag
 
 TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY = 1, 2  # SYMBOL_TRADE_MODE_*; DISABLED (0) and CLOSEONLY (3) are transient
+
+
+class SkipFields(TypedDict, total=False):
+    """The optional fields of ``skip`` (what the ``RecordSkip`` row says of the copy)."""
+
+    kind: str
+    status: str
+    master_symbol: str
+    symbol: str
+    direction: str
+    master_volume: float
 
 
 def skip(st: PlanState, master: str, ticket: int, reason: str, *, kind: str = KIND_POSITION, status: str = "SKIPPED",
@@ -157,9 +175,10 @@ def open_for(st: PlanState, name: str, view: MasterView, mpos: Position, link: L
             if raw is None or isinstance(raw, Skip):
                 return raw
             sized = raw
-            volume = normalize_volume(raw.volume, spec, max_lot=cfg.max_lot)
-        if isinstance(volume, Skip):
-            return volume
+            normalized = normalize_volume(raw.volume, spec, max_lot=cfg.max_lot)
+            if isinstance(normalized, Skip):
+                return normalized
+            volume = normalized
         if volume <= 0:
             return Skip(f"volume below minimum {spec.volume_min:g} for {symbol}")
     if link is None and cfg.max_open_positions is not None and st.open_count >= cfg.max_open_positions:
@@ -191,7 +210,7 @@ def trade_mode_refusal(spec: SymbolSpec, side: str) -> Skip | None:
 
 def manual_netting_position(st: PlanState, symbol: str) -> Position | None:
     """The slave's netting position on ``symbol`` when copyhub does not own it (a manual trade)."""
-    owned = {l.slave_ticket for l in st.links.values() if l.live and l.slave_ticket}
+    owned = {lk.slave_ticket for lk in st.links.values() if lk.live and lk.slave_ticket}
     for p in st.ctx.slave_positions:
         if p.symbol == symbol and parse_tag(p.comment) is None and p.identifier not in owned:
             return p

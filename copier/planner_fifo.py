@@ -33,13 +33,22 @@ position a close takes is the broker's choice (the oldest), not ours. The rule h
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from copier.actions import Adopt, Close, MarkClosed, Open
 from copier.links import KIND_POSITION, OPEN, PENDING, Link
 from copier.models import Position
-from copier.planner_common import emit_open, filling, open_for, own_close_reason, scaled_target, sync_sltp
+from copier.planner_common import (
+    emit_open,
+    filling,
+    open_for,
+    own_close_reason,
+    scaled_target,
+    sync_sltp,
+)
 from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
 from copier.planner_hedging import retry_pending_link
-from copier.planner_state import MasterView, PlanState, closure_for, fresh_view, link_positions
+from copier.planner_state import PlanState, closure_of, fresh_view, link_positions
 from copier.reasons import Closure
 from copier.sizing import floor_to_step
 from copier.tags import make_tag
@@ -56,7 +65,7 @@ def plan_fifo_links(st: PlanState, links: list[Link]) -> None:
         view = fresh_view(st, link.master_name)
         mpos = view.state.positions.get(link.master_ticket) if view is not None else None
         flipped = False
-        if is_flip(link, mpos):  # a netting master reversed: the link follows it to its new side
+        if view is not None and mpos is not None and is_flip(link, mpos):  # a netting master reversed: the link follows it
             new = plan_hedging_flip(st, link, view, mpos, link_positions(st, link), close_old=False)
             if new is None:
                 held.add((link.symbol, link.direction))  # cannot size the new side yet: touch nothing
@@ -85,12 +94,12 @@ def plan_fifo_links(st: PlanState, links: list[Link]) -> None:
         _plan_pool(st, symbol, side, groups.get((symbol, side), []), leavers.get((symbol, side), []))
 
 
-def _plan_pool(st: PlanState, symbol: str, side: str, members: list[Link], leavers: list[Link] = ()) -> None:
+def _plan_pool(st: PlanState, symbol: str, side: str, members: list[Link], leavers: Sequence[Link] = ()) -> None:
     spec = st.ctx.specs.get(symbol)
     own: dict[tuple[str, int], list[Position]] = {
-        l.key: [p for p in link_positions(st, l) if p.symbol == symbol and p.side == side] for l in members}
+        lk.key: [p for p in link_positions(st, lk) if p.symbol == symbol and p.side == side] for lk in members}
     owned_ids = {p.identifier for ps in own.values() for p in ps}
-    live_keys = {l.key for l in members}
+    live_keys = {lk.key for lk in members}
     # copies left behind for finished links (or missing rows) on this symbol and side
     unowned = sorted((p for key, ps in st.pos_by_tag.items() if key not in live_keys for p in ps
                       if p.symbol == symbol and p.side == side and p.identifier not in owned_ids),
@@ -100,7 +109,7 @@ def _plan_pool(st: PlanState, symbol: str, side: str, members: list[Link], leave
     if spec is None:
         return
     tol = spec.volume_step / 2 if spec.volume_step > 0 else VOL_EPS
-    if any(fresh_view(st, l.master_name) is None for l in leavers):
+    if any(fresh_view(st, lk.master_name) is None for lk in leavers):
         return  # a flip's old side is closed only on a fresh master state (rule 1)
     # reasons from history: a member whose own position vanished is classified from its deals
     own_closures: dict[tuple[str, int], Closure] = {}
@@ -109,7 +118,7 @@ def _plan_pool(st: PlanState, symbol: str, side: str, members: list[Link], leave
         if own[link.key] or link.status != OPEN or not link.slave_ticket or link.slave_ticket in st.pos_by_id:
             kept.append(link)
             continue
-        closure = closure_for(st, link)
+        closure = closure_of(st, link.slave_ticket)
         if closure is False:
             return  # its deals are not read yet: decide nothing in this pool this pass
         if closure.final:  # SL, TP, stop out, by hand, another program: final, never reopened
@@ -149,7 +158,7 @@ def _plan_pool(st: PlanState, symbol: str, side: str, members: list[Link], leave
         if leavers:  # a flip's old side: booked to the flipped link, which lives on (new side)
             debtor, why, ends_link = leavers[0], FLIPPED, False
         elif members:
-            debtor = max(members, key=lambda l: (sum(p.volume for p in own[l.key]) - targets[l.key], -l.master_ticket))
+            debtor = max(members, key=lambda lk: (sum(p.volume for p in own[lk.key]) - targets[lk.key], -lk.master_ticket))
             why = "master closed" if targets[debtor.key] == 0 and debtor.key not in masters else "master partial close"
         else:
             return

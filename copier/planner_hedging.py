@@ -13,10 +13,25 @@ from copier.actions import Adopt, Close, MarkClosed, Open
 from copier.decisions import Skip
 from copier.links import FAILED, KIND_POSITION, PENDING, Link
 from copier.models import Position
-from copier.planner_common import (close_positions, emit_open, filling, open_for, own_close_reason, scaled_target, skip,
-                                   sync_sltp)
+from copier.planner_common import (
+    close_positions,
+    emit_open,
+    filling,
+    open_for,
+    own_close_reason,
+    scaled_target,
+    skip,
+    sync_sltp,
+)
 from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
-from copier.planner_state import MasterView, PlanState, closure_for, fresh_view, link_positions, master_has
+from copier.planner_state import (
+    MasterView,
+    PlanState,
+    closure_for,
+    fresh_view,
+    link_positions,
+    master_has,
+)
 from copier.sizing import floor_to_step
 from copier.tags import make_tag
 
@@ -28,7 +43,7 @@ def position_link(st: PlanState, link: Link) -> None:
     positions = link_positions(st, link)
     view = fresh_view(st, link.master_name)
     mpos_now = view.state.positions.get(link.master_ticket) if view is not None else None
-    if is_flip(link, mpos_now):  # netting master reversed under the same identifier
+    if view is not None and mpos_now is not None and is_flip(link, mpos_now):  # netting master reversed, same identifier
         plan_hedging_flip(st, link, view, mpos_now, positions)
         return
     if link.direction and any(p.side != link.direction for p in positions):

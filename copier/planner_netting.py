@@ -35,14 +35,29 @@ copyhub neither trades into it nor closes it.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from copier.actions import Action, Adopt, Close, Flip, MarkClosed, Open, Rebind
 from copier.decisions import Skip
 from copier.links import FAILED, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import Position, SymbolSpec, opposite
-from copier.planner_common import emit_open, filling, market_for, open_for, size, sizing_fields, skip, sync_sltp
-from copier.planner_flip import FLIPPED, flip_action, flip_sizing, flipped_link, is_flip, link_ratio
+from copier.planner_common import (
+    emit_open,
+    filling,
+    market_for,
+    open_for,
+    size,
+    sizing_fields,
+    skip,
+    sync_sltp,
+)
+from copier.planner_flip import (
+    FLIPPED,
+    flip_action,
+    flip_sizing,
+    flipped_link,
+    is_flip,
+    link_ratio,
+)
 from copier.planner_state import LinkKey, MasterView, PlanState, closure_for
 from copier.sizing import STEP_EPS, floor_to_step
 from copier.tags import make_tag, parse_tag
@@ -67,7 +82,7 @@ def plan_netting_links(st: PlanState, links: list[Link]) -> None:
             st.claimed_pos.update(p.identifier for p in st.ctx.slave_positions if p.symbol == symbol)
             continue
         start = len(st.out)
-        _plan_symbol(st, symbol, sorted(by_symbol[symbol], key=lambda l: l.key))
+        _plan_symbol(st, symbol, sorted(by_symbol[symbol], key=lambda lk: lk.key))
         st.net_expected[symbol] = _held(st, symbol) + _dealt(st.out[start:], symbol)
 
 
@@ -76,7 +91,7 @@ def _held(st: PlanState, symbol: str) -> float:
     return sum(_signed(p.side, p.volume) for p in st.ctx.slave_positions if p.symbol == symbol)
 
 
-def _dealt(actions: list, symbol: str) -> float:
+def _dealt(actions: list[Action], symbol: str) -> float:
     """Signed net volume the deals in ``actions`` move ``symbol`` by."""
     moved = 0.0
     for a in actions:
@@ -87,7 +102,8 @@ def _dealt(actions: list, symbol: str) -> float:
     return moved
 
 
-def _contributions(st: PlanState, links: list[Link], spec) -> tuple[dict, dict, bool, dict, list]:
+def _contributions(st: PlanState, links: list[Link], spec: SymbolSpec) -> tuple[
+        dict[LinkKey, float], dict[LinkKey, str], bool, dict[LinkKey, Link], list[Flip]]:
     """(raw signed contribution per link key, reason when it dropped to 0, frozen?,
     links rewritten by a flip, Flip actions)
 
@@ -101,7 +117,7 @@ def _contributions(st: PlanState, links: list[Link], spec) -> tuple[dict, dict, 
     contrib: dict[tuple[str, int], float] = {}
     zero_reason: dict[tuple[str, int], str] = {}
     flipped: dict[tuple[str, int], Link] = {}
-    flips: list = []
+    flips: list[Flip] = []
     frozen = False
     for link in links:
         view = st.ctx.masters.get(link.master_name)
@@ -147,7 +163,7 @@ def _raw_share(st: PlanState, link: Link, master_volume: float) -> float:
     return min(raw, st.cfg.max_lot) if st.cfg.max_lot is not None else raw
 
 
-def net_target(total: float, spec) -> float:
+def net_target(total: float, spec: SymbolSpec) -> float:
     """The signed net volume a netting slave should hold for the signed sum ``total`` of its
     copies' sized volumes: |total| capped at ``volume_max``, rounded DOWN to ``volume_step``
     (toward zero, never more exposure than the masters'), 0 under ``volume_min``."""
@@ -160,7 +176,7 @@ def net_target(total: float, spec) -> float:
     return mag if total > 0 else -mag
 
 
-def new_netting_copy(st: PlanState, name: str, view, mpos: Position):
+def new_netting_copy(st: PlanState, name: str, view: MasterView, mpos: Position) -> Open | Adopt | Skip | None:
     """A new master position on a netting slave: trade only the change it makes to the
     symbol's net target (Σ sized copies, rounded once). Returns an ``Open`` for that change,
     an ``Adopt`` registering the copy when the rounded net does not move (it still counts,
@@ -200,9 +216,9 @@ def new_netting_copy(st: PlanState, name: str, view, mpos: Position):
                  mpos.symbol, side, mpos.side, mpos.volume, make_tag(name, mpos.identifier), lot_ratio=ratio)
 
 
-def _symbol_raw(st: PlanState, symbol: str, spec) -> tuple[float, bool]:
+def _symbol_raw(st: PlanState, symbol: str, spec: SymbolSpec) -> tuple[float, bool]:
     """(Σ raw signed shares of the live copies on ``symbol``, frozen?)"""
-    links = [l for l in st.links.values() if l.live and l.kind == KIND_POSITION and l.symbol == symbol]
+    links = [lk for lk in st.links.values() if lk.live and lk.kind == KIND_POSITION and lk.symbol == symbol]
     if not links:
         return 0.0, False
     contrib, _, frozen, _, _ = _contributions(st, links, spec)
@@ -213,10 +229,11 @@ def _plan_symbol(st: PlanState, symbol: str, links: list[Link]) -> None:
     positions = [p for p in st.ctx.slave_positions if p.symbol == symbol]
     st.claimed_pos.update(p.identifier for p in positions)  # the netting pass owns these, not the orphan pass
     pos: Position | None = positions[0] if positions else None
-    links = _drop_closed_on_slave(st, links, pos)
-    if links is None:
+    kept = _drop_closed_on_slave(st, links, pos)
+    if kept is None:
         return  # a vanished position's deals are not read yet: decide nothing on S this pass
-    owned_ids = {l.slave_ticket for l in links if l.slave_ticket}
+    links = kept
+    owned_ids = {lk.slave_ticket for lk in links if lk.slave_ticket}
     if pos is not None and parse_tag(pos.comment) is None and pos.identifier not in owned_ids:
         for link in links:  # our copy was replaced by a manual trade: never trade into it
             if link.status == OPEN:
@@ -232,7 +249,7 @@ def _plan_symbol(st: PlanState, symbol: str, links: list[Link]) -> None:
     if frozen:
         return  # wait until every master with a copy on this symbol is fresh again
     st.out.extend(flips)
-    live = {l.key: flipped.get(l.key, l) for l in links}
+    live = {lk.key: flipped.get(lk.key, lk) for lk in links}
     actual = _signed(pos.side, pos.volume) if pos is not None else 0.0
     tol = spec.volume_step / 2 if spec.volume_step > 0 else EPS
     while True:
@@ -243,7 +260,7 @@ def _plan_symbol(st: PlanState, symbol: str, links: list[Link]) -> None:
             return
         if not live:
             return  # every copy on S was just dropped: what is left is the orphan pass's business
-        if _sign(desired) != -_sign(actual) and abs(desired) < abs(actual):  # reduce, possibly to flat
+        if pos is not None and _sign(desired) != -_sign(actual) and abs(desired) < abs(actual):  # reduce, possibly to flat
             vol = pos.volume if abs(desired) < tol else floor_to_step(abs(diff) + tol, spec.volume_step)
             if vol >= spec.volume_min - EPS:
                 who, shrank_to = _culprit(st, live, zero_reason)
@@ -257,7 +274,7 @@ def _plan_symbol(st: PlanState, symbol: str, links: list[Link]) -> None:
                 if vol < pos.volume - EPS:
                     _sync_levels(st, pos, live, contrib, spec)
             return
-        if _sign(desired) == -_sign(actual):  # direction change: flatten first, then open the new side
+        if pos is not None and _sign(desired) == -_sign(actual):  # direction change: flatten first, then open the new side
             who, _ = _culprit(st, live, zero_reason)
             reason = FLIPPED if who.key in flipped else "net direction changed"
             st.out.append(_close(st, who, pos, pos.volume, reason, spec, zero_reason))
@@ -266,9 +283,10 @@ def _plan_symbol(st: PlanState, symbol: str, links: list[Link]) -> None:
         if st.ctx.paused:
             return
         want = _sign(desired - actual)
-        link, purpose = _grow_owner(st, live, contrib, want)
-        if link is None:
+        owner, purpose = _grow_owner(st, live, contrib, want)
+        if owner is None:
             return
+        link = owner
         if purpose == "retry" and link.attempts >= st.ctx.max_attempts:
             skip(st, link.master_name, link.master_ticket, f"gave up after {link.attempts} attempts", status=FAILED,
                     master_symbol=link.master_symbol, symbol=symbol, direction=link.direction, master_volume=link.master_volume)
@@ -323,11 +341,11 @@ def _drop_closed_on_slave(st: PlanState, links: list[Link], pos: Position | None
     return kept
 
 
-def _grow_owner(st: PlanState, live: dict, contrib: dict, want: int) -> tuple[Link | None, str]:
+def _grow_owner(st: PlanState, live: dict[LinkKey, Link], contrib: dict[LinkKey, float], want: int) -> tuple[Link | None, str]:
     """Which copy an increase belongs to, and why: a PENDING copy not made yet ("retry"), a
     master whose volume grew ("add"), else a copy whose share is missing ("restore": netted
     away by a flip, or closed on the slave) - checked against the master's entry price."""
-    candidates = [l for l in live.values() if _sign(contrib.get(l.key, 0.0)) == want]
+    candidates = [lk for lk in live.values() if _sign(contrib.get(lk.key, 0.0)) == want]
     for link in candidates:
         if link.status == PENDING:
             return link, "retry"
@@ -355,15 +373,15 @@ def _replace_sltp(action: Open, pos: Position | None) -> Open:
     return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0, stops_note="")
 
 
-def _culprit(st: PlanState, live: dict, zero_reason: dict) -> tuple[Link, float | None]:
+def _culprit(st: PlanState, live: dict[LinkKey, Link], zero_reason: dict[LinkKey, str]) -> tuple[Link, float | None]:
     """The copy a reduction is booked to, and the master volume it follows: one whose master
     closed (None), else the one whose master position shrank most (in slave lots) since the
     last reduction booked to it (``Link.reduced_to``, else since the copy was opened), else
     the first (None: no master position was reduced; the net target moved by sizing or
     rounding). So every partial-close event names the master position it acts for."""
-    for key in live:
+    for key, link in live.items():
         if key in zero_reason:
-            return live[key], None
+            return link, None
     best: tuple[float, Link, float] | None = None
     for link in live.values():
         mpos = st.ctx.masters[link.master_name].state.positions.get(link.master_ticket)
@@ -377,7 +395,7 @@ def _culprit(st: PlanState, live: dict, zero_reason: dict) -> tuple[Link, float 
     return next(iter(live.values())), None
 
 
-def _close(st: PlanState, link: Link, pos: Position, volume: float, reason: str, spec, zero_reason: dict,
+def _close(st: PlanState, link: Link, pos: Position, volume: float, reason: str, spec: SymbolSpec, zero_reason: dict[LinkKey, str],
            master_volume_now: float = 0.0) -> Close:
     """A deal on the net position booked to ``link``; it ends the link only when that
     link's master position is gone (else the link lives on, fault 9 (b))."""
@@ -386,7 +404,8 @@ def _close(st: PlanState, link: Link, pos: Position, volume: float, reason: str,
                  ends_link=link.key in zero_reason, master_volume_now=master_volume_now)
 
 
-def _settled(st: PlanState, pos: Position | None, live: dict, contrib: dict, zero_reason: dict, spec) -> None:
+def _settled(st: PlanState, pos: Position | None, live: dict[LinkKey, Link], contrib: dict[LinkKey, float],
+             zero_reason: dict[LinkKey, str], spec: SymbolSpec) -> None:
     """Net position matches: settle the bookkeeping and keep SL/TP in line when one copy owns it."""
     for key, link in live.items():
         if key in zero_reason:
@@ -401,7 +420,8 @@ def _settled(st: PlanState, pos: Position | None, live: dict, contrib: dict, zer
     _sync_levels(st, pos, live, contrib, spec)
 
 
-def _sync_levels(st: PlanState, pos: Position | None, live: dict, contrib: dict, spec) -> None:
+def _sync_levels(st: PlanState, pos: Position | None, live: dict[LinkKey, Link], contrib: dict[LinkKey, float],
+                 spec: SymbolSpec) -> None:
     """SL/TP of the net position follow the master only when exactly one copy owns it."""
     owners = [k for k, c in contrib.items() if abs(c) > EPS]
     if pos is None or len(owners) != 1 or not st.cfg.copy_sltp or owners[0] not in live:

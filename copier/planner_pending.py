@@ -8,16 +8,40 @@ within slippage, else left working. See docs/copier.md.
 """
 from __future__ import annotations
 
-from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
+from copier.actions import (
+    Adopt,
+    MarkClosed,
+    ModifyPending,
+    Open,
+    PlacePending,
+    RemovePending,
+)
 from copier.decisions import Skip
 from copier.expiry import Expiry, copy_expiry, same_expiry
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import PendingOrder, Quote, SymbolSpec
 from copier.pending_fills import netting_market_copy
-from copier.planner_common import (emit_open, filling, market_for, open_for, scaled_target, size, sizing_fields, skip,
-                                   trade_mode_refusal)
+from copier.planner_common import (
+    SkipFields,
+    emit_open,
+    filling,
+    market_for,
+    open_for,
+    scaled_target,
+    size,
+    sizing_fields,
+    skip,
+    trade_mode_refusal,
+)
 from copier.planner_hedging import position_link
-from copier.planner_state import MasterView, PlanState, fresh_view, link_orders, link_positions, master_has
+from copier.planner_state import (
+    MasterView,
+    PlanState,
+    fresh_view,
+    link_orders,
+    link_positions,
+    master_has,
+)
 from copier.sizing import normalize_volume
 from copier.sltp import translate_sltp
 from copier.tags import make_tag
@@ -35,7 +59,7 @@ def new_order(st: PlanState, name: str, view: MasterView, order: PendingOrder) -
         st.out.append(Adopt(name, order.ticket, o.ticket, o.volume, o.price_open, KIND_ORDER, o.symbol, order.symbol,
                             o.side, order.side, order.volume, make_tag(*key)))
         return
-    common = dict(kind=KIND_ORDER, master_symbol=order.symbol, master_volume=order.volume)
+    common: SkipFields = {"kind": KIND_ORDER, "master_symbol": order.symbol, "master_volume": order.volume}
     if view.first_sync and not st.cfg.copy_existing:
         skip(st, name, order.ticket, "pending order existed before follow (copy_existing is off)", **common)
         return
@@ -190,11 +214,12 @@ def retry_pending_order(st: PlanState, link: Link, view: MasterView | None) -> N
         skip(st, link.master_name, link.master_ticket, f"gave up after {link.attempts} attempts", kind=KIND_ORDER,
                  status=FAILED, master_symbol=link.master_symbol, symbol=link.symbol, master_volume=link.master_volume)
         return
+    result: PlacePending | Open | Adopt | Skip | None = None
     if morder is not None:
-        result: object = pending_for(st, link.master_name, view, morder, link, "retry")
-    elif st.netting:  # the master's order filled meanwhile: its share joins the net target
+        result = pending_for(st, link.master_name, view, morder, link, "retry")
+    elif mpos is not None and st.netting:  # the master's order filled meanwhile: its share joins the net target
         result = netting_market_copy(st, link, view, mpos, 0)
-    else:  # the master's order filled meanwhile: copy the position at market
+    elif mpos is not None:  # the master's order filled meanwhile: copy the position at market
         result = open_for(st, link.master_name, view, mpos, link, "replace")
     if isinstance(result, Skip):
         skip(st, link.master_name, link.master_ticket, result.reason, kind=KIND_ORDER, master_symbol=link.master_symbol,

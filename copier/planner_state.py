@@ -9,15 +9,23 @@ which master state is fresh, why a copy's position went away.
 """
 from __future__ import annotations
 
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Container, Mapping, Sequence
+from typing import Literal
 
 from copier.accounts import AccountConfig
 from copier.actions import Action
 from copier.currency import Conversion
 from copier.decisions import Skip
 from copier.links import KIND_POSITION, Link
-from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec
+from copier.models import (
+    AccountMetrics,
+    MasterState,
+    PendingOrder,
+    Position,
+    Quote,
+    SymbolSpec,
+)
 from copier.order_fates import OrderFate
 from copier.reasons import Closure
 from copier.tags import master_hash, parse_tag
@@ -90,7 +98,7 @@ class PlanState:
         self.links: dict[LinkKey, Link] = {}
         for link in ctx.links:
             self.links.setdefault(link.key, link)
-        names = set(ctx.masters) | {l.master_name for l in ctx.links}
+        names = set(ctx.masters) | {lk.master_name for lk in ctx.links}
         self.by_hash = {master_hash(n): n for n in names}
         self.pos_by_tag: dict[LinkKey, list[Position]] = {}
         self.pos_by_id: dict[int, Position] = {}
@@ -107,7 +115,7 @@ class PlanState:
                 self.ord_by_tag.setdefault(key, []).append(o)
         self.claimed_pos: set[int] = set()
         self.claimed_ord: set[int] = set()
-        self.open_count = sum(1 for l in self.links.values() if l.live and l.kind == KIND_POSITION)
+        self.open_count = sum(1 for lk in self.links.values() if lk.live and lk.kind == KIND_POSITION)
 
     def tag_key(self, comment: str) -> LinkKey | None:
         """The link key a copyhub comment tag names, if its master is one this pass knows."""
@@ -144,10 +152,16 @@ def link_orders(st: PlanState, link: Link) -> list[PendingOrder]:
     return sorted(found.values(), key=lambda o: o.ticket)
 
 
-def closure_for(st: PlanState, link: Link) -> Closure | None | bool:
+def closure_for(st: PlanState, link: Link) -> Closure | None | Literal[False]:
     """Why the link's slave position (``slave_ticket``) is gone: a Closure; None when the
     link names no position (a seed-era row: nothing to read); False = not known yet (wait)."""
     if not link.slave_ticket:
         return None
-    found = st.ctx.closures.get(link.slave_ticket)
+    return closure_of(st, link.slave_ticket)
+
+
+def closure_of(st: PlanState, slave_ticket: int) -> Closure | Literal[False]:
+    """Why the slave position ``slave_ticket`` (an identifier) is gone: a Closure, or False
+    while its deals are not read yet (wait)."""
+    found = st.ctx.closures.get(slave_ticket)
     return False if found is None else found

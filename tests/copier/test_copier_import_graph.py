@@ -116,5 +116,6 @@ def test_each_copier_module_imports_alone():
     names = sorted(n for n in import_graph() if n != "copier")
     code = "import importlib, sys\nfor n in sys.argv[1:]:\n    for m in [k for k in sys.modules if k.startswith('copier')]:\n" \
            "        del sys.modules[m]\n    importlib.import_module(n)\n"
-    done = subprocess.run([sys.executable, "-c", code, *names], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, *names], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr

@@ -9,14 +9,36 @@ from __future__ import annotations
 import pytest
 import structlog
 
-from copier.actions import Open
 from copier.accounts import validate_account
+from copier.actions import Open
 from copier.orders import RetryPolicy
 from copier.tags import make_tag
+from db import open_store
 from nodes.execution import Executor
 from nodes.lease import LeaseLost
 from nodes.slave_actions import ActionRunner, PassData
-from tests.nodes.test_nodes_slave_inprocess import FakeRuntime, _buy, _loop, _snapshot, _terminal, world  # noqa: F401
+from sim import Simulator
+from tests.nodes.test_nodes_slave_inprocess import (
+    FakeRuntime,
+    _buy,
+    _snapshot,
+    _terminal,
+)
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A simulator with master M (login 1001) and slave S (2001) followed from the start."""
+    sim = Simulator.demo(seed=3)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upsert_account({"name": "M", "type": "MASTER", "terminal": {"kind": "sim", "login": 1001}})
+    store.upsert_account({"name": "S", "type": "SLAVE", "suffix": ".c", "slippage_tolerance": 300,
+                          "terminal": {"kind": "sim", "login": 2001}})
+    store.set_flag("follow:S:M", {"since_ms": 0})
+    master = sim.terminal()
+    master.initialize(login=1001)
+    yield sim, store, master
+    store.close()
 
 
 class Journal:
@@ -114,7 +136,7 @@ def test_a_lease_lost_during_the_pass_writes_no_record_and_sends_nothing(world):
 
 def test_the_runner_alone_keeps_the_intent_pending_when_the_lease_goes_between_record_and_send(world):
     """Held by the loop, usable without it: the crash window between the intent and the send."""
-    sim, store, master = world
+    sim, store, _master = world
     journal = Journal()
     slave = _terminal(sim, 2001)
     terminal = JournalTerminal(slave, journal)
