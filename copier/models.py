@@ -6,8 +6,9 @@ in ``nodes/``), and the bus serialises these types with ``to_dict``/``from_dict`
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -69,7 +70,7 @@ class Position:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Position":
+    def from_dict(cls, data: Mapping[str, Any]) -> Position:
         return _from_dict(cls, data)
 
 
@@ -104,7 +105,7 @@ class PendingOrder:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PendingOrder":
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingOrder:
         return _from_dict(cls, data)
 
 
@@ -132,7 +133,7 @@ class SymbolSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SymbolSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> SymbolSpec:
         return _from_dict(cls, data)
 
 
@@ -167,7 +168,7 @@ class AccountMetrics:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AccountMetrics":
+    def from_dict(cls, data: Mapping[str, Any]) -> AccountMetrics:
         return _from_dict(cls, data)
 
 

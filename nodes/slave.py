@@ -22,8 +22,8 @@ from config import settings  # noqa: E402
 from copier.accounts import AccountConfigError, validate_account  # noqa: E402
 from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Quote, SymbolSpec  # noqa: E402
-from copier.orders import RetryPolicy  # noqa: E402
 from copier.order_fates import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
+from copier.orders import RetryPolicy  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
 from copier.reasons import UNKNOWN, Closure, classify_closure  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
@@ -32,7 +32,14 @@ from db import StoreUnavailable  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
-from nodes.convert import deal_from_mt5, estimate_server_offset_ms, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
+from nodes.convert import (  # noqa: E402
+    deal_from_mt5,
+    estimate_server_offset_ms,
+    metrics_from_mt5,
+    order_from_mt5,
+    position_from_mt5,
+    spec_from_mt5,
+)
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
