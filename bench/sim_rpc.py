@@ -1,7 +1,8 @@
 """Per-call latency of the simulator over ZeroMQ (loopback).
 
     python bench/sim_rpc.py [--json] [--calls N] [--positions 10] [--tick-hz 10] [--workers 8]
-    python bench/sim_rpc.py --clients 20 [--seconds 5] [--interval-ms 20] [--workers 8]
+    python bench/sim_rpc.py --clients 20 [--seconds 5] [--interval-ms 20] [--workers 8] [--processes N]
+    python bench/sim_rpc.py --matrix 1,10,20 [--processes 2]   # before (1 process) / after, one run
 
 Starts ``python -m sim serve`` as a subprocess, opens ``--positions`` positions, then times
 ``positions_get`` (all open positions), ``symbol_info_tick``, ``account_info`` and
