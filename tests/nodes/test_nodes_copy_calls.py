@@ -8,16 +8,14 @@ change reaching the slave and ``order_send`` an open makes at most two (the pass
 """
 from __future__ import annotations
 
-import structlog
 import pytest
+import structlog
 
 from copier.accounts import validate_account
-from copier.orders import RetryPolicy
 from db import open_store
 from messaging.schema import Snapshot
 from monitoring.guardian import Guardian
 from nodes.convert import ContractSizes, positions_by_identifier
-from nodes.execution import Executor
 from nodes.runtime import utc_ms
 from nodes.slave import METRICS_MAX_AGE_MS, SlaveLoop
 from sim import Simulator
