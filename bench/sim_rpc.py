@@ -150,6 +150,7 @@ def matrix(args: argparse.Namespace) -> int:
     """1, 10 and 20 clients (``--matrix 1,10,20``), one server process ("before") and the
     multi-process server ("after", ``--processes`` or the default), interleaved, in one run."""
     import os
+
     from sim.cli import default_processes
 
     after = default_processes() if args.processes is None else args.processes

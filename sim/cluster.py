@@ -51,8 +51,7 @@ from typing import Any
 
 import zmq
 
-from sim.client import (ADMIN_FUNCTIONS, MT5_FUNCTIONS, NS_ADMIN, NS_MT5, NS_SYS, ST_EPOCH, ST_EXC,
-                        ST_OK, dumps, loads)
+from sim.client import ADMIN_FUNCTIONS, MT5_FUNCTIONS, NS_ADMIN, NS_MT5, NS_SYS, ST_EPOCH, ST_EXC, ST_OK, dumps
 from sim.faults import Faults
 from sim.server import SimServer
 
@@ -334,9 +333,7 @@ class ClusterServer(SimServer):
 
     def _lost(self, r: _Replica, why: str) -> None:
         """A replica is gone: answer its reads here, report it, start another."""
-        if not r.live and r.proc is not None and r.proc.poll() is None and why != "its connection closed":
-            return
-        was_live, r.live = r.live, False
+        r.live = False
         pending, r.outstanding = r.outstanding, {}
         for parsed in pending.values():
             self._rep_router_send(self._run(parsed))
@@ -356,7 +353,6 @@ class ClusterServer(SimServer):
                   f"after {MAX_RESTARTS} restarts: this process serves its calls",
                   file=sys.stderr, flush=True)
             r.proc = None
-        del was_live
 
     def _check_replicas(self) -> None:
         for r in self.replicas:
