@@ -12,6 +12,7 @@ from nodes.runtime import utc_ms
 from nodes.slave import SlaveLoop
 from sim import Simulator
 from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
+from tests.nodes.master_feed import feed
 
 PROP = "SimProp-Server"
 
@@ -76,7 +77,7 @@ def _link(store):
 def _pass(loop, master, seq, *, expire_backoff=True):
     if expire_backoff:
         loop._backoff.clear()  # as if the backoff delay had passed
-    loop.on_message(_snapshot(master, seq))
+    feed(loop, _snapshot(master, seq))
     loop.reconcile()
 
 
