@@ -114,3 +114,15 @@ def test_limits_from_settings():
         PLAUSIBLE_MAX_FUTURE_MS = 30_000
     lim = limits_from_settings(S)
     assert (lim.max_lots, lim.price_deviation, lim.max_future_ms) == (200.0, 0.03, 30_000)
+
+
+def test_cli_status_shows_the_refusals_of_a_slave():
+    from fleet.report import status_row, status_table
+
+    doc = {"name": "S1", "role": "slave", "state": "RUNNING",
+           "info": {"bus_rejected": 3, "bus_conflicts": 1, "bus_rejected_last": "M delta seq 7: EURUSD #9 volume 1e+06 beyond 1000 lots (volume_cap)"}}
+    row = status_row(doc, now_ms=0, flags={})
+    assert (row["bus_rejected"], row["bus_conflicts"]) == (3, 1)
+    assert "refused 3 implausible position message(s); last: M delta seq 7" in status_table([row], now_ms=0)
+    quiet = status_row({**doc, "info": {"bus_rejected": 0, "bus_conflicts": 0}}, now_ms=0, flags={})
+    assert "bus_rejected" not in quiet
