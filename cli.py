@@ -26,8 +26,9 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
@@ -38,15 +39,21 @@ from copier.accounts import AccountConfigError, terminal_conflicts, validate_acc
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import missing_store  # noqa: E402
 from fleet import controls  # noqa: E402
-from fleet.operator import (KILL_SWITCH, RESET_PREFIX,  # noqa: E402
-                            apply_assignments, parse_assignment, parse_since, top_level_changes)
+from fleet.operator import (  # noqa: E402
+    KILL_SWITCH,
+    RESET_PREFIX,
+    apply_assignments,
+    parse_assignment,
+    parse_since,
+    top_level_changes,
+)
 from fleet.report import format_table, status_row, status_table  # noqa: E402
 from fleet.stale import clear_stale_node  # noqa: E402
+from monitoring.headroom import risk_rows, risk_table  # noqa: E402
+from monitoring.reports import FORMATS, live_days, load_reports, render, request_live_reports  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
-from monitoring.headroom import risk_rows, risk_table  # noqa: E402
 from utils.console import safe_console  # noqa: E402
-from monitoring.reports import FORMATS, live_days, load_reports, render, request_live_reports  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"

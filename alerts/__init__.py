@@ -11,8 +11,8 @@ from .env import (
     AlertConfigError,
     build_dispatcher_from_env,
 )
-from .transport import DeliveryError
 from .model import LEVELS, Alert, format_text, level_rank, to_payload
+from .transport import DeliveryError
 from .worker import RetryPolicy
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from .env import build_dispatcher_from_env
 from .model import Alert

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from .transport import DeliveryError, Masker, classify_status, parse_retry_after, post_json, redact_url
 from .model import Alert, format_text, to_payload
+from .transport import DeliveryError, Masker, classify_status, parse_retry_after, post_json, redact_url
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_TIMEOUT_S = 3.0
@@ -74,7 +74,7 @@ def log_call(logger: Any, method: str, event: str, **kw: Any) -> None:
     if fn is None:
         if method == "debug":
             return
-        fn = getattr(logger, "warning")
+        fn = logger.warning
     fn(event, **kw)
 
 

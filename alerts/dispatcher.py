@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .channels import Channel, LogChannel, adapt_logger, log_call
 from .dedup import DEFAULT_COOLDOWN_S, Deduplicator, is_escalation
@@ -111,7 +112,7 @@ class AlertDispatcher:
                 log_call(self.logger, "warning", "alerts undelivered at close", channel=w.name, pending=pending)
         return left
 
-    def __enter__(self) -> "AlertDispatcher":
+    def __enter__(self) -> AlertDispatcher:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .channels import DEFAULT_TELEGRAM_API_URL, Channel, TelegramChannel, WebhookChannel, adapt_logger, log_call
 from .dispatcher import AlertDispatcher

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 MASK = "***"
 
@@ -89,7 +89,7 @@ def post_json(url: str, payload: Any, timeout: float) -> Response:
         return Response(e.code, body, headers)
     except urllib.error.URLError as e:
         raise DeliveryError(f"connection failed: {e.reason}", retryable=True) from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise DeliveryError(f"timed out after {timeout:g}s", retryable=True) from None
     except (OSError, http.client.HTTPException) as e:
         raise DeliveryError(f"transport error: {type(e).__name__}: {e}", retryable=True) from None

@@ -10,12 +10,13 @@ import collections
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .channels import Channel, log_call
-from .transport import DeliveryError
 from .model import Alert
+from .transport import DeliveryError
 
 
 @dataclass(frozen=True)

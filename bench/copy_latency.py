@@ -109,7 +109,7 @@ def burst(slaves: int = 5, positions: int = 100) -> dict:
         try:
             m = fleet.terminal(1001)
             t0 = time.time_ns() // 1_000_000
-            for i in range(positions):
+            for _i in range(positions):
                 _send(m, "EURUSD", "BUY", 0.01)
             t_open = time.time_ns() // 1_000_000
             wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") == positions for n in names), timeout=120, interval=0.2, message="burst copies")

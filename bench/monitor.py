@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import psutil  # noqa: E402
-
 from copy_latency import _send, start_fleet, summary  # noqa: E402
+
 from testing.harness import free_port, wait_until  # noqa: E402
 
 
@@ -118,7 +118,7 @@ def fleet_scenarios(slaves: int, positions: int, seconds: float, blocks: int, bl
         fleet, names = start_fleet(Path(tmp), slaves)
         try:
             m = fleet.terminal(1001)
-            for i in range(positions):
+            for _i in range(positions):
                 _send(m, "EURUSD", "BUY", 0.01)
             wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") == positions for n in names),
                        timeout=300, interval=0.5, message="background copies")
@@ -140,10 +140,11 @@ def fleet_scenarios(slaves: int, positions: int, seconds: float, blocks: int, bl
 
 
 def page_scale(accounts: int = 50, per_account: int = 200) -> dict:
+    from fastapi.testclient import TestClient
+
     from dashboard.app import create_app
     from dashboard.collector import PARTS, Collector
     from db import now_ms, open_store
-    from fastapi.testclient import TestClient
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{Path(tmp) / 's.db'}")

@@ -70,7 +70,7 @@ def check(fleet: LocalFleet) -> dict[str, list]:
             found["orphans"].append({"slave": "S1", "master_ticket": ticket, "volumes": [p.volume for p in ps]})
         elif len(ps) > 1 or sum(p.volume for p in ps) > master[ticket].volume + 1e-9:
             found["duplicates"].append({"slave": "S1", "master_ticket": ticket, "volumes": [p.volume for p in ps]})
-    for ticket, mp in master.items():
+    for ticket, _mp in master.items():
         link = links.get(ticket)
         if ticket in copies or (link and link.get("status") in ("SKIPPED", "FAILED")):
             continue

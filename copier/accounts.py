@@ -17,8 +17,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from copier.filters import follows as _follows
 from copier.sizing import MODES as SIZING_MODES
@@ -124,10 +125,10 @@ class AccountConfig:
     def follows_master(self, name: str) -> bool:
         return self.is_slave and _follows(self.follows, name)
 
-    def changed_fields(self, other: "AccountConfig") -> set[str]:
+    def changed_fields(self, other: AccountConfig) -> set[str]:
         return {f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)}
 
-    def hot_reloadable_diff(self, other: "AccountConfig") -> bool:
+    def hot_reloadable_diff(self, other: AccountConfig) -> bool:
         """True when a running node can switch from self to ``other`` without a restart."""
         return self.changed_fields(other) <= HOT_FIELDS
 

@@ -19,8 +19,8 @@ no path exists the caller refuses the copy with the reason; a rate is never gues
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from copier.decisions import Skip
 

@@ -9,9 +9,10 @@ Volumes and prices are compared with a 1e-9 tolerance.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from copier.models import PendingOrder, Position
 

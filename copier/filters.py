@@ -9,8 +9,8 @@ allows everything.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 from copier.decisions import Skip
 

@@ -19,8 +19,9 @@ shrank earlier.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 PENDING = "PENDING"
 OPEN = "OPEN"
@@ -72,7 +73,7 @@ class Link:
         return asdict(self)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Link":
+    def from_record(cls, record: Mapping[str, Any]) -> Link:
         """Build from a store row; unknown keys (``_id``, times, ...) are ignored, and the
         seed's minimal rows (master_ticket, slave_ticket, symbol, direction, status) load."""
         names = {f.name for f in fields(cls)}

@@ -64,7 +64,7 @@ class Position:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Position":
+    def from_dict(cls, data: dict[str, Any]) -> Position:
         return _from_dict(cls, data)
 
 
@@ -99,7 +99,7 @@ class PendingOrder:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PendingOrder":
+    def from_dict(cls, data: dict[str, Any]) -> PendingOrder:
         return _from_dict(cls, data)
 
 
@@ -127,7 +127,7 @@ class SymbolSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SymbolSpec":
+    def from_dict(cls, data: dict[str, Any]) -> SymbolSpec:
         return _from_dict(cls, data)
 
 
@@ -162,7 +162,7 @@ class AccountMetrics:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AccountMetrics":
+    def from_dict(cls, data: dict[str, Any]) -> AccountMetrics:
         return _from_dict(cls, data)
 
 

@@ -89,7 +89,7 @@ def fate_from_record(ticket: int, record) -> OrderFate:
                      volume_current=float(getattr(record, "volume_current", 0.0) or 0.0))
 
 
-def split_netting_links(pl: "_Planner", live: list[Link]) -> tuple[list[Link], list[Link], set[str]]:
+def split_netting_links(pl: _Planner, live: list[Link]) -> tuple[list[Link], list[Link], set[str]]:
     """(position links, including order links whose copy filled, now position links;
     order links whose copy still waits or went away unfilled; symbols held this pass).
 
@@ -121,7 +121,7 @@ def split_netting_links(pl: "_Planner", live: list[Link]) -> tuple[list[Link], l
     return positions, orders, hold
 
 
-def _filled_into(pl: "_Planner", link: Link):
+def _filled_into(pl: _Planner, link: Link):
     """The position a filled copy's volume lives in (None: the fill left the symbol flat)."""
     tagged = pl.pos_by_tag.get(link.key)
     if tagged:
@@ -132,7 +132,7 @@ def _filled_into(pl: "_Planner", link: Link):
     return pl.pos_by_id.get(fate.position_id) if fate is not None else None
 
 
-def _copy_filled(pl: "_Planner", link: Link) -> bool | None:
+def _copy_filled(pl: _Planner, link: Link) -> bool | None:
     """True: the link's copy filled; False: it waits (or never was placed, or went unfilled);
     None: it vanished and its history is not known yet."""
     if pl.pos_by_tag.get(link.key) or (link.slave_ticket and link.slave_ticket in pl.pos_by_id):
@@ -145,7 +145,7 @@ def _copy_filled(pl: "_Planner", link: Link) -> bool | None:
     return fate.filled
 
 
-def netting_market_copy(pl: "_Planner", link: Link, view: "MasterView", mpos, replaces_order: int):
+def netting_market_copy(pl: _Planner, link: Link, view: MasterView, mpos, replaces_order: int):
     """The master's order filled and the copy did not: the market copy that replaces it on a
     netting follower trades only the change it makes to the net target (an ``Open`` with
     purpose "replace"), or registers it without a deal (``Adopt``); Skip / None as

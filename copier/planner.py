@@ -7,25 +7,25 @@ orders (``positions_get() is None`` means "unknown", never "flat").
 """
 from __future__ import annotations
 
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Container, Iterable, Mapping, Sequence
 
 from copier.accounts import AccountConfig
 from copier.actions import Adopt, Close, MarkClosed, ModifySLTP, Open, RecordSkip, RemovePending, sort_actions
+from copier.currency import Conversion
 from copier.decisions import Skip
 from copier.filters import symbol_allowed
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, PENDING, TERMINAL, Link
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec, opposite
 from copier.orders import EXEMODE_MARKET, choose_filling
-from copier.currency import Conversion
+from copier.pending_fills import OrderFate, split_netting_links
+from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
+from copier.planner_pending import PendingOrdersMixin
+from copier.reasons import Closure
 from copier.sizing import EXPOSURE_MODES, RATIO_MODES, SizedCopy, floor_to_step, normalize_volume, size_copy
 from copier.slippage import current_price, slippage_points, within_tolerance
 from copier.sltp import adjust_stops, level_valid, raw_sltp, translate_sltp
 from copier.symbols import translate_symbol
-from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
-from copier.planner_pending import PendingOrdersMixin
-from copier.pending_fills import OrderFate, split_netting_links
-from copier.reasons import Closure
 from copier.tags import make_tag, master_hash, parse_tag
 
 VOL_EPS = 1e-9

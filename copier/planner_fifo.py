@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 VOL_EPS = 1e-9
 
 
-def plan_fifo_links(pl: "_Planner", links: list[Link]) -> None:
+def plan_fifo_links(pl: _Planner, links: list[Link]) -> None:
     """Plan every live position link of a FIFO hedging slave, pool by pool."""
     groups: dict[tuple[str, str], list[Link]] = {}
     leavers: dict[tuple[str, str], list[Link]] = {}  # links whose positions on that side are a flip's old side
@@ -87,7 +87,7 @@ def plan_fifo_links(pl: "_Planner", links: list[Link]) -> None:
         _plan_pool(pl, symbol, side, groups.get((symbol, side), []), leavers.get((symbol, side), []))
 
 
-def _plan_pool(pl: "_Planner", symbol: str, side: str, members: list[Link], leavers: list[Link] = ()) -> None:
+def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leavers: list[Link] = ()) -> None:
     spec = pl.ctx.specs.get(symbol)
     own: dict[tuple[str, int], list[Position]] = {
         l.key: [p for p in pl.link_positions(l) if p.symbol == symbol and p.side == side] for l in members}

@@ -48,7 +48,7 @@ def is_flip(link: Link, mpos: Position | None) -> bool:
     return mpos is not None and bool(link.master_side) and mpos.side != link.master_side
 
 
-def flip_sizing(pl: "_Planner", view: "MasterView", mpos: Position, link: Link, spec: SymbolSpec):
+def flip_sizing(pl: _Planner, view: MasterView, mpos: Position, link: Link, spec: SymbolSpec):
     """(lot_ratio, volume | Skip, sized | None) for the new side, or Skip, or None (wait).
 
     The new side is sized as a new copy would be at this moment (a flip is one exposure
@@ -83,7 +83,7 @@ def flip_action(old: Link, new: Link, sized=None, mpos: Position | None = None) 
                 new.lot_ratio, new.status, old.direction, FLIPPED, **fields)
 
 
-def plan_hedging_flip(pl: "_Planner", link: Link, view: "MasterView", mpos: Position, positions: list[Position],
+def plan_hedging_flip(pl: _Planner, link: Link, view: MasterView, mpos: Position, positions: list[Position],
                       *, close_old: bool = True) -> Link | None:
     """Hedging slave, the master flipped: close the old side, open the new one (one pass).
 
@@ -116,7 +116,7 @@ def plan_hedging_flip(pl: "_Planner", link: Link, view: "MasterView", mpos: Posi
     if any(p.side == new.direction for p in positions):
         return new  # a copy of the new side exists already (flipped back and forth): adopt it next pass
     if pl.ctx.paused:  # like a new position while paused: never opened late after a resume
-        pl.skip(link.master_name, link.master_ticket, f"account paused when the master flipped", direction=new.direction, **common)
+        pl.skip(link.master_name, link.master_ticket, "account paused when the master flipped", direction=new.direction, **common)
         return new
     result = pl.open_for(link.master_name, view, mpos, new, "retry")
     if isinstance(result, Skip):

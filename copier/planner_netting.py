@@ -59,7 +59,7 @@ def _signed(side: str, volume: float) -> float:
     return volume if side == "BUY" else -volume
 
 
-def plan_netting_links(pl: "_Planner", links: list[Link]) -> None:
+def plan_netting_links(pl: _Planner, links: list[Link]) -> None:
     by_symbol: dict[str, list[Link]] = {}
     for link in links:
         by_symbol.setdefault(link.symbol, []).append(link)
@@ -72,7 +72,7 @@ def plan_netting_links(pl: "_Planner", links: list[Link]) -> None:
         pl.net_expected[symbol] = _held(pl, symbol) + _dealt(pl.out[start:], symbol)
 
 
-def _held(pl: "_Planner", symbol: str) -> float:
+def _held(pl: _Planner, symbol: str) -> float:
     """Signed volume of the slave's net position on ``symbol`` (0 when flat)."""
     return sum(_signed(p.side, p.volume) for p in pl.ctx.slave_positions if p.symbol == symbol)
 
@@ -88,7 +88,7 @@ def _dealt(actions: list, symbol: str) -> float:
     return moved
 
 
-def _contributions(pl: "_Planner", links: list[Link], spec) -> tuple[dict, dict, bool, dict, list]:
+def _contributions(pl: _Planner, links: list[Link], spec) -> tuple[dict, dict, bool, dict, list]:
     """(raw signed contribution per link key, reason when it dropped to 0, frozen?,
     links rewritten by a flip, Flip actions)
 
@@ -141,7 +141,7 @@ def _contributions(pl: "_Planner", links: list[Link], spec) -> tuple[dict, dict,
     return contrib, zero_reason, frozen, flipped, flips
 
 
-def _raw_share(pl: "_Planner", link: Link, master_volume: float) -> float:
+def _raw_share(pl: _Planner, link: Link, master_volume: float) -> float:
     """The link's unrounded slave volume for ``master_volume`` (lots)."""
     ratio = link_ratio(link)
     raw = ratio * master_volume if ratio > 0 else link.slave_volume
@@ -161,7 +161,7 @@ def net_target(total: float, spec) -> float:
     return mag if total > 0 else -mag
 
 
-def new_netting_copy(pl: "_Planner", name: str, view, mpos: Position):
+def new_netting_copy(pl: _Planner, name: str, view, mpos: Position):
     """A new master position on a netting slave: trade only the change it makes to the
     symbol's net target (Σ sized copies, rounded once). Returns an ``Open`` for that change,
     an ``Adopt`` registering the copy when the rounded net does not move (it still counts,
@@ -201,7 +201,7 @@ def new_netting_copy(pl: "_Planner", name: str, view, mpos: Position):
                  mpos.symbol, side, mpos.side, mpos.volume, make_tag(name, mpos.identifier), lot_ratio=ratio)
 
 
-def _symbol_raw(pl: "_Planner", symbol: str, spec) -> tuple[float, bool]:
+def _symbol_raw(pl: _Planner, symbol: str, spec) -> tuple[float, bool]:
     """(Σ raw signed shares of the live copies on ``symbol``, frozen?)"""
     links = [l for l in pl.links.values() if l.live and l.kind == KIND_POSITION and l.symbol == symbol]
     if not links:
@@ -210,7 +210,7 @@ def _symbol_raw(pl: "_Planner", symbol: str, spec) -> tuple[float, bool]:
     return sum(contrib.values()), frozen
 
 
-def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
+def _plan_symbol(pl: _Planner, symbol: str, links: list[Link]) -> None:
     positions = [p for p in pl.ctx.slave_positions if p.symbol == symbol]
     pl.claimed_pos.update(p.identifier for p in positions)  # the netting pass owns these, not the orphan pass
     pos: Position | None = positions[0] if positions else None
@@ -303,7 +303,7 @@ def _plan_symbol(pl: "_Planner", symbol: str, links: list[Link]) -> None:
         live.pop(link.key)
 
 
-def _drop_closed_on_slave(pl: "_Planner", links: list[Link], pos: Position | None) -> list[Link] | None:
+def _drop_closed_on_slave(pl: _Planner, links: list[Link], pos: Position | None) -> list[Link] | None:
     """Reasons from history on a netting symbol: an OPEN copy whose slave position (its
     ``slave_ticket``) vanished is CLOSED with the cause its deals give (SL, TP, stop out, by
     hand...) and leaves the desired net for good; only a position the copier closed itself
@@ -324,7 +324,7 @@ def _drop_closed_on_slave(pl: "_Planner", links: list[Link], pos: Position | Non
     return kept
 
 
-def _grow_owner(pl: "_Planner", live: dict, contrib: dict, want: int) -> tuple[Link | None, str]:
+def _grow_owner(pl: _Planner, live: dict, contrib: dict, want: int) -> tuple[Link | None, str]:
     """Which copy an increase belongs to, and why: a PENDING copy not made yet ("retry"), a
     master whose volume grew ("add"), else a copy whose share is missing ("restore": netted
     away by a flip, or closed on the slave) - checked against the master's entry price."""
@@ -339,7 +339,7 @@ def _grow_owner(pl: "_Planner", live: dict, contrib: dict, want: int) -> tuple[L
     return (candidates[0], "restore") if candidates else (None, "")
 
 
-def _master_position(pl: "_Planner", link: Link) -> Position:
+def _master_position(pl: _Planner, link: Link) -> Position:
     """The master position a live share follows; for a pending copy that filled before the
     master's order (pending_fills), that order seen as the position it will open (MT5: the
     identifier is the order's ticket), entry = the order's price."""
@@ -356,7 +356,7 @@ def _replace_sltp(action: Open, pos: Position | None) -> Open:
     return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0, stops_note="")
 
 
-def _culprit(pl: "_Planner", live: dict, zero_reason: dict) -> tuple[Link, float | None]:
+def _culprit(pl: _Planner, live: dict, zero_reason: dict) -> tuple[Link, float | None]:
     """The copy a reduction is booked to, and the master volume it follows: one whose master
     closed (None), else the one whose master position shrank most (in slave lots) since the
     last reduction booked to it (``Link.reduced_to``, else since the copy was opened), else
@@ -378,7 +378,7 @@ def _culprit(pl: "_Planner", live: dict, zero_reason: dict) -> tuple[Link, float
     return next(iter(live.values())), None
 
 
-def _close(pl: "_Planner", link: Link, pos: Position, volume: float, reason: str, spec, zero_reason: dict,
+def _close(pl: _Planner, link: Link, pos: Position, volume: float, reason: str, spec, zero_reason: dict,
            master_volume_now: float = 0.0) -> Close:
     """A deal on the net position booked to ``link``; it ends the link only when that
     link's master position is gone (else the link lives on, fault 9 (b))."""
@@ -387,7 +387,7 @@ def _close(pl: "_Planner", link: Link, pos: Position, volume: float, reason: str
                  ends_link=link.key in zero_reason, master_volume_now=master_volume_now)
 
 
-def _settled(pl: "_Planner", pos: Position | None, live: dict, contrib: dict, zero_reason: dict, spec) -> None:
+def _settled(pl: _Planner, pos: Position | None, live: dict, contrib: dict, zero_reason: dict, spec) -> None:
     """Net position matches: settle the bookkeeping and keep SL/TP in line when one copy owns it."""
     for key, link in live.items():
         if key in zero_reason:
@@ -402,7 +402,7 @@ def _settled(pl: "_Planner", pos: Position | None, live: dict, contrib: dict, ze
     _sync_levels(pl, pos, live, contrib, spec)
 
 
-def _sync_levels(pl: "_Planner", pos: Position | None, live: dict, contrib: dict, spec) -> None:
+def _sync_levels(pl: _Planner, pos: Position | None, live: dict, contrib: dict, spec) -> None:
     """SL/TP of the net position follow the master only when exactly one copy owns it."""
     owners = [k for k, c in contrib.items() if abs(c) > EPS]
     if pos is None or len(owners) != 1 or not pl.cfg.copy_sltp or owners[0] not in live:

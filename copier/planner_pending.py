@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
 from copier.decisions import Skip
 from copier.expiry import Expiry, copy_expiry, same_expiry
-from copier.pending_fills import netting_market_copy
 from copier.links import FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, Link
 from copier.models import PendingOrder, Quote, SymbolSpec
+from copier.pending_fills import netting_market_copy
 from copier.sizing import normalize_volume
 from copier.sltp import translate_sltp
 from copier.tags import make_tag

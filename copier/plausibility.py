@@ -39,8 +39,8 @@ need it are skipped: the planner refuses such copies anyway, with its own reason
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from copier.models import AccountMetrics, PendingOrder, Position, Quote, SymbolSpec
 

@@ -21,8 +21,8 @@ INOUT=2, OUT_BY=3). Pure: no I/O.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from copier.tags import parse_tag
 

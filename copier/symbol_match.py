@@ -20,8 +20,9 @@ Pure: the node/CLI reads the facts from both terminals (``symbols_get`` and tick
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from copier.decisions import Skip
 from copier.filters import strip_master_symbol

@@ -11,7 +11,8 @@ exists there (``GOLD`` but no ``GOLD.c``), the bare value is used. A result miss
 """
 from __future__ import annotations
 
-from typing import Any, Container
+from collections.abc import Container
+from typing import Any
 
 from copier.decisions import Skip
 from copier.filters import strip_master_symbol

@@ -18,11 +18,13 @@ import re
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dashboard import views
 from dashboard.metrics import Metrics
-from db import StoreError, now_ms as _now_ms
+from db import StoreError
+from db import now_ms as _now_ms
 
 PARTS = ("fleet", "positions", "events", "charts")
 EVENT_KEEP = 300

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from typing import Mapping
+from collections.abc import Mapping
 
 TOKEN_ENV = "COPYHUB_DASHBOARD_TOKEN"
 MIN_TOKEN_CHARS = 16

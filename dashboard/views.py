@@ -7,7 +7,8 @@ in points, latency in ms.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 LIVE_STATUSES = ("PENDING", "OPEN")
 FINAL_BAD = ("SKIPPED", "FAILED")

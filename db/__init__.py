@@ -33,7 +33,7 @@ def open_store(url: str, *, ensure_indexes: bool = True) -> Store:
         try:
             timeout = float(opts.get("timeout", 30))
         except ValueError:
-            raise ValueError(f"sqlite URL option timeout must be a number, got {opts['timeout']!r}")
+            raise ValueError(f"sqlite URL option timeout must be a number, got {opts['timeout']!r}") from None
         return SQLiteStore(parsed.path, lock_timeout_s=timeout,
                            synchronous=opts.get("synchronous", "NORMAL"), label=parsed.masked)
     from .mongo_store import MongoStore, shared_mongomock_client

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 TRADE_STATUSES = ("PENDING", "OPEN", "CLOSED", "SKIPPED", "FAILED")
 TRADE_KEY = ("slave_name", "master_name", "master_ticket")
@@ -136,7 +137,7 @@ class Store(ABC):
     def ping(self) -> bool:
         """True when the backend answers; never raises."""
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

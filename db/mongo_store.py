@@ -12,15 +12,25 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pymongo
 from pymongo import ASCENDING, DESCENDING, ReadPreference, ReturnDocument, WriteConcern
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from .base import (Store, account_name, check_field_names, check_lease_args, lease_clock,
-                   next_lease, now_ms, statuses, trade_key)
+from .base import (
+    Store,
+    account_name,
+    check_field_names,
+    check_lease_args,
+    lease_clock,
+    next_lease,
+    now_ms,
+    statuses,
+    trade_key,
+)
 from .errors import DuplicateAccount, StoreUnavailable
 from .urls import DEFAULT_MONGO_DB, mask_url, scrub
 

@@ -15,10 +15,21 @@ import random
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from .base import (Store, account_name, check_field_names, check_lease_args, lease_clock,
-                   lease_is_released, next_lease, now_ms, statuses, trade_key)
+from .base import (
+    Store,
+    account_name,
+    check_field_names,
+    check_lease_args,
+    lease_clock,
+    lease_is_released,
+    next_lease,
+    now_ms,
+    statuses,
+    trade_key,
+)
 from .errors import DuplicateAccount, StoreUnavailable
 
 T = TypeVar("T")

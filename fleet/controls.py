@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import getpass
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from db import now_ms
 from fleet.operator import FLATTEN_PREFIX, KILL_SWITCH, PAUSED_PREFIX

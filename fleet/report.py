@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 COPIED_STATUSES = ("OPEN", "CLOSED")
 SUPERVISOR_SHOWN = ("FATAL", "CONFIG_ERROR", "BACKOFF", "STOPPED", "STOPPING", "STARTING")

@@ -25,21 +25,21 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
-from copier.accounts import RESERVED_NAMES as ACCOUNT_RESERVED_NAMES
 from copier.accounts import NAME_RULE as ACCOUNT_NAME_RULE
+from copier.accounts import RESERVED_NAMES as ACCOUNT_RESERVED_NAMES
 from copier.accounts import AccountConfigError, terminal_conflicts, validate_account
 from db import StoreError, now_ms
 from fleet.procs import ProcessHandle, ProcStats
 from fleet.reconcile import Desired, desired_nodes, plan, same_host
 from fleet.stale import clear_stale_node
-from fleet.supervision import (EXIT_CONFIG, Action, Alert, Kill, Policy, Spawn, State, Supervised,
-                               Terminate)
+from fleet.supervision import EXIT_CONFIG, Action, Alert, Kill, Policy, Spawn, State, Supervised, Terminate
 from messaging.publisher import Publisher
 from messaging.schema import Control, Event, Status, is_valid_name
 from messaging.subscriber import Subscriber
@@ -49,6 +49,7 @@ from utils.process import kill_tree
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER_NODE = "launcher"
 from fleet.operator import RESET_PREFIX  # noqa: E402  (one definition of the flag names)
+
 # Process kinds in shutdown order: who stops first. Slaves stop before their masters,
 # and the bus goes last so everyone can still report while stopping.
 STOP_ORDER = ("slave", "master", "monitor", "trader", "sim", "proxy")

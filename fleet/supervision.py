@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
 
 EXIT_OK = 0
 EXIT_RESTART = 75  # EX_TEMPFAIL: "restart me", e.g. a config change the node cannot hot-reload
@@ -102,7 +101,7 @@ class Alert:
     message: str
 
 
-Action = Union[Spawn, Terminate, Kill, Alert]
+Action = Spawn | Terminate | Kill | Alert
 
 
 @dataclass

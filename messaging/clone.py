@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position
 from messaging.schema import Control, Delta, Message, Snapshot

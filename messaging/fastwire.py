@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import MISSING, fields
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -84,7 +84,7 @@ class WireSnapshot(_Head, tag="snapshot"):
     ts_ms: _NONNEG
     positions: list[WirePosition]  # type: ignore[valid-type]
     orders: list[WireOrder]  # type: ignore[valid-type]
-    metrics: Optional[WireMetrics]  # type: ignore[valid-type]
+    metrics: WireMetrics | None  # type: ignore[valid-type]
 
 
 class _Upserts(Struct):
@@ -112,8 +112,8 @@ class WireStatus(_Head, tag="status"):
     state: Annotated[str, Meta(min_length=1, max_length=64)]
     pid: _NONNEG
     ts_ms: _NONNEG
-    account: Optional[WireMetrics]  # type: ignore[valid-type]
-    error: Optional[_STR]
+    account: WireMetrics | None  # type: ignore[valid-type]
+    error: _STR | None
     info: dict[str, Any]
 
 
@@ -133,7 +133,7 @@ class WireControl(_Head, tag="ctl"):
     args: dict[str, Any]
 
 
-_decoder = msgspec.json.Decoder(Union[WireSnapshot, WireDelta, WireStatus, WireEvent, WireControl])
+_decoder = msgspec.json.Decoder(WireSnapshot | WireDelta | WireStatus | WireEvent | WireControl)
 
 
 def _builder(cls: type) -> Any:

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 import zmq

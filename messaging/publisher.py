@@ -64,7 +64,7 @@ class Publisher:
         if not self._sock.closed:
             self._sock.close(linger=PUB_LINGER_MS if linger_ms is None else linger_ms)
 
-    def __enter__(self) -> "Publisher":
+    def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, ClassVar, Sequence, Union
+from typing import Any, ClassVar
 
 from copier.models import PENDING_TYPES, SIDES, TIME_TYPES, AccountMetrics, PendingOrder, Position
 
@@ -168,7 +169,7 @@ class Control:
         return f"ctl.{self.target}"
 
 
-Message = Union[Snapshot, Delta, Status, Event, Control]
+Message = Snapshot | Delta | Status | Event | Control
 
 
 # ------------------------------------------------------------------ to wire (payload)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import zmq
 
@@ -142,7 +143,7 @@ class Subscriber:
             self._poller.unregister(self._sock)
             self._sock.close(linger=0)
 
-    def __enter__(self) -> "Subscriber":
+    def __enter__(self) -> Subscriber:
         return self
 
     def __exit__(self, *exc: object) -> None:

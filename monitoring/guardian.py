@@ -21,20 +21,19 @@ state, never from the moment the node happened to start.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from alerts import Alert
 from copier.models import AccountMetrics, SymbolSpec
 from copier.orders import RetryPolicy
 from copier.risk import (
-    with_balance_operations,
     DAILY,
     OVERALL,
     AccountRiskState,
     Action,
-
     Evaluation,
     Level,
     Lock,
@@ -45,13 +44,14 @@ from copier.risk import (
     evaluate,
     exposure_breaches,
     exposure_of,
-    trades_opened_since,
     is_locked,
     observe,
     pre_trade_check,
     rebuild_state,
     release_lock,
     resolve_risk_config,
+    trades_opened_since,
+    with_balance_operations,
 )
 from copier.risk.clock import ms_from_utc, utc_from_ms
 from copier.risk.history_equity import equity_high_bound
@@ -61,7 +61,7 @@ from nodes.convert import metrics_from_mt5, position_from_mt5, spec_from_mt5
 
 from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key, report_request_key  # noqa: F401 (REPORT_PREFIX re-exported)
 from .levels import ALERT_LEVEL, LevelTracker, action_text, alert_fields
-from .terminal import CloseResult, Closer, DealHistory, ServerTime, read_m1_bars
+from .terminal import Closer, CloseResult, DealHistory, ServerTime, read_m1_bars
 
 STATE_PREFIX = "risk_state:"
 LOCK_PREFIX = "risk_lock:"

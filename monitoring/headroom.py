@@ -3,8 +3,9 @@ the reference came from, and the lock. Read from the nodes' store documents
 (``info.risk``, the guardian's ``status_info``), so ``cli.py status`` needs no terminal."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 SOURCES = {"snapshot": "snapshot", "rebuilt": "rebuilt", "assumed_strictest": "assumed strictest",
            "estimated": "estimated", None: "-"}

@@ -14,8 +14,9 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from copier.report import COLUMNS, DailyReport, to_csv, to_json
 

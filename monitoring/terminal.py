@@ -7,8 +7,9 @@ clock at all, and on a real VPS the local clock is not the firm's clock either.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from copier.orders import choose_filling
 from copier.risk import Deal

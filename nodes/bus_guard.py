@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from copier.models import AccountMetrics, Position, Quote, SymbolSpec
 from copier.plausibility import Limits, Market, Rejection, check_update

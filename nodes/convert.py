@@ -6,7 +6,8 @@ knows both shapes. Bus times are UTC: ``to_utc_ms`` removes the broker's server 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from copier.models import AccountMetrics, PendingOrder, Position, Quote, SymbolSpec
 from copier.reasons import DealRecord

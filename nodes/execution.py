@@ -19,8 +19,9 @@ left undone for a stop-level detail.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from copier import retcodes as R
 from copier.models import Quote

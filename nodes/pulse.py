@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 STORE_WAIT = "STORE_WAIT"
 
@@ -87,7 +88,7 @@ class StorePulse:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-pulse", daemon=True)
 
-    def start(self) -> "StorePulse":
+    def start(self) -> StorePulse:
         self._thread.start()
         return self
 

@@ -9,7 +9,8 @@ the sizing mode does not compare money.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from copier.currency import Conversion, conversion_path, conversion_rate, mid_price
 from copier.decisions import Skip

@@ -33,7 +33,14 @@ from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
 from nodes.bus_guard import BusGuard, limits_from_settings  # noqa: E402
-from nodes.convert import deal_from_mt5, estimate_server_offset_ms, metrics_from_mt5, order_from_mt5, position_from_mt5, spec_from_mt5  # noqa: E402
+from nodes.convert import (  # noqa: E402
+    deal_from_mt5,
+    estimate_server_offset_ms,
+    metrics_from_mt5,
+    order_from_mt5,
+    position_from_mt5,
+    spec_from_mt5,
+)
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402

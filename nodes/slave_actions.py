@@ -11,18 +11,32 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
-from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
-from copier.expiry import TIME_CODES
-from copier.models import Position, Quote
 from copier import retcodes as R
+from copier.actions import (
+    Adopt,
+    Close,
+    Flip,
+    MarkClosed,
+    ModifyPending,
+    ModifySLTP,
+    Open,
+    PlacePending,
+    Rebind,
+    RecordSkip,
+    RemovePending,
+)
+from copier.expiry import TIME_CODES
+from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
+from copier.models import Position, Quote
 from copier.orders import choose_filling
 from copier.planner import MasterView
 from copier.slippage import slippage_points
 from copier.sltp import adjust_stops
 from copier.tags import parse_tag
 from nodes.convert import PENDING_TYPE_CODES
-from nodes.execution import DEFERRED, DONE, FAILED as OUT_FAILED, SKIPPED as OUT_SKIPPED, UNKNOWN, Outcome
+from nodes.execution import DEFERRED, DONE, UNKNOWN, Outcome
+from nodes.execution import FAILED as OUT_FAILED
+from nodes.execution import SKIPPED as OUT_SKIPPED
 from nodes.runtime import utc_ms
 
 INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first

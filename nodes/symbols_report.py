@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from copier.symbol_match import SymbolFacts, Suggestion, suggest_all
+from copier.symbol_match import Suggestion, SymbolFacts, suggest_all
 
 HISTORY_DAYS = 30
 

@@ -12,11 +12,11 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Iterable, NoReturn, Sequence
+from typing import Any, NoReturn
 
-from sim.client import (DEFAULT_ENDPOINT, AdminClient, SimMT5Client, SimUnavailable,
-                        connect)
+from sim.client import DEFAULT_ENDPOINT, AdminClient, SimMT5Client, SimUnavailable, connect
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
 TRADE_OK = (10008, 10009, 10010)  # PLACED, DONE, DONE_PARTIAL
@@ -136,9 +136,10 @@ def filling_for(filling_mode: int, mt5: Any) -> int:
 # ------------------------------------------------------------------ commands
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import zmq
+
     from sim import Simulator
     from sim.server import SimServer
-    import zmq
     try:
         limit = 31 if args.comment_limit is None else args.comment_limit
         if args.world:
@@ -477,6 +478,7 @@ def cmd_trader(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a script written for ``import MetaTrader5 as mt5`` on the simulator, unchanged."""
     import os
+
     from sim.dropin import run_script
 
     if not os.path.isfile(args.script):

@@ -22,13 +22,14 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
-import sys
 import zmq
 
 from sim.helpers import PackageHelpers
@@ -306,7 +307,7 @@ def _terminal_constants() -> dict[str, Any]:
 
 
 def _make_call(name: str) -> Callable[..., Any]:
-    def call(self: "SimMT5Client", *args: Any, **kwargs: Any) -> Any:
+    def call(self: SimMT5Client, *args: Any, **kwargs: Any) -> Any:
         return self._call(name, args, kwargs)
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"MetaTrader5.{name} executed by the simulator server."

@@ -16,7 +16,8 @@ bid: ``base==from, profit==to`` multiplies, ``base==to, profit==from`` divides.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from . import constants as C
 

@@ -29,8 +29,20 @@ from typing import Any
 
 import zmq
 
-from sim.client import (ADMIN_FUNCTIONS, MT5_FUNCTIONS, NS_ADMIN, NS_MT5, NS_SYS, PROTOCOL,
-                        ST_EPOCH, ST_EXC, ST_OK, CodecError, dumps, loads)
+from sim.client import (
+    ADMIN_FUNCTIONS,
+    MT5_FUNCTIONS,
+    NS_ADMIN,
+    NS_MT5,
+    NS_SYS,
+    PROTOCOL,
+    ST_EPOCH,
+    ST_EXC,
+    ST_OK,
+    CodecError,
+    dumps,
+    loads,
+)
 
 _REPLY_ENDPOINT = "inproc://sim-server-replies-"
 # Terminal calls that may take long on their own (big answers): always on the worker pool.

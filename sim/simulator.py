@@ -57,11 +57,11 @@ class Simulator:
         self._build(world.start_ms)
 
     @classmethod
-    def demo(cls, seed: int = 0, comment_limit: int = 31) -> "Simulator":
+    def demo(cls, seed: int = 0, comment_limit: int = 31) -> Simulator:
         return cls(load_world(DEMO_WORLD), seed=seed, comment_limit=comment_limit)
 
     @classmethod
-    def from_file(cls, path: str | Path, seed: int = 0, comment_limit: int = 31) -> "Simulator":
+    def from_file(cls, path: str | Path, seed: int = 0, comment_limit: int = 31) -> Simulator:
         return cls(load_world(path), seed=seed, comment_limit=comment_limit)
 
     def _build(self, start_ms: int) -> None:

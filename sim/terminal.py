@@ -21,14 +21,24 @@ from typing import Any
 import numpy as np
 
 from . import constants as C
-from .constants import PACKAGE_VERSION
 from . import money as M
 from . import trading
-from .market import TIMEFRAME_SECONDS, Feed
+from .constants import PACKAGE_VERSION
 from .helpers import PackageHelpers
+from .market import TIMEFRAME_SECONDS, Feed
 from .records import (
-    RECORD_TYPES, REQUEST_FLOAT_FIELDS, REQUEST_INT_FIELDS, REQUEST_STR_FIELDS, AccountInfo, BookInfo,
-    OrderCheckResult, OrderSendResult, SymbolInfo, TerminalInfo, Tick, TradeRequest,
+    RECORD_TYPES,
+    REQUEST_FLOAT_FIELDS,
+    REQUEST_INT_FIELDS,
+    REQUEST_STR_FIELDS,
+    AccountInfo,
+    BookInfo,
+    OrderCheckResult,
+    OrderSendResult,
+    SymbolInfo,
+    TerminalInfo,
+    Tick,
+    TradeRequest,
 )
 from .state import AccountState
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 OPEN, MODIFY, PARTIAL, CLOSE = "open", "modify", "partial_close", "close"
 ACTIONS = (OPEN, MODIFY, PARTIAL, CLOSE)

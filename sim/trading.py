@@ -7,8 +7,8 @@ of rules. ``on_quotes`` fires SL/TP, pending orders and stop-out after prices mo
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import constants as C
 from . import money as M

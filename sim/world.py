@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
     import tomli as tomllib  # type: ignore[no-redef]
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import constants as C
 from .money import SUPPORTED_CALC_MODES, conversion_path

@@ -5,11 +5,11 @@ import importlib
 import importlib.metadata
 import os
 import sys
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from terminals.bridge import MT5LINUX_PIN
 from terminals.guard import _cause, guard
-
 
 KINDS = ("mt5", "mt5linux", "sim")
 

@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from utils.process import kill_tree
 
@@ -230,7 +231,7 @@ class LocalFleet:
         if self._store is not None:
             self._store.close()
 
-    def __enter__(self) -> "LocalFleet":
+    def __enter__(self) -> LocalFleet:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,8 @@ launcher starts (children inherit the environment).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 CONFIG_ENV = "COPYHUB_CONFIG"
 

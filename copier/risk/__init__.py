@@ -24,7 +24,6 @@ from .clock import (
 from .config import DRAWDOWN_MODES, REFERENCE_MODES, RiskConfig, RiskConfigError, resolve_risk_config
 from .deals import Deal
 from .exposure import (
-    trades_opened_since,
     AccountRiskState,
     Decision,
     Exposure,
@@ -34,6 +33,7 @@ from .exposure import (
     exposure_of,
     pre_trade_check,
     risk_at_sl,
+    trades_opened_since,
 )
 from .levels import Action, Level, actions_for, level_for
 from .lock import Lock, is_locked, positions_to_close_when_locked

@@ -20,16 +20,16 @@ time pick the first occurrence (fold=0).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Callable, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1)  # naive: server wall-clock epoch
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 
-OffsetSpec = Union[int, str, Callable[[datetime], int]]
+OffsetSpec = int | str | Callable[[datetime], int]
 SERVER = "server"
 NY_CLOSE = "ny_close"
 

@@ -7,9 +7,10 @@ clear message while the rest of the fleet runs on.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Any, Mapping
+from typing import Any
 
 from .clock import NY_CLOSE, SERVER, OffsetSpec, ServerClock, _zone
 from .profiles import PROFILES

@@ -6,8 +6,9 @@ the MT5 name without the ``DEAL_TYPE_`` prefix; the int code is accepted too.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable
+from typing import Any
 
 # DEAL_TYPE_* codes (see reference/mt5-python-api.md, constants table).
 DEAL_TYPE_NAMES: dict[int, str] = {
@@ -95,12 +96,12 @@ class Deal:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Deal":
+    def from_dict(cls, data: dict[str, Any]) -> Deal:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
-    def from_mt5(cls, rec: Any) -> "Deal":
+    def from_mt5(cls, rec: Any) -> Deal:
         """From a ``TradeDeal`` namedtuple (or any object with its attributes)."""
         return cls(
             ticket=int(rec.ticket),

@@ -8,8 +8,9 @@ open when the worst case would reach the PAUSE level.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..models import AccountMetrics, Position, SymbolSpec
 from .config import RiskConfig

@@ -22,8 +22,8 @@ on open positions are not in the history before the close and are left out.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from .deals import ENTRY_IN, ENTRY_INOUT, ENTRY_OUT, ENTRY_OUT_BY, Deal
 

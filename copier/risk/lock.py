@@ -6,8 +6,9 @@ when an operator releases it.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class Lock:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Lock":
+    def from_dict(cls, data: Mapping[str, Any]) -> Lock:
         until = data.get("until_utc_ms")
         return cls(
             reason=str(data["reason"]),

@@ -8,8 +8,8 @@ fall back to the balance and flag the figure as estimated.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, time
-from typing import Iterable, Sequence
 
 from .clock import ServerClock, last_reset_instant, ms_from_utc, next_reset_instant, utc_from_ms
 from .deals import Deal

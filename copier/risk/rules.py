@@ -7,8 +7,9 @@ commissions count, as every firm counts them.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 from ..models import AccountMetrics
 from .clock import ms_from_utc, next_reset_instant

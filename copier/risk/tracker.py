@@ -11,16 +11,23 @@ from the moment the node happened to start.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..models import AccountMetrics
 from .clock import last_reset_instant, ms_from_utc, next_reset_instant, trading_day_of, utc_from_ms
 from .config import RiskConfig
 from .deals import Deal, balance_delta
+from .history_equity import (
+    SymbolBars,
+    balance_at_server_ms,
+    equity_at,
+    equity_high_bound,
+    position_segments,
+    positions_open_at,
+)
 from .lock import Lock, is_locked
-from .history_equity import (SymbolBars, balance_at_server_ms, equity_at, equity_high_bound, position_segments,
-                             positions_open_at)
 from .reference import deals_in_window, rebuild_balance_high, rebuild_eod_balance_high
 
 # Daily references that need the equity at the reset, not only the balance.
@@ -58,7 +65,7 @@ class TrackerState:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "TrackerState":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrackerState:
         if not data:
             return cls()
         names = set(cls.__dataclass_fields__)

@@ -6,17 +6,39 @@ applying a plan settles.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from copier.accounts import validate_account
-from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, Rebind, RecordSkip, RemovePending
+from copier.actions import (
+    Adopt,
+    Close,
+    Flip,
+    MarkClosed,
+    ModifyPending,
+    ModifySLTP,
+    Open,
+    PlacePending,
+    Rebind,
+    RecordSkip,
+    RemovePending,
+)
 from copier.links import Link
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec
 from copier.pending_fills import ORDER_STATE_CANCELED, ORDER_STATE_FILLED, OrderFate
 from copier.planner import MasterView, PlanContext, plan
-from copier.reasons import (DEAL_ENTRY_IN, DEAL_ENTRY_INOUT, DEAL_ENTRY_OUT, DEAL_REASON_EXPERT, DEAL_REASON_SL, DEAL_TYPE_BUY,
-                            DEAL_TYPE_SELL, Closure, DealRecord, classify_closure)
+from copier.reasons import (
+    DEAL_ENTRY_IN,
+    DEAL_ENTRY_INOUT,
+    DEAL_ENTRY_OUT,
+    DEAL_REASON_EXPERT,
+    DEAL_REASON_SL,
+    DEAL_TYPE_BUY,
+    DEAL_TYPE_SELL,
+    Closure,
+    DealRecord,
+    classify_closure,
+)
 
 SLAVE = "Apex_Slave_01"
 MASTER = "FTMO_Master"

@@ -4,12 +4,13 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from types import SimpleNamespace as NS
 
+from copier_testkit import MASTER, context, spec, view
+
 from copier.actions import ModifyPending, PlacePending, RecordSkip
 from copier.decisions import Skip
 from copier.expiry import Expiry, copy_expiry
 from copier.models import PendingOrder
 from copier.planner import plan
-from copier_testkit import MASTER, cfg, context, spec, view
 from nodes.convert import expiration_instant_ms, order_from_mt5
 
 H = 3_600_000

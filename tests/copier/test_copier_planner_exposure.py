@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from copier_testkit import MASTER, cfg, context, mpos, quote, spec, view
 
 from copier.actions import Open, PlacePending, RecordSkip
 from copier.currency import Conversion, Leg, conversion_path
-from copier.decisions import Skip
 from copier.models import AccountMetrics, PendingOrder
 from copier.planner import plan
-from copier_testkit import MASTER, cfg, context, mpos, quote, spec, view
 
 DJ30 = replace(spec("DJ30", digits=2, vmin=0.1, step=0.1, vmax=200), contract_size=1)
 USDJPY = spec("USDJPY.c", digits=3, vmax=50)

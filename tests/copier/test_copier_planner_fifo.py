@@ -2,14 +2,15 @@
 
 The broker closes a symbol's positions oldest first and refuses any other close with
 10045; the planner closes the oldest copies and re-points the links (copier/planner_fifo.py)."""
-from copier.actions import Adopt, Close, MarkClosed, ModifySLTP, Open
+from dataclasses import replace
+
+from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, view
+
+from copier.actions import Adopt, Close, MarkClosed, Open
 from copier.links import Link
 from copier.models import Position
 from copier.planner import plan
 from copier.tags import make_tag
-from dataclasses import replace
-
-from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, view
 
 A, B = 11, 12
 

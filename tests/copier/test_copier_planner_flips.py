@@ -3,11 +3,12 @@ identifier is a flip, not a close. Followers end on the new side; the link keeps
 the same master position (direction updated, "master flipped")."""
 from dataclasses import replace
 
-from copier.actions import Close, Flip, Open, RecordSkip
+from copier_testkit import MASTER, SlaveModel, cfg, mpos, quote, spec, view
+
+from copier.actions import Close, Flip
 from copier.links import Link
 from copier.models import Position
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, mpos, quote, spec, view
 
 SPECS = {"EURUSD.c": spec("EURUSD.c")}
 QUOTES = {"EURUSD.c": quote(1.1000)}

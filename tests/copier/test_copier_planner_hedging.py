@@ -1,12 +1,13 @@
 """Planner rules on a hedging slave; each test names the rule of docs/copier.md it guards."""
 from dataclasses import replace
 
+from copier_testkit import MASTER, SLAVE, cfg, closure, context, mpos, quote, spec, view
+
 from copier.actions import Adopt, Close, MarkClosed, ModifySLTP, Open, RecordSkip
 from copier.links import Link
 from copier.models import AccountMetrics, Position
 from copier.planner import plan
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, cfg, closure, context, mpos, quote, spec, view
 
 TAG1 = make_tag(MASTER, 1)
 

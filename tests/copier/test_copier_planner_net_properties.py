@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from copier_testkit import MASTER, SlaveModel, cfg, mpos, quote, spec, view
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from copier.actions import Close, Open
 from copier.planner_netting import net_target
-from copier_testkit import MASTER, SlaveModel, cfg, mpos, quote, spec, view
 
 SPECS = {"EURUSD.c": spec("EURUSD.c"), "GBPUSD.c": spec("GBPUSD.c", vmin=0.1, step=0.05)}
 QUOTES = {"EURUSD.c": quote(1.1000), "GBPUSD.c": quote(1.3000)}
@@ -98,7 +98,7 @@ def test_net_is_the_rounded_signed_sum_of_sized_master_positions(ops, k):
                 assert abs(got) <= abs(exact) + 1e-9 and (got == 0 or got * exact > 0)
             else:  # a correction under the minimum deal cannot be sent and is not made
                 assert abs(got - net_target(exact, sp)) < sp.volume_min - 1e-9, (sym, got, exact)
-        for (m, t), link in model.links.items():
+        for (_m, t), link in model.links.items():
             if t in positions:
                 assert link.status != "CLOSED", f"link {t} closed while its master position is open: {link.reason}"
                 if link.status == "OPEN":

@@ -8,10 +8,10 @@ otherwise (``Close.ends_link``), which is how fault 9 (b) recorded "master close
 from dataclasses import replace
 
 import pytest
+from copier_testkit import MASTER, SlaveModel, cfg, mpos, quote, spec, view
 
 from copier.actions import Adopt, Close, MarkClosed, Open
 from copier.planner_netting import net_target
-from copier_testkit import MASTER, SlaveModel, cfg, mpos, quote, spec, view
 
 HALF = cfg(sizing={"mode": "multiplier", "multiplier": 0.5})
 SPECS = {"EURUSD.c": spec("EURUSD.c"), "GBPUSD.c": spec("GBPUSD.c")}

@@ -1,10 +1,11 @@
 """Rule 5 on a netting slave: one position per symbol, desired net vs actual net."""
+from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, view
+
 from copier.actions import Adopt, Close, MarkClosed, Open, RecordSkip
 from copier.links import Link
 from copier.models import Position
 from copier.planner import plan
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, view
 
 M2 = "Other_Master"
 

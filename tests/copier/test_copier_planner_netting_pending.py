@@ -8,8 +8,13 @@ from dataclasses import replace
 from copier.actions import Adopt, Close, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
 from copier.links import Link
 from copier.models import PendingOrder
-from copier.pending_fills import (ORDER_STATE_CANCELED, ORDER_STATE_EXPIRED, ORDER_STATE_FILLED, OrderFate,
-                                  fate_from_record)
+from copier.pending_fills import (
+    ORDER_STATE_CANCELED,
+    ORDER_STATE_EXPIRED,
+    ORDER_STATE_FILLED,
+    OrderFate,
+    fate_from_record,
+)
 from copier.planner import plan
 from tests.copier.copier_testkit import MASTER, SLAVE, SlaveModel, cfg, context, mpos, quote, view
 

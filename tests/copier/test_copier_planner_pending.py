@@ -1,12 +1,13 @@
 """Rule 8: pending orders on a hedging slave."""
 from dataclasses import replace
 
+from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, context, mpos, view
+
 from copier.actions import Adopt, MarkClosed, ModifyPending, Open, PlacePending, RecordSkip, RemovePending
 from copier.links import Link
 from copier.models import PendingOrder, Position
 from copier.planner import plan
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, context, mpos, view
 
 TAG = make_tag(MASTER, 5)
 MO = PendingOrder(ticket=5, symbol="EURUSD", type="BUY_LIMIT", volume=0.5, price_open=1.09001, sl=1.08, tp=1.1, contract_size=100000)

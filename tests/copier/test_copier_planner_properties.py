@@ -14,16 +14,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from copier_testkit import SLAVE, SlaveModel, cfg, context, quote, spec, view
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copier.actions import Adopt, Close, Flip, MarkClosed, ModifyPending, ModifySLTP, Open, PlacePending, RecordSkip, RemovePending
+from copier.actions import (
+    Adopt,
+    Close,
+    Flip,
+    MarkClosed,
+    ModifyPending,
+    ModifySLTP,
+    Open,
+    PlacePending,
+    RecordSkip,
+    RemovePending,
+)
 from copier.links import STATUSES, TERMINAL, Link
 from copier.models import PendingOrder, Position
 from copier.planner import plan
 from copier.sizing import normalize_volume
 from copier.tags import make_tag
-from copier_testkit import SLAVE, SlaveModel, cfg, context, quote, spec, view
 
 MASTERS = ("FTMO_Master", "Other_Master")
 SYMBOLS = {"EURUSD": ("EURUSD.c", 1.1000), "GBPUSD": ("GBPUSD.c", 1.3000)}

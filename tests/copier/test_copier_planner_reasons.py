@@ -1,15 +1,22 @@
 """The planner with reasons from history: a vanished copy is closed for the reason its deals
 give (never reopened while its master position lives), except the copier's own closes."""
 import pytest
+from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, view
 
 from copier.actions import Close, MarkClosed, Open, Rebind
 from copier.links import Link
 from copier.models import Position
 from copier.planner import plan
-from copier.reasons import (DEAL_REASON_CLIENT, DEAL_REASON_EXPERT, DEAL_REASON_MOBILE, DEAL_REASON_SL, DEAL_REASON_SO,
-                            DEAL_REASON_TP, DEAL_REASON_WEB)
+from copier.reasons import (
+    DEAL_REASON_CLIENT,
+    DEAL_REASON_EXPERT,
+    DEAL_REASON_MOBILE,
+    DEAL_REASON_SL,
+    DEAL_REASON_SO,
+    DEAL_REASON_TP,
+    DEAL_REASON_WEB,
+)
 from copier.tags import make_tag
-from copier_testkit import MASTER, SLAVE, SlaveModel, cfg, closure, context, mpos, spec, view
 
 M2 = "Other_Master"
 TRADE = (Open, Close)

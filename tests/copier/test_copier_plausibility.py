@@ -6,9 +6,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copier.models import AccountMetrics, PendingOrder, Position, Quote, SymbolSpec
-from copier.plausibility import (EQUITY, FUTURE, IDENTITY, PRICE, VOLUME_CAP, VOLUME_MAX, Limits, Market, check_equity,
-                                 check_identity, check_order, check_position, check_price, check_time, check_update,
-                                 check_volume, position_value)
+from copier.plausibility import (
+    EQUITY,
+    FUTURE,
+    IDENTITY,
+    PRICE,
+    VOLUME_CAP,
+    VOLUME_MAX,
+    Limits,
+    Market,
+    check_equity,
+    check_identity,
+    check_order,
+    check_position,
+    check_price,
+    check_time,
+    check_update,
+    check_volume,
+    position_value,
+)
 
 # EURUSD at a USD broker: 5 digits, 100 000 per lot, volume_max 50, tick value 1 USD per 0.00001 per lot
 EURUSD = SymbolSpec(name="EURUSD.c", digits=5, point=0.00001, tick_size=0.00001, tick_value=1.0, contract_size=100_000,

@@ -1,10 +1,33 @@
 """Reasons from history: classifying a vanished slave position from its deals (copier/reasons.py)."""
 import pytest
 
-from copier.reasons import (BROKER, DEAL_ENTRY_IN, DEAL_ENTRY_INOUT, DEAL_ENTRY_OUT, DEAL_ENTRY_OUT_BY, DEAL_REASON_CLIENT,
-                            DEAL_REASON_EXPERT, DEAL_REASON_MOBILE, DEAL_REASON_ROLLOVER, DEAL_REASON_SL, DEAL_REASON_SO,
-                            DEAL_REASON_TP, DEAL_REASON_WEB, DEAL_TYPE_BUY, DEAL_TYPE_SELL, MANUAL, OWN, SL, SO, TP, UNKNOWN,
-                            Closure, DealRecord, classify_closure, is_own_deal)
+from copier.reasons import (
+    BROKER,
+    DEAL_ENTRY_IN,
+    DEAL_ENTRY_INOUT,
+    DEAL_ENTRY_OUT,
+    DEAL_ENTRY_OUT_BY,
+    DEAL_REASON_CLIENT,
+    DEAL_REASON_EXPERT,
+    DEAL_REASON_MOBILE,
+    DEAL_REASON_ROLLOVER,
+    DEAL_REASON_SL,
+    DEAL_REASON_SO,
+    DEAL_REASON_TP,
+    DEAL_REASON_WEB,
+    DEAL_TYPE_BUY,
+    DEAL_TYPE_SELL,
+    MANUAL,
+    OWN,
+    SL,
+    SO,
+    TP,
+    UNKNOWN,
+    Closure,
+    DealRecord,
+    classify_closure,
+    is_own_deal,
+)
 from copier.tags import make_tag
 
 MAGIC = 234000

@@ -12,7 +12,7 @@ from copier.models import Quote, SymbolSpec
 from copier.planner import plan
 from copier.sltp import adjust_stops, min_stop_points
 from sim import constants as SC
-from tests.copier.copier_testkit import MASTER, SLAVE, cfg, context, mpos, quote, spec, view
+from tests.copier.copier_testkit import MASTER, SLAVE, cfg, context, mpos, quote, view
 
 ALL_CODES = [c for c in range(10004, 10047) if c not in (10005, 10037)]
 

@@ -1,9 +1,22 @@
-import pytest
+from dataclasses import replace
 
+import pytest
+from copier_testkit import spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copier.currency import Conversion, Leg, conversion_path, conversion_rate, mid_price
 from copier.decisions import Skip
 from copier.models import AccountMetrics
-from copier.sizing import SizingConfig, floor_to_step, normalize_volume, target_volume
-from copier_testkit import spec
+from copier.sizing import (
+    SizingConfig,
+    contract_factor,
+    floor_to_step,
+    money_ratio,
+    normalize_volume,
+    size_copy,
+    target_volume,
+)
 
 S = spec()
 M = AccountMetrics(login=1, balance=100_000, equity=90_000, margin=0, margin_free=0, profit=0)
@@ -78,12 +91,6 @@ def test_below_minimum_is_a_skip_never_rounded_up():
 
 # ---------------------------------------------------------------- exposure, not lots (invariant 7)
 
-from dataclasses import replace  # noqa: E402
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from copier.currency import Conversion, Leg, conversion_path, conversion_rate, mid_price  # noqa: E402
-from copier.sizing import contract_factor, money_ratio, size_copy  # noqa: E402
 
 DJ30 = replace(spec("DJ30", digits=2, vmin=0.1, step=0.1, vmax=200), contract_size=1)
 GOLD10 = replace(spec("GOLD", digits=2), contract_size=10)

@@ -1,9 +1,9 @@
 import pytest
+from copier_testkit import mpos, spec
 
 from copier.models import PendingOrder, Quote
 from copier.slippage import slippage_points, within_tolerance
 from copier.sltp import enforce_stops, level_valid, translate_sltp
-from copier_testkit import mpos, spec
 
 S = spec()  # 5 digits, point 0.00001
 Q = Quote(bid=1.10000, ask=1.10020)

@@ -1,9 +1,9 @@
 import pytest
+from copier_testkit import cfg
 
 from copier.decisions import Skip
 from copier.filters import follows, matches, strip_master_symbol, symbol_allowed
 from copier.symbols import translate_symbol
-from copier_testkit import cfg
 
 
 def test_seed_examples():

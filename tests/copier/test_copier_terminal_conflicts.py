@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from copier.accounts import (TerminalConflict, normalise_terminal_path, terminal_conflicts, terminal_identity,
-                             validate_accounts)
+from copier.accounts import (
+    TerminalConflict,
+    normalise_terminal_path,
+    terminal_conflicts,
+    terminal_identity,
+    validate_accounts,
+)
 
 
 def mt5(name, path, **kw):

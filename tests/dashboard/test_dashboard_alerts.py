@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import time
 
+from dashboard_kit import make
+
 from alerts import AlertDispatcher
 from dashboard.collector import CopyAlerts
-from dashboard_kit import make
 
 
 class Recorder:

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from dashboard_kit import make
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard_kit import make
 from tests.conftest import ROOT
 
 POST = {"X-CopyHub-Request": "1"}

@@ -88,7 +88,7 @@ def fleet_with_monitor(tmp_path):
                     return r.status == 200
             except OSError:
                 if not f.procs["monitor"].alive():
-                    raise RuntimeError(f.procs["monitor"].output()[-3000:])
+                    raise RuntimeError(f.procs["monitor"].output()[-3000:]) from None
                 return False
         wait_until(up, timeout=30, message="monitor HTTP")
         yield f, url

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from dashboard_kit import make
 from fastapi.testclient import TestClient
 
 from dashboard import security
-from dashboard_kit import make
 from tests.conftest import ROOT
 
 TOKEN = "s3cret-token-0123456789"

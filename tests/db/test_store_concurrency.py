@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-
 from db import open_store
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -149,6 +148,7 @@ def test_one_store_shared_by_threads(tmp_path):
 def test_mongomock_record_intent_threads_race_once():
     """The Mongo path relies on the unique index: racing inserts lose cleanly."""
     import mongomock
+
     from db.mongo_store import MongoStore
     client = mongomock.MongoClient()
     stores = [MongoStore(client=client, db_name="race") for _ in range(6)]

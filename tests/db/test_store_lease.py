@@ -9,10 +9,10 @@ import mongomock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_store_contract import opener, store  # noqa: F401  (same backends, same fixtures)
 
 from db import StoreUnavailable, now_ms
 from db.mongo_store import MongoStore
-from test_store_contract import opener, store  # noqa: F401  (same backends, same fixtures)
 
 HOLDER = {"node": "H", "host": "VPS-1", "pid": 1234, "role": "slave"}
 OTHER = {"node": "H", "host": "VPS-2", "pid": 99, "role": "slave"}

@@ -6,12 +6,12 @@ import json
 import time
 
 import pytest
+from fleet_harness import sim_account
 
 import cli
 import setup_db
 from db import open_store
 from fleet.demo import free_port
-from fleet_harness import sim_account
 from messaging.proxy import Proxy
 from messaging.schema import Control
 from messaging.subscriber import Subscriber
@@ -170,6 +170,7 @@ def test_setup_db_twice_changes_nothing_and_check_names_fields(tmp_path, capsys)
 def test_events_follow_prints_new_events_as_they_come(db):
     import subprocess
     import sys
+
     from fleet_harness import ROOT, wait_for
 
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", db, "events", "--follow", "--json"],

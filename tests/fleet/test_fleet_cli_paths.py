@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from fleet_harness import sim_account
 
 from db import open_store
 from fleet.procs import ProcessHandle, rotate_out
-from fleet_harness import sim_account
 from tests.conftest import ROOT
 
 PY = sys.executable
@@ -116,7 +116,7 @@ def test_supervised_nodes_log_to_their_file_not_to_their_out(tmp_path):
     env = fleet._env()
     assert env["COPYHUB_LOG_CONSOLE"] == "0" and env["COPYHUB_CONFIG"] == str(tmp_path / "copyhub.toml")
     code = ("from utils.logging import setup_logging; from config import settings; "
-            "log = setup_logging('n', log_dir=r'%s', console=bool(settings.LOG_CONSOLE)); log.info('hello_log')" % tmp_path)
+            f"log = setup_logging('n', log_dir=r'{tmp_path}', console=bool(settings.LOG_CONSOLE)); log.info('hello_log')")
     proc = subprocess.run([PY, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env=clean_env(COPYHUB_LOG_CONSOLE="0"))
     assert proc.returncode == 0, proc.stderr

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
+from fleet_harness import sim_account
+
 import cli
 from db import open_store
-from fleet_harness import sim_account
 from monitoring.guardian import REPORT_PREFIX, release_key
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from fleet_harness import ROOT, alive, kill_tree_seen, wait_for
 
 from copier.tags import parse_tag
 from db import open_store
 from fleet.demo import free_port
-from fleet_harness import ROOT, alive, kill_tree_seen, wait_for
 
 pytestmark = pytest.mark.integration
 SLAVES = ("Demo_FX_Ratio", "Demo_Prop_Hedge", "Demo_Prop_Netting")

@@ -1,8 +1,7 @@
 """CLI parsing helpers and the report formatting, without processes."""
 import pytest
 
-from fleet.operator import (apply_assignments, parse_assignment, parse_since, parse_value,
-                            top_level_changes)
+from fleet.operator import apply_assignments, parse_assignment, parse_since, parse_value, top_level_changes
 from fleet.report import percentile, slave_summary, status_row, status_table, summary_text
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from fleet_harness import LauncherRun, sim_account, wait_for
 
 import cli
 import setup_db
 from copier.accounts import NAME_RULE, AccountConfigError, is_account_name, validate_account
 from db import open_store
 from fleet import runner
-from fleet_harness import LauncherRun, sim_account, wait_for
 from messaging.schema import is_valid_name
 
 pytestmark = pytest.mark.integration

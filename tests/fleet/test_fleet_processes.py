@@ -9,8 +9,8 @@ import time
 
 import psutil
 import pytest
-
 from fleet_harness import LauncherRun, alive, sim_account, wait_for
+
 from messaging.subscriber import Subscriber
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Which nodes a host runs, and what an account change means."""
+from copier.accounts import validate_accounts
 from fleet.demo import demo_accounts, sample_accounts
 from fleet.reconcile import desired_nodes, fingerprint, plan, same_host
-from copier.accounts import validate_accounts
 
 
 def acc(name, type_="SLAVE", **kw):

@@ -1,5 +1,5 @@
 """The supervision state machine, rule by rule, with a hand-driven clock."""
-from fleet.supervision import (Alert, Kill, Policy, Spawn, State, Supervised, Terminate)
+from fleet.supervision import Alert, Kill, Policy, Spawn, State, Supervised, Terminate
 
 P = Policy(min_uptime_s=3, backoff_initial_s=1, backoff_max_s=60, backoff_reset_s=60, flap_limit=5,
            flap_window_s=60, heartbeat_timeout_s=10, start_timeout_s=30)

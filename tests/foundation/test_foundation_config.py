@@ -77,5 +77,5 @@ def test_bad_environment_exits_2_with_one_line_not_a_traceback():
 
 
 def test_settings_object_is_immutable():
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):  # frozen dataclass: FrozenInstanceError
         Settings().ZMQ_PUB_PORT = 1  # type: ignore[misc]

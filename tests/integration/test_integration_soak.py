@@ -19,10 +19,9 @@ def test_short_soak_with_kill_9_keeps_every_invariant(tmp_path):
 def test_the_soak_check_sees_a_duplicate_and_an_orphan(tmp_path):
     """The checker itself can fail: a second copy of one master position and a copy whose
     master position is gone are both reported."""
+    from copier.tags import make_tag
     from testing.harness import LocalFleet
     from tests.integration.mt5ops import close, market
-
-    from copier.tags import make_tag
 
     fleet = LocalFleet(tmp_path, tick_hz=0)
     try:

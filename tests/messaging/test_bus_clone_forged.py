@@ -9,7 +9,6 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copier.models import Position
 from messaging.clone import Mirror, StatePublisher
 from messaging.schema import Delta, Snapshot
 from tests.messaging.test_bus_clone import Recorder, by_id, pos

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from copier.models import AccountMetrics, PendingOrder, Position
 from messaging.codec import encode
 from messaging.schema import (
-    MAX_MESSAGE_BYTES, Control, Delta, Event, MalformedMessage, Snapshot, Status, decode,
+    MAX_MESSAGE_BYTES,
+    Control,
+    Delta,
+    Event,
+    MalformedMessage,
+    Snapshot,
+    Status,
+    decode,
     is_valid_name,
 )
 

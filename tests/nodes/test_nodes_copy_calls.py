@@ -8,21 +8,19 @@ change reaching the slave and ``order_send`` an open makes at most two (the pass
 """
 from __future__ import annotations
 
-import structlog
 import pytest
+import structlog
 
 from copier.accounts import validate_account
-from copier.orders import RetryPolicy
 from db import open_store
 from messaging.schema import Snapshot
 from monitoring.guardian import Guardian
 from nodes.convert import ContractSizes, positions_by_identifier
-from nodes.execution import Executor
 from nodes.runtime import utc_ms
 from nodes.slave import METRICS_MAX_AGE_MS, SlaveLoop
 from sim import Simulator
-from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 from tests.nodes.master_feed import feed
+from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 
 RISK = {"profile": "ftmo_2step", "initial_balance": 10000, "max_positions": 50}
 OPEN_BUDGET = 2  # positions_get + one fresh tick

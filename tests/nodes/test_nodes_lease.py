@@ -11,8 +11,7 @@ import psutil
 import pytest
 
 from db import StoreUnavailable, open_store
-from nodes.lease import (AccountLease, LeaseHeld, LeaseLost, LeaseTiming, describe_holder,
-                         holder_is_dead_here)
+from nodes.lease import AccountLease, LeaseHeld, LeaseLost, LeaseTiming, describe_holder, holder_is_dead_here
 
 T0_WALL = 1_700_000_000_000  # a realistic UTC epoch in ms
 TIMING = LeaseTiming(ttl_ms=10_000, margin_ms=2_000, renew_every_ms=1_000)

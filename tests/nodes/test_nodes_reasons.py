@@ -2,8 +2,6 @@
 read decides nothing, a close is recorded with the cause its deal gives."""
 from __future__ import annotations
 
-import pytest
-
 import nodes.slave as slave_mod
 from tests.nodes.test_nodes_slave_inprocess import _buy, _loop, _snapshot, _terminal, world  # noqa: F401  (fixture)
 

@@ -1,8 +1,8 @@
 """The slave loop driven in-process against the simulator: crash windows a process test cannot hit exactly."""
 from __future__ import annotations
 
-import structlog
 import pytest
+import structlog
 
 from copier.accounts import validate_account
 from db import open_store

@@ -11,8 +11,8 @@ from nodes.convert import ContractSizes, orders_by_ticket, positions_by_identifi
 from nodes.runtime import utc_ms
 from nodes.slave import SlaveLoop
 from sim import Simulator
-from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 from tests.nodes.master_feed import feed
+from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 
 PROP = "SimProp-Server"
 

@@ -4,8 +4,15 @@ import pytest
 from risk_testkit import deal, snap, srv
 
 from copier.risk import DAILY, OVERALL, Action, evaluate, rebuild_state, resolve_risk_config
-from copier.risk.history_equity import (Bar, SymbolBars, equity_at, equity_high_bound, position_segments,
-                                        positions_open_at, price_at)
+from copier.risk.history_equity import (
+    Bar,
+    SymbolBars,
+    equity_at,
+    equity_high_bound,
+    position_segments,
+    positions_open_at,
+    price_at,
+)
 from copier.risk.tracker import bars_needed
 
 EURUSD_MPU = 100_000.0  # 1 lot EURUSD: 100,000 USD per 1.0 of price

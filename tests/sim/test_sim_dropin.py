@@ -16,7 +16,7 @@ import os
 import pickle
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -249,6 +249,7 @@ def test_deep_history_joins_the_live_history():
 
 def _world(days):
     import tomllib
+
     from sim.world import DEMO_WORLD, parse_world
 
     data = tomllib.loads(DEMO_WORLD.read_text())
@@ -270,6 +271,7 @@ def test_no_deep_history_without_history_days():
 
 def test_sessions_apply_to_deep_history():
     import tomllib
+
     from sim.world import DEMO_WORLD, parse_world
 
     data = tomllib.loads(DEMO_WORLD.read_text())

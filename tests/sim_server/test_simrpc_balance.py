@@ -11,7 +11,6 @@ import pytest
 
 from sim import Simulator
 from sim.client import SimUnavailable, connect, wait_until_up
-
 from tests.sim_server.test_simrpc_cli import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +53,7 @@ def server():
         wait_until_up(ep, timeout_s=20)
     except SimUnavailable:
         proc.kill()
-        raise AssertionError(proc.stderr.read())
+        raise AssertionError(proc.stderr.read()) from None
     yield ep
     proc.kill()
     proc.wait(10)

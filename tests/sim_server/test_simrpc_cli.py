@@ -33,7 +33,7 @@ def server():
         wait_until_up(ep, timeout_s=20)
     except SimUnavailable:
         proc.kill()
-        raise AssertionError(proc.stderr.read())
+        raise AssertionError(proc.stderr.read()) from None
     yield ep
     proc.kill()
     proc.wait(10)

@@ -1,10 +1,11 @@
 """The wire codec round-trips every value the MT5 surface produces or accepts."""
-from datetime import date, datetime, timedelta, timezone
 import math
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.client import CodecError, dumps, loads
 from sim.records import RATES_DTYPE, RECORD_TYPES, TICKS_DTYPE

@@ -15,8 +15,7 @@ import pytest
 import zmq
 
 from sim import Simulator
-from sim.client import (AdminClient, SimUnavailable, connect, dumps, loads,
-                        wait_until_up)
+from sim.client import AdminClient, SimUnavailable, connect, dumps, loads, wait_until_up
 from sim.records import RECORD_TYPES
 from sim.trader import filling_for
 
@@ -42,7 +41,7 @@ class ServerProc:
             wait_until_up(self.endpoint, timeout_s=20)
         except SimUnavailable:
             self.kill()
-            raise AssertionError(f"server did not start: {self.proc.stderr.read()}")
+            raise AssertionError(f"server did not start: {self.proc.stderr.read()}") from None
 
     def kill(self) -> None:
         if self.proc.poll() is None:

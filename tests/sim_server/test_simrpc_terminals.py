@@ -161,7 +161,7 @@ def test_served_world_file_with_terminals_and_session_replay(tmp_path):
             wait_until_up(endpoint, timeout_s=20)
         except SimUnavailable:
             proc.kill()
-            raise AssertionError(proc.stderr.read())
+            raise AssertionError(proc.stderr.read()) from None
         return proc
 
     proc = serve()

@@ -68,7 +68,7 @@ class BridgeServer:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
                     self.kill()
-                    raise AssertionError(f"mt5linux server did not start: {err}")
+                    raise AssertionError(f"mt5linux server did not start: {err}") from None
                 time.sleep(0.05)
 
     def kill(self) -> None:
