@@ -47,13 +47,14 @@ from fleet.operator import (  # noqa: E402
     parse_since,
     top_level_changes,
 )
-from fleet.report import format_table, status_row, status_table  # noqa: E402
+from fleet.report import status_row, status_table  # noqa: E402
 from fleet.stale import clear_stale_node  # noqa: E402
 from monitoring.headroom import risk_rows, risk_table  # noqa: E402
 from monitoring.reports import FORMATS, live_days, load_reports, render, request_live_reports  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
 from utils.console import safe_console  # noqa: E402
+from utils.table import format_table  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"

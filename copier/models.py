@@ -2,7 +2,7 @@
 
 They carry only what copying needs, so the core never touches MT5 namedtuples:
 nodes convert terminal records at the edge (``position_from_mt5`` and friends live
-in ``nodes/``), and the bus serialises these types with ``to_dict``/``from_dict``.
+in ``terminals/convert.py``), and the bus serialises these types with ``to_dict``/``from_dict``.
 """
 from __future__ import annotations
 

@@ -11,32 +11,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from utils.table import format_table
+
 COPIED_STATUSES = ("OPEN", "CLOSED")
 SUPERVISOR_SHOWN = ("FATAL", "CONFIG_ERROR", "BACKOFF", "STOPPED", "STOPPING", "STARTING")
-
-
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Aligned columns; numeric columns right-aligned."""
-    body = [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [len(h) for h in headers]
-    for r in body:
-        widths = [max(w, len(c)) for w, c in zip(widths, r)]
-    numeric = [bool(body) and all(_numeric(r[i]) for r in body) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
-
-    return "\n".join([line(list(headers)), line(["-" * w for w in widths]), *(line(r) for r in body)])
-
-
-def _numeric(s: str) -> bool:
-    if s in ("", "-"):
-        return True
-    try:
-        float(s.rstrip("%sMBKmh"))
-        return True
-    except ValueError:
-        return False
 
 
 def fmt_age(ms: float | None) -> str:

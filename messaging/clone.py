@@ -327,7 +327,7 @@ class Mirror:
 _STEADY = attrgetter(*(f.name for f in fields(Position) if f.name not in VOLATILE_POSITION_FIELDS))
 
 
-def _steady(p: Position) -> tuple:
+def _steady(p: Position) -> tuple[Any, ...]:
     """A position's fields that only a delta changes."""
     return _STEADY(p)
 

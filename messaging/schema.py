@@ -118,6 +118,11 @@ class Delta:
         return f"pos.{self.master}"
 
 
+# Status.state of a node blocked inside a store call (nodes/pulse.py publishes it; the
+# launcher reads it as "alive, waiting on the store").
+STORE_WAIT = "STORE_WAIT"
+
+
 @dataclass(frozen=True, slots=True)
 class Status:
     """Heartbeat of any node, with its account's money when it has a terminal."""

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from utils.table import format_table
+
 SOURCES = {"snapshot": "snapshot", "rebuilt": "rebuilt", "assumed_strictest": "assumed strictest",
            "estimated": "estimated", None: "-"}
 
@@ -66,8 +68,6 @@ def _until(ms: Any) -> str:
 
 def risk_table(rows: list[dict[str, Any]]) -> str:
     """The table under ``cli.py status``: used and left per limit, reference and lock."""
-    from fleet.report import format_table
-
     out = []
     for r in rows:
         daily, overall = r.get("daily"), r.get("overall")

@@ -19,9 +19,10 @@ from datetime import date
 from typing import Any
 
 from copier.report import COLUMNS, DailyReport, to_csv, to_json
+from utils.table import format_table
 
 from .daily import REPORT_PREFIX, report_request_key
-from .guardian import LOCK_PREFIX, STATE_PREFIX, release_key
+from .risk_store import LOCK_PREFIX, STATE_PREFIX, release_key
 
 FORMATS = ("table", "csv", "json")
 TABLE_COLUMNS = [
@@ -85,11 +86,8 @@ def _cell(v: Any, key: str) -> str:
 def render_table(docs: Sequence[dict[str, Any]]) -> str:
     if not docs:
         return "no reports"
-    rows = [[h for _k, h in TABLE_COLUMNS]] + [[_cell(d.get(k), k) for k, _h in TABLE_COLUMNS] for d in docs]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
-    lines = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table([h for _k, h in TABLE_COLUMNS], [[_cell(d.get(k), k) for k, _h in TABLE_COLUMNS] for d in docs],
+                        align=["l", "l"] + ["r"] * (len(TABLE_COLUMNS) - 2))
 
 
 def render(docs: Sequence[dict[str, Any]], fmt: str = "table") -> str:

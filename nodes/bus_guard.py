@@ -22,7 +22,7 @@ from copier.models import AccountMetrics, Position, Quote, SymbolSpec
 from copier.plausibility import Limits, Market, Rejection, check_update
 from copier.symbols import translate_symbol
 from messaging.schema import Delta, Snapshot
-from nodes.convert import spec_from_mt5
+from terminals.convert import spec_from_mt5
 
 SPEC_TTL_MS = 60_000
 QUOTE_TTL_MS = 5_000
@@ -116,7 +116,8 @@ class BusGuard:
     def _spec(self, symbol: str, now: int) -> SymbolSpec | None:
         known = getattr(self.loop, "specs", {}).get(symbol)  # the slave's own cache: (read ms, spec)
         if known is not None and now - known[0] < SPEC_TTL_MS:
-            return known[1]
+            cached: SymbolSpec | None = known[1]
+            return cached
         hit = self._specs.get(symbol)
         if hit is not None and now - hit[0] < SPEC_TTL_MS:
             return hit[1]

@@ -21,17 +21,17 @@ from copier.diff import diff_state  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
 from messaging.clone import StatePublisher  # noqa: E402
 from messaging.schema import Control  # noqa: E402
-from nodes.convert import (  # noqa: E402
+from nodes.execution import Executor  # noqa: E402
+from nodes.identity import WrongAccount  # noqa: E402
+from nodes.lease import LeaseLost  # noqa: E402
+from nodes.runtime import NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
+from terminals.convert import (  # noqa: E402
     ContractSizes,
     estimate_server_offset_ms,
     metrics_from_mt5,
     orders_by_ticket,
     positions_by_identifier,
 )
-from nodes.execution import Executor  # noqa: E402
-from nodes.identity import WrongAccount  # noqa: E402
-from nodes.lease import LeaseLost  # noqa: E402
-from nodes.runtime import NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
 
 MAX_OFFSET_MS = 14 * 3600_000
 ORDER_STATE_FILLED = 4  # MT5 ORDER_STATE_FILLED

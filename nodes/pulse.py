@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-STORE_WAIT = "STORE_WAIT"
+from messaging.schema import STORE_WAIT  # noqa: F401 (re-exported: the state this module publishes)
 
 
 class WatchedStore:

@@ -14,8 +14,8 @@ from copier.decisions import Skip
 from copier.filters import symbol_allowed
 from copier.sizing import RATIO_MODES, normalize_volume, size_copy
 from copier.symbols import translate_symbol
-from nodes.convert import metrics_from_mt5, spec_from_mt5
 from nodes.rates import symbol_currencies
+from terminals.convert import metrics_from_mt5, spec_from_mt5
 
 
 def _conversion(follower_mt5: Any, currencies: dict, source: str, target: str) -> Any:

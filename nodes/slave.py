@@ -33,7 +33,13 @@ from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
 from nodes.bus_guard import BusGuard, limits_from_settings  # noqa: E402
-from nodes.convert import (  # noqa: E402
+from nodes.execution import Executor  # noqa: E402
+from nodes.identity import WrongAccount  # noqa: E402
+from nodes.lease import LeaseLost  # noqa: E402
+from nodes.rates import RateBook, symbol_currencies  # noqa: E402
+from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
+from nodes.slave_actions import SlaveActions  # noqa: E402
+from terminals.convert import (  # noqa: E402
     deal_from_mt5,
     estimate_server_offset_ms,
     metrics_from_mt5,
@@ -41,12 +47,6 @@ from nodes.convert import (  # noqa: E402
     position_from_mt5,
     spec_from_mt5,
 )
-from nodes.execution import Executor  # noqa: E402
-from nodes.identity import WrongAccount  # noqa: E402
-from nodes.lease import LeaseLost  # noqa: E402
-from nodes.rates import RateBook, symbol_currencies  # noqa: E402
-from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
-from nodes.slave_actions import SlaveActions  # noqa: E402
 
 KILL_SWITCH_FILE = "KILL_SWITCH"  # in the data dir: no new opens while it exists
 SPEC_TTL_MS = 60_000

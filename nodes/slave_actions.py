@@ -33,11 +33,11 @@ from copier.planner import MasterView
 from copier.slippage import slippage_points
 from copier.sltp import adjust_stops
 from copier.tags import parse_tag
-from nodes.convert import PENDING_TYPE_CODES
 from nodes.execution import DEFERRED, DONE, UNKNOWN, Outcome
 from nodes.execution import FAILED as OUT_FAILED
 from nodes.execution import SKIPPED as OUT_SKIPPED
 from nodes.runtime import utc_ms
+from terminals.convert import PENDING_TYPE_CODES
 
 INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
 RETRY_BACKOFF_MS = (1_000, 60_000)  # a failing close/add/restore is retried at 1 s, 2 s … 60 s

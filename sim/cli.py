@@ -12,11 +12,12 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from sim.client import DEFAULT_ENDPOINT, AdminClient, SimMT5Client, SimUnavailable, connect
+from utils.table import format_table
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
 TRADE_OK = (10008, 10009, 10010)  # PLACED, DONE, DONE_PARTIAL
@@ -49,31 +50,6 @@ def _jsonable(v: Any) -> Any:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(_jsonable(obj), indent=None, separators=(",", ":")), flush=True)
-
-
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Aligned text table; numbers right-aligned, text left-aligned."""
-    body = [[("" if c is None else str(c)) for c in r] for r in rows]
-    widths = [len(h) for h in headers]
-    for r in body:
-        widths = [max(w, len(c)) for w, c in zip(widths, r)]
-    numeric = [all(_is_num(r[i]) for r in body) and bool(body) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w)
-                         for c, w, num in zip(cells, widths, numeric)).rstrip()
-
-    out = [line(list(headers)), line(["-" * w for w in widths])]
-    out += [line(r) for r in body]
-    return "\n".join(out)
-
-
-def _is_num(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return s == ""
 
 
 def _kv_table(record: Any) -> str:

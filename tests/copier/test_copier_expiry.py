@@ -1,5 +1,5 @@
 """Fault 7 (issue 9): a pending-order copy carries the master's expiry, converted between the
-two brokers' server clocks (copier/expiry.py, nodes/convert.order_from_mt5)."""
+two brokers' server clocks (copier/expiry.py, terminals/convert.order_from_mt5)."""
 from dataclasses import replace
 from datetime import datetime, timezone
 from types import SimpleNamespace as NS
@@ -11,7 +11,7 @@ from copier.decisions import Skip
 from copier.expiry import Expiry, copy_expiry
 from copier.models import PendingOrder
 from copier.planner import plan
-from nodes.convert import expiration_instant_ms, order_from_mt5
+from terminals.convert import expiration_instant_ms, order_from_mt5
 
 H = 3_600_000
 

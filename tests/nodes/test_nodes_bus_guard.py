@@ -9,8 +9,8 @@ from copier.models import AccountMetrics, Position
 from copier.plausibility import Limits
 from messaging.schema import Delta, Snapshot
 from nodes.bus_guard import BusGuard, limits_from_settings
-from nodes.convert import metrics_from_mt5
 from sim import Simulator
+from terminals.convert import metrics_from_mt5
 
 
 class Loop:

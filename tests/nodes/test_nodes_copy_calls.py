@@ -15,10 +15,10 @@ from copier.accounts import validate_account
 from db import open_store
 from messaging.schema import Snapshot
 from monitoring.guardian import Guardian
-from nodes.convert import ContractSizes, positions_by_identifier
 from nodes.runtime import utc_ms
 from nodes.slave import METRICS_MAX_AGE_MS, SlaveLoop
 from sim import Simulator
+from terminals.convert import ContractSizes, positions_by_identifier
 from tests.nodes.master_feed import feed
 from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 

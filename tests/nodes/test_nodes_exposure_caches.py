@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace as NS
 
 from copier.decisions import Skip
-from nodes.convert import ContractSizes, positions_by_identifier
 from nodes.rates import RateBook, symbol_currencies
+from terminals.convert import ContractSizes, positions_by_identifier
 
 
 class FakeMT5:

@@ -7,9 +7,9 @@ import structlog
 from copier.accounts import validate_account
 from db import open_store
 from messaging.schema import Snapshot
-from nodes.convert import ContractSizes, positions_by_identifier
 from nodes.slave import SlaveLoop
 from sim import Simulator
+from terminals.convert import ContractSizes, positions_by_identifier
 from tests.nodes.master_feed import feed
 
 
@@ -303,8 +303,8 @@ def test_dry_run_plans_and_records_but_sends_nothing(world):
 def test_a_pending_copy_filling_between_the_slaves_two_reads_is_adopted_not_closed(world):
     """Fault 8's kind on the follower's own reads: its copy fills between its orders and
     positions reads; it must be adopted as the position, not marked "removed on slave"."""
-    from nodes.convert import orders_by_ticket
     from nodes.runtime import utc_ms
+    from terminals.convert import orders_by_ticket
 
     sim, store, master = world
     sim.set_price("EURUSD", 1.10000, broker="SimFX-Live")

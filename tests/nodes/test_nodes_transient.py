@@ -7,10 +7,10 @@ import pytest
 from copier.accounts import validate_account
 from db import open_store
 from messaging.schema import Snapshot
-from nodes.convert import ContractSizes, orders_by_ticket, positions_by_identifier
 from nodes.runtime import utc_ms
 from nodes.slave import SlaveLoop
 from sim import Simulator
+from terminals.convert import ContractSizes, orders_by_ticket, positions_by_identifier
 from tests.nodes.master_feed import feed
 from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim import Simulator
-from sim.cli import format_table, main
+from sim.cli import main
 from sim.client import SimUnavailable, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,12 +188,6 @@ def test_trader_command_runs_for_a_duration(server, acct):
     assert any(a["retcode"] == 10009 for a in acts)
     bad = cli("trader", "--login", login, "--symbols", "NOPE", endpoint=server)
     assert bad.returncode == 2 and "unknown symbol NOPE" in bad.stderr
-
-
-def test_format_table_aligns_columns():
-    text = format_table(["a", "num"], [["x", 1.5], ["long", 10]])
-    lines = text.splitlines()
-    assert lines[0] == "a     num" and lines[2] == "x     1.5" and lines[3] == "long   10"
 
 
 def test_serve_json_reports_the_bound_wildcard_endpoint_and_stops_on_sigterm():
