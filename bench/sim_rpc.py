@@ -1,7 +1,8 @@
 """Per-call latency of the simulator over ZeroMQ (loopback).
 
     python bench/sim_rpc.py [--json] [--calls N] [--positions 10] [--tick-hz 10] [--workers 8]
-    python bench/sim_rpc.py --clients 20 [--seconds 5] [--interval-ms 20] [--workers 8]
+    python bench/sim_rpc.py --clients 20 [--seconds 5] [--interval-ms 20] [--workers 8] [--processes N]
+    python bench/sim_rpc.py --matrix 1,10,20 [--processes 2]   # before (1 process) / after, one run
 
 Starts ``python -m sim serve`` as a subprocess, opens ``--positions`` positions, then times
 ``positions_get`` (all open positions), ``symbol_info_tick``, ``account_info`` and
@@ -131,20 +132,69 @@ def _client(endpoint: str, login: int, symbol: str, seconds: float, interval_s: 
     out.put(("ok", pos, tick))
 
 
+def serve_cmd(endpoint: str, args: argparse.Namespace, processes: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "sim", "serve", "--endpoint", endpoint, "--tick-hz", str(args.tick_hz),
+           "--workers", str(args.workers)]
+    return cmd + ([] if processes is None else ["--processes", str(processes)])
+
+
 def concurrent(args: argparse.Namespace) -> int:
+    rows, meta = run_clients(args, args.clients, args.processes)
+    return report(args, meta, rows, f"simulator RPC under {args.clients} concurrent clients (one process each), a poll every "
+                  f"{args.interval_ms} ms for {args.seconds} s, {args.workers} workers, {meta['processes']} server processes; "
+                  f"{meta['calls_per_s']} calls/s; load average {meta['load_avg_before']} -> {meta['load_avg_after']}, "
+                  f"{meta['cpus']} cpus")
+
+
+def matrix(args: argparse.Namespace) -> int:
+    """1, 10 and 20 clients (``--matrix 1,10,20``), one server process ("before") and the
+    multi-process server ("after", ``--processes`` or the default), interleaved, in one run."""
+    import os
+
+    from sim.cli import default_processes
+
+    after = default_processes() if args.processes is None else args.processes
+    out: dict[str, Any] = {"meta": {"seconds": args.seconds, "interval_ms": args.interval_ms, "cpus": os.cpu_count(),
+                                    "processes_after": after + 1, "load_avg_start": os.getloadavg() if hasattr(os, "getloadavg") else None},
+                           "results": []}
+    for n in [int(x) for x in args.matrix.split(",")]:
+        for label, procs in (("before", 0), ("after", after)):
+            rows, meta = run_clients(args, n, procs)
+            out["results"].append({"clients": n, "server": label, "processes": procs + 1, "rows": rows,
+                                   "load_avg_after": meta["load_avg_after"], "calls_per_s": meta["calls_per_s"]})
+    out["meta"]["load_avg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"simulator RPC per call, a poll (positions_get + symbol_info_tick) every {args.interval_ms} ms per client, "
+          f"{args.seconds} s each; before = 1 server process, after = {after + 1} processes; {os.cpu_count()} cpus; "
+          f"load average at start {out['meta']['load_avg_start']}, at end {out['meta']['load_avg_end']}")
+    head = f"{'clients':>8} {'server':<8}{'call':<18}{'p50 us':>9}{'p90 us':>9}{'p99 us':>9}{'max us':>9}{'calls/s':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in out["results"]:
+        for call, v in r["rows"].items():
+            print(f"{r['clients']:>8} {r['server']:<8}{call:<18}{v['p50_us']:>9.0f}{v['p90_us']:>9.0f}{v['p99_us']:>9.0f}"
+                  f"{v['max_us']:>9.0f}{r['calls_per_s']:>9}")
+    return 0
+
+
+def run_clients(args: argparse.Namespace, clients: int, processes: int | None) -> tuple[dict, dict]:
+    """``clients`` client processes polling one served world; (percentile rows, meta)."""
     import multiprocessing as mp
     import os
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cmd = [sys.executable, "-m", "sim", "serve", "--endpoint", endpoint, "--tick-hz", str(args.tick_hz),
-           "--workers", str(args.workers)]
+    cmd = serve_cmd(endpoint, args, processes)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctx = mp.get_context("spawn")  # as on Windows: no fork
     try:
         wait_until_up(endpoint, timeout_s=30)
         admin = AdminClient(endpoint)
         logins = sorted(int(x) for x in admin.logins())
-        admin.close()
+        deadline = time.monotonic() + 30  # every replica up before the clients start
+        while not all(r["live"] for r in admin.ping().get("replicas", [])) and time.monotonic() < deadline:
+            time.sleep(0.05)
         probe = connect(endpoint, login=logins[0], timeout_ms=5000)
         symbols = {login: None for login in logins}
         for login in logins:
@@ -154,7 +204,7 @@ def concurrent(args: argparse.Namespace) -> int:
         out = ctx.Queue()
         load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
         workers = []
-        for i in range(args.clients):
+        for i in range(clients):
             login = logins[i % len(logins)]
             w = ctx.Process(target=_client, args=(endpoint, login, symbols[login], args.seconds, args.interval_ms / 1000, out))
             w.start()
@@ -169,6 +219,8 @@ def concurrent(args: argparse.Namespace) -> int:
         for w in workers:
             w.join(10)
         load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+        served = admin.ping()
+        admin.close()
     finally:
         proc.terminate()
         try:
@@ -176,12 +228,12 @@ def concurrent(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     rows = {"positions_get": percentiles(pos), "symbol_info_tick": percentiles(tick)}
-    meta = {"clients": args.clients, "seconds": args.seconds, "interval_ms": args.interval_ms, "workers": args.workers,
+    meta = {"clients": clients, "seconds": args.seconds, "interval_ms": args.interval_ms, "workers": args.workers,
+            "processes": served.get("processes", 1), "main_served": served.get("main_served"),
+            "replicas_served": [r["served"] for r in served.get("replicas", [])],
             "calls_per_s": round((len(pos) + len(tick)) / args.seconds),
             "load_avg_before": load_before, "load_avg_after": load_after, "cpus": os.cpu_count()}
-    return report(args, meta, rows, f"simulator RPC under {args.clients} concurrent clients (one process each), a poll every "
-                  f"{args.interval_ms} ms for {args.seconds} s, {args.workers} workers; "
-                  f"{meta['calls_per_s']} calls/s; load average {load_before} -> {load_after}, {meta['cpus']} cpus")
+    return rows, meta
 
 
 def report(args: argparse.Namespace, meta: dict, rows: dict, title: str) -> int:
@@ -208,14 +260,18 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=0, help="concurrent client processes (0: one client, per-call table)")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--interval-ms", type=float, default=20.0, help="each client's poll interval")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="server replica processes (default: python -m sim serve's default; 0: one process)")
+    ap.add_argument("--matrix", default="", metavar="N,N,...",
+                    help="run these client counts against one process (before) and --processes (after)")
     args = ap.parse_args()
+    if args.matrix:
+        return matrix(args)
     if args.clients:
         return concurrent(args)
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([sys.executable, "-m", "sim", "serve", "--endpoint", endpoint,
-                             "--tick-hz", str(args.tick_hz), "--workers", str(args.workers)],
-                            cwd=ROOT,
+    proc = subprocess.Popen(serve_cmd(endpoint, args, args.processes), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until_up(endpoint, timeout_s=20)

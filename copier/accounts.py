@@ -17,9 +17,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, overload
 
 from copier.filters import follows as _follows
 from copier.sizing import MODES as SIZING_MODES
@@ -112,7 +112,8 @@ class AccountConfig:
     master_prefix: str = ""
     risk: dict | None = None
 
-    __hash__ = None  # holds dicts; compare, do not hash
+    # holds dicts: compare, never hash (mypy wants a callable here; None is how Python says unhashable)
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def is_master(self) -> bool:
@@ -151,7 +152,14 @@ class _Checker:
             raise self.fail(key, "true or false", v)
         return v
 
+    @overload
+    def string(self, key: str, default: str = "", *, nonempty: bool = False) -> str: ...
+
+    @overload
+    def string(self, key: str, default: None, *, nonempty: bool = False) -> str | None: ...
+
     def string(self, key: str, default: str | None = "", *, nonempty: bool = False) -> str | None:
+        """The string at ``key`` (``default`` when absent; ``nonempty``: absent or blank fails)."""
         v = self.get(key, default)
         if v is None and not nonempty:
             return None
@@ -159,7 +167,14 @@ class _Checker:
             raise self.fail(key, "a non-empty string" if nonempty else "a string", v)
         return v
 
+    @overload
+    def integer(self, key: str, default: int, *, minimum: int = 0, what: str = "a non-negative integer") -> int: ...
+
+    @overload
+    def integer(self, key: str, default: None, *, minimum: int = 0, what: str = "a non-negative integer") -> int | None: ...
+
     def integer(self, key: str, default: int | None, *, minimum: int = 0, what: str = "a non-negative integer") -> int | None:
+        """The integer at ``key`` (>= ``minimum``; ``default`` when absent)."""
         v = self.get(key, default)
         if v is None:
             return None
@@ -180,7 +195,7 @@ class _Checker:
         return tuple(v)
 
 
-def _as_int(v: Any, minimum: int, fail) -> int:
+def _as_int(v: Any, minimum: int, fail: Callable[[], AccountConfigError]) -> int:
     if isinstance(v, bool):
         raise fail()
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
@@ -190,7 +205,7 @@ def _as_int(v: Any, minimum: int, fail) -> int:
     return v
 
 
-def _positive(v: Any, fail) -> float:
+def _positive(v: Any, fail: Callable[[], AccountConfigError]) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
         raise fail()
     return float(v)
@@ -265,24 +280,29 @@ def _sizing(c: _Checker) -> SizingConfig:
         if key not in allowed:
             raise c.fail(f"sizing.{key}", f"one of {', '.join(sorted(allowed))}", spec[key])
 
-    def num(key: str, required: bool, default: float | None = None) -> float | None:
+    def optional(key: str) -> float | None:
         if spec.get(key) is None:
-            if required:
-                raise c.fail(f"sizing.{key}", f"a positive number (required by mode {mode!r})")
-            return default
+            return None
         return _positive(spec[key], lambda: c.fail(f"sizing.{key}", "a positive number", spec[key]))
 
+    def required(key: str) -> float:
+        found = optional(key)
+        if found is None:
+            raise c.fail(f"sizing.{key}", f"a positive number (required by mode {mode!r})")
+        return found
+
     if mode == "fixed":
-        return SizingConfig(mode, lot=num("lot", True))
+        return SizingConfig(mode, lot=required("lot"))
     if mode == "multiplier":
-        return SizingConfig(mode, multiplier=num("multiplier", True))
+        return SizingConfig(mode, multiplier=required("multiplier"))
     if mode in ("balance_ratio", "equity_ratio"):
-        return SizingConfig(mode, multiplier=num("multiplier", False, 1.0))
+        multiplier = optional("multiplier")
+        return SizingConfig(mode, multiplier=1.0 if multiplier is None else multiplier)
     if mode == "risk_percent":
-        pct = num("percent", True)
-        if pct is not None and pct > 100:
+        pct = required("percent")
+        if pct > 100:
             raise c.fail("sizing.percent", "a percentage in (0, 100]", spec["percent"])
-        return SizingConfig(mode, percent=pct, fallback_lot=num("fallback_lot", False))
+        return SizingConfig(mode, percent=pct, fallback_lot=optional("fallback_lot"))
     return SizingConfig("same")
 
 
@@ -433,7 +453,8 @@ def terminal_identity(doc: Mapping[str, Any], *, default_sim_endpoint: str = "")
     simulated account is its login on its simulator endpoint (or its simulated terminal
     path when one is given). None when the document names no terminal.
     """
-    spec = doc.get("terminal") if isinstance(doc.get("terminal"), Mapping) else {}
+    raw = doc.get("terminal")
+    spec: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     kind = spec.get("kind", "mt5")
     if kind == "mt5linux":
         host, port = str(spec.get("host", "localhost")), _number(spec.get("port", 18812))

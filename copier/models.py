@@ -6,8 +6,14 @@ in ``terminals/convert.py``), and the bus serialises these types with ``to_dict`
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    D = TypeVar("D", bound=DataclassInstance)
 
 Side = Literal["BUY", "SELL"]
 SIDES: tuple[str, ...] = ("BUY", "SELL")
@@ -27,7 +33,7 @@ def opposite(side: str) -> str:
     return "SELL" if side == "BUY" else "BUY"
 
 
-def _from_dict(cls, data: dict[str, Any]):
+def _from_dict(cls: type[D], data: Mapping[str, Any]) -> D:
     """Build a dataclass from a dict, ignoring unknown keys (forward compatible)."""
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
@@ -64,7 +70,7 @@ class Position:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Position:
+    def from_dict(cls, data: Mapping[str, Any]) -> Position:
         return _from_dict(cls, data)
 
 
@@ -99,7 +105,7 @@ class PendingOrder:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PendingOrder:
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingOrder:
         return _from_dict(cls, data)
 
 
@@ -127,7 +133,7 @@ class SymbolSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SymbolSpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> SymbolSpec:
         return _from_dict(cls, data)
 
 
@@ -162,7 +168,7 @@ class AccountMetrics:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AccountMetrics:
+    def from_dict(cls, data: Mapping[str, Any]) -> AccountMetrics:
         return _from_dict(cls, data)
 
 

@@ -9,7 +9,7 @@ when the symbol was flat does the fill open a new position (identifier = the ord
 ticket, comment = the order's). So the fill of a copy cannot be found by its tag; the
 follower reads what became of a vanished copy in its order history
 (``history_orders_get(ticket=)``: ``ORDER_STATE_FILLED`` / ``_CANCELED`` / ``_EXPIRED`` /
-``_REJECTED``), and the planner gets it as ``PlanContext.order_fates``.
+``_REJECTED``; ``copier/order_fates.py``), and the planner gets it as ``PlanContext.order_fates``.
 
 The rule (docs/copier.md, *Pending orders on netting followers*):
 
@@ -35,61 +35,18 @@ The rule (docs/copier.md, *Pending orders on netting followers*):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 from copier.actions import Adopt, Open
+from copier.decisions import Skip
 from copier.links import KIND_ORDER, KIND_POSITION, OPEN, Link
+from copier.models import Position
+from copier.planner_netting import new_netting_copy
+from copier.planner_state import MasterView, PlanState, link_orders
 from copier.tags import make_tag
 
-if TYPE_CHECKING:
-    from copier.planner import MasterView, _Planner
 
-# MT5 ENUM_ORDER_STATE (MQL5 Reference, Order Properties)
-ORDER_STATE_STARTED, ORDER_STATE_PLACED, ORDER_STATE_CANCELED, ORDER_STATE_PARTIAL = 0, 1, 2, 3
-ORDER_STATE_FILLED, ORDER_STATE_REJECTED, ORDER_STATE_EXPIRED = 4, 5, 6
-NO_RECORD = -1  # the history had no record of the order after the grace period
-EPS = 1e-9
-
-_STATE_WORDS = {ORDER_STATE_CANCELED: "cancelled", ORDER_STATE_REJECTED: "rejected", ORDER_STATE_EXPIRED: "expired",
-                NO_RECORD: "gone (no history record)"}
-
-
-@dataclass(frozen=True)
-class OrderFate:
-    """What became of a vanished slave pending order (its ``history_orders_get`` record).
-
-    ``state``: ``ORDER_STATE_*`` (``NO_RECORD`` when the history never showed it);
-    ``position_id``: the position its fill went into (0 if none); volumes in lots.
-    """
-
-    ticket: int
-    state: int
-    position_id: int = 0
-    volume_initial: float = 0.0
-    volume_current: float = 0.0
-
-    @property
-    def filled(self) -> bool:
-        """Filled, wholly or partly (a partly filled order cancelled or expired later)."""
-        if self.state == ORDER_STATE_FILLED:
-            return True
-        return self.state in (ORDER_STATE_CANCELED, ORDER_STATE_EXPIRED, ORDER_STATE_PARTIAL) and \
-            self.volume_initial - self.volume_current > EPS
-
-    def describe(self) -> str:
-        return f"pending order {_STATE_WORDS.get(self.state, f'state {self.state}')} on slave"
-
-
-def fate_from_record(ticket: int, record) -> OrderFate:
-    """An ``OrderFate`` from one ``history_orders_get`` row (any object with MT5's field names)."""
-    return OrderFate(ticket=int(ticket), state=int(getattr(record, "state", NO_RECORD)),
-                     position_id=int(getattr(record, "position_id", 0) or 0),
-                     volume_initial=float(getattr(record, "volume_initial", 0.0) or 0.0),
-                     volume_current=float(getattr(record, "volume_current", 0.0) or 0.0))
-
-
-def split_netting_links(pl: _Planner, live: list[Link]) -> tuple[list[Link], list[Link], set[str]]:
+def split_netting_links(st: PlanState, live: list[Link]) -> tuple[list[Link], list[Link], set[str]]:
     """(position links, including order links whose copy filled, now position links;
     order links whose copy still waits or went away unfilled; symbols held this pass).
 
@@ -103,56 +60,55 @@ def split_netting_links(pl: _Planner, live: list[Link]) -> tuple[list[Link], lis
         if link.kind != KIND_ORDER:
             positions.append(link)
             continue
-        filled = _copy_filled(pl, link)
+        filled = _copy_filled(st, link)
         if filled is None:
             hold.add(link.symbol)  # vanished, history not read yet: touch nothing on the symbol
             continue
         if not filled:
             orders.append(link)
             continue
-        net = _filled_into(pl, link)
+        net = _filled_into(st, link)
         ticket = net.identifier if net is not None else 0
-        pl.out.append(Adopt(link.master_name, link.master_ticket, ticket, link.slave_volume,
+        st.out.append(Adopt(link.master_name, link.master_ticket, ticket, link.slave_volume,
                             net.price_open if net is not None else 0.0, KIND_POSITION, link.symbol, link.master_symbol,
                             link.direction, link.master_side, link.master_volume, link.tag or make_tag(*link.key)))
         converted = replace(link, kind=KIND_POSITION, status=OPEN, slave_ticket=ticket)
-        pl.links[link.key] = converted
+        st.links[link.key] = converted
         positions.append(converted)
     return positions, orders, hold
 
 
-def _filled_into(pl: _Planner, link: Link):
+def _filled_into(st: PlanState, link: Link) -> Position | None:
     """The position a filled copy's volume lives in (None: the fill left the symbol flat)."""
-    tagged = pl.pos_by_tag.get(link.key)
+    tagged = st.pos_by_tag.get(link.key)
     if tagged:
         return tagged[0]
-    if link.slave_ticket in pl.pos_by_id:
-        return pl.pos_by_id[link.slave_ticket]
-    fate = pl.ctx.order_fates.get(link.slave_ticket)
-    return pl.pos_by_id.get(fate.position_id) if fate is not None else None
+    if link.slave_ticket in st.pos_by_id:
+        return st.pos_by_id[link.slave_ticket]
+    fate = st.ctx.order_fates.get(link.slave_ticket)
+    return st.pos_by_id.get(fate.position_id) if fate is not None else None
 
 
-def _copy_filled(pl: _Planner, link: Link) -> bool | None:
+def _copy_filled(st: PlanState, link: Link) -> bool | None:
     """True: the link's copy filled; False: it waits (or never was placed, or went unfilled);
     None: it vanished and its history is not known yet."""
-    if pl.pos_by_tag.get(link.key) or (link.slave_ticket and link.slave_ticket in pl.pos_by_id):
+    if st.pos_by_tag.get(link.key) or (link.slave_ticket and link.slave_ticket in st.pos_by_id):
         return True  # the symbol was flat: the fill opened a position (identifier = order ticket, our tag)
-    if pl.link_orders(link) or link.status != OPEN or not link.slave_ticket:
+    if link_orders(st, link) or link.status != OPEN or not link.slave_ticket:
         return False
-    fate = pl.ctx.order_fates.get(link.slave_ticket)
+    fate = st.ctx.order_fates.get(link.slave_ticket)
     if fate is None:
         return None
     return fate.filled
 
 
-def netting_market_copy(pl: _Planner, link: Link, view: MasterView, mpos, replaces_order: int):
+def netting_market_copy(st: PlanState, link: Link, view: MasterView, mpos: Position,
+                        replaces_order: int) -> Open | Adopt | Skip | None:
     """The master's order filled and the copy did not: the market copy that replaces it on a
     netting follower trades only the change it makes to the net target (an ``Open`` with
     purpose "replace"), or registers it without a deal (``Adopt``); Skip / None as
     ``new_netting_copy``."""
-    from copier.planner_netting import new_netting_copy
-
-    result = new_netting_copy(pl, link.master_name, view, mpos)
+    result = new_netting_copy(st, link.master_name, view, mpos)
     if isinstance(result, Open):
         return replace(result, purpose="replace", replaces_order=replaces_order)
     return result

@@ -33,89 +33,96 @@ position a close takes is the broker's choice (the oldest), not ours. The rule h
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from copier.actions import Adopt, Close, MarkClosed, Open
 from copier.links import KIND_POSITION, OPEN, PENDING, Link
 from copier.models import Position
+from copier.planner_common import (
+    emit_open,
+    filling,
+    open_for,
+    own_close_reason,
+    scaled_target,
+    sync_sltp,
+)
 from copier.planner_flip import FLIPPED, is_flip, plan_hedging_flip
+from copier.planner_hedging import retry_pending_link
+from copier.planner_state import PlanState, closure_of, fresh_view, link_positions
 from copier.reasons import Closure
 from copier.sizing import floor_to_step
 from copier.tags import make_tag
 
-if TYPE_CHECKING:
-    from copier.planner import _Planner
-
 VOL_EPS = 1e-9
 
 
-def plan_fifo_links(pl: _Planner, links: list[Link]) -> None:
+def plan_fifo_links(st: PlanState, links: list[Link]) -> None:
     """Plan every live position link of a FIFO hedging slave, pool by pool."""
     groups: dict[tuple[str, str], list[Link]] = {}
     leavers: dict[tuple[str, str], list[Link]] = {}  # links whose positions on that side are a flip's old side
     held: set[tuple[str, str]] = set()  # pools with a flip not decided yet
     for link in links:
-        view = pl._fresh_view(link.master_name)
+        view = fresh_view(st, link.master_name)
         mpos = view.state.positions.get(link.master_ticket) if view is not None else None
         flipped = False
-        if is_flip(link, mpos):  # a netting master reversed: the link follows it to its new side
-            new = plan_hedging_flip(pl, link, view, mpos, pl.link_positions(link), close_old=False)
+        if view is not None and mpos is not None and is_flip(link, mpos):  # a netting master reversed: the link follows it
+            new = plan_hedging_flip(st, link, view, mpos, link_positions(st, link), close_old=False)
             if new is None:
                 held.add((link.symbol, link.direction))  # cannot size the new side yet: touch nothing
                 continue
             link, flipped = new, True
-        for p in pl.link_positions(link):
+        for p in link_positions(st, link):
             if link.direction and p.side != link.direction and link not in leavers.get((p.symbol, p.side), []):
                 leavers.setdefault((p.symbol, p.side), []).append(link)  # closed by its old pool, oldest first
         if flipped and link.status != PENDING:
             continue  # the new side was refused (skipped): nothing more for it
         if link.status == PENDING:
-            positions = [p for p in pl.link_positions(link) if not link.direction or p.side == link.direction]
+            positions = [p for p in link_positions(st, link) if not link.direction or p.side == link.direction]
             if not positions:
                 if not flipped:  # (a flip opened the new side above)
-                    pl.retry_pending_link(link, view)
+                    retry_pending_link(st, link, view)
                 continue
             p = positions[0]
-            pl.out.append(Adopt(link.master_name, link.master_ticket, p.identifier, sum(x.volume for x in positions),
+            st.out.append(Adopt(link.master_name, link.master_ticket, p.identifier, sum(x.volume for x in positions),
                                 p.price_open, KIND_POSITION, p.symbol, link.master_symbol, p.side, link.master_side,
                                 link.master_volume, link.tag or make_tag(*link.key)))
         groups.setdefault((link.symbol, link.direction), []).append(link)
     for symbol, side in sorted(set(groups) | set(leavers)):
         if (symbol, side) in held:
-            pl.claimed_pos.update(p.identifier for ps in pl.pos_by_tag.values() for p in ps if p.symbol == symbol and p.side == side)
+            st.claimed_pos.update(p.identifier for ps in st.pos_by_tag.values() for p in ps if p.symbol == symbol and p.side == side)
             continue
-        _plan_pool(pl, symbol, side, groups.get((symbol, side), []), leavers.get((symbol, side), []))
+        _plan_pool(st, symbol, side, groups.get((symbol, side), []), leavers.get((symbol, side), []))
 
 
-def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leavers: list[Link] = ()) -> None:
-    spec = pl.ctx.specs.get(symbol)
+def _plan_pool(st: PlanState, symbol: str, side: str, members: list[Link], leavers: Sequence[Link] = ()) -> None:
+    spec = st.ctx.specs.get(symbol)
     own: dict[tuple[str, int], list[Position]] = {
-        l.key: [p for p in pl.link_positions(l) if p.symbol == symbol and p.side == side] for l in members}
+        lk.key: [p for p in link_positions(st, lk) if p.symbol == symbol and p.side == side] for lk in members}
     owned_ids = {p.identifier for ps in own.values() for p in ps}
-    live_keys = {l.key for l in members}
+    live_keys = {lk.key for lk in members}
     # copies left behind for finished links (or missing rows) on this symbol and side
-    unowned = sorted((p for key, ps in pl.pos_by_tag.items() if key not in live_keys for p in ps
+    unowned = sorted((p for key, ps in st.pos_by_tag.items() if key not in live_keys for p in ps
                       if p.symbol == symbol and p.side == side and p.identifier not in owned_ids),
                      key=lambda p: (p.time_msc, p.identifier))
     pool = sorted([p for ps in own.values() for p in ps] + unowned, key=lambda p: (p.time_msc, p.identifier))
-    pl.claimed_pos.update(p.identifier for p in pool)  # the pool owns them: never orphans
+    st.claimed_pos.update(p.identifier for p in pool)  # the pool owns them: never orphans
     if spec is None:
         return
     tol = spec.volume_step / 2 if spec.volume_step > 0 else VOL_EPS
-    if any(pl._fresh_view(l.master_name) is None for l in leavers):
+    if any(fresh_view(st, lk.master_name) is None for lk in leavers):
         return  # a flip's old side is closed only on a fresh master state (rule 1)
     # reasons from history: a member whose own position vanished is classified from its deals
     own_closures: dict[tuple[str, int], Closure] = {}
     kept: list[Link] = []
     for link in members:
-        if own[link.key] or link.status != OPEN or not link.slave_ticket or link.slave_ticket in pl.pos_by_id:
+        if own[link.key] or link.status != OPEN or not link.slave_ticket or link.slave_ticket in st.pos_by_id:
             kept.append(link)
             continue
-        closure = pl.closure_for(link)
+        closure = closure_of(st, link.slave_ticket)
         if closure is False:
             return  # its deals are not read yet: decide nothing in this pool this pass
         if closure.final:  # SL, TP, stop out, by hand, another program: final, never reopened
-            pl.out.append(MarkClosed(link.master_name, link.master_ticket, closure.describe(), closure.cause, closure.deal))
+            st.out.append(MarkClosed(link.master_name, link.master_ticket, closure.describe(), closure.cause, closure.deal))
             continue
         own_closures[link.key] = closure  # the copier's own close (often A' closed in B's place): re-pointed below
         kept.append(link)
@@ -125,7 +132,7 @@ def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leaver
     masters = {}
     frozen = False
     for link in members:
-        view = pl._fresh_view(link.master_name)
+        view = fresh_view(st, link.master_name)
         held = sum(p.volume for p in own[link.key])
         if view is None:
             frozen = True
@@ -138,7 +145,7 @@ def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leaver
             targets[link.key] = 0.0
             continue
         masters[link.key] = (view, mpos)
-        target = pl.scaled_target(link, mpos.volume, spec, pl.cfg.max_lot)
+        target = scaled_target(link, mpos.volume, spec, st.cfg.max_lot)
         targets[link.key] = held if target is None else target
     if frozen:
         return
@@ -151,7 +158,7 @@ def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leaver
         if leavers:  # a flip's old side: booked to the flipped link, which lives on (new side)
             debtor, why, ends_link = leavers[0], FLIPPED, False
         elif members:
-            debtor = max(members, key=lambda l: (sum(p.volume for p in own[l.key]) - targets[l.key], -l.master_ticket))
+            debtor = max(members, key=lambda lk: (sum(p.volume for p in own[lk.key]) - targets[lk.key], -lk.master_ticket))
             why = "master closed" if targets[debtor.key] == 0 and debtor.key not in masters else "master partial close"
         else:
             return
@@ -168,15 +175,15 @@ def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leaver
                 break  # less than one minimum lot over: kept
             closing[p.identifier] = take
             excess -= take
-            pl.out.append(Close(debtor.master_name, debtor.master_ticket, p.ticket, p.symbol, p.side, take, p.volume, reason,
-                                pl.filling(spec), pl.cfg.slippage_tolerance, pl.cfg.magic, make_tag(*debtor.key),
+            st.out.append(Close(debtor.master_name, debtor.master_ticket, p.ticket, p.symbol, p.side, take, p.volume, reason,
+                                filling(spec), st.cfg.slippage_tolerance, st.cfg.magic, make_tag(*debtor.key),
                                 ends_link=ends_link))
     else:
         # the pool holds its target (or less): bookkeeping, then re-point left-behind copies
         for link in members:
             if targets[link.key] == 0.0 and link.key not in masters:
                 gone = own_closures.get(link.key)
-                pl.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed",
+                st.out.append(MarkClosed(link.master_name, link.master_ticket, "master closed",
                                          gone.cause if gone else "", gone.deal if gone else 0))
                 unowned.extend(own[link.key])
                 own[link.key] = []
@@ -188,18 +195,18 @@ def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leaver
             if unowned:
                 p = unowned.pop(0)
                 own[link.key] = [p]
-                pl.out.append(Adopt(link.master_name, link.master_ticket, p.identifier, p.volume, p.price_open, KIND_POSITION,
+                st.out.append(Adopt(link.master_name, link.master_ticket, p.identifier, p.volume, p.price_open, KIND_POSITION,
                                     p.symbol, link.master_symbol, p.side, link.master_side, link.master_volume,
                                     link.tag or make_tag(*link.key)))
             elif short:
                 gone = own_closures.get(link.key)
                 if gone is not None:  # the copier closed it itself and nothing is left to re-point: recorded, not reopened
-                    pl.out.append(MarkClosed(link.master_name, link.master_ticket,
-                                             pl.own_close_reason(link, masters[link.key][0], gone), gone.cause, gone.deal))
+                    st.out.append(MarkClosed(link.master_name, link.master_ticket,
+                                             own_close_reason(st, link, masters[link.key][0], gone), gone.cause, gone.deal))
                 else:  # a seed-era row without a slave ticket: nothing to read
-                    pl.out.append(MarkClosed(link.master_name, link.master_ticket, "closed on slave"))
+                    st.out.append(MarkClosed(link.master_name, link.master_ticket, "closed on slave"))
                 masters.pop(link.key)
-        if short and not pl.ctx.paused:  # a master add (netting master grew) tops its copy up
+        if short and not st.ctx.paused:  # a master add (netting master grew) tops its copy up
             room = desired - held_total
             for link in members:
                 if link.key not in masters or room <= tol:
@@ -209,15 +216,15 @@ def _plan_pool(pl: _Planner, symbol: str, side: str, members: list[Link], leaver
                     continue
                 add = floor_to_step(min(targets[link.key] - sum(p.volume for p in own[link.key]), room) + tol, spec.volume_step)
                 if add >= spec.volume_min - VOL_EPS:
-                    result = pl.open_for(link.master_name, view, mpos, link, "add", volume=add)
+                    result = open_for(st, link.master_name, view, mpos, link, "add", volume=add)
                     if isinstance(result, Open):
-                        pl.emit_open(result)
+                        emit_open(st, result)
                         room -= add
-    if pl.cfg.copy_sltp:
+    if st.cfg.copy_sltp:
         for link in members:
             if link.key not in masters:
                 continue
             _, mpos = masters[link.key]
             for p in own[link.key]:
                 if closing.get(p.identifier, 0.0) < p.volume - VOL_EPS:
-                    pl.sync_sltp(link, mpos, p, spec)
+                    sync_sltp(st, link, mpos, p, spec)

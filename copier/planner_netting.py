@@ -35,18 +35,32 @@ copyhub neither trades into it nor closes it.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from copier.actions import Adopt, Close, MarkClosed, Open, Rebind
+from copier.actions import Action, Adopt, Close, Flip, MarkClosed, Open, Rebind
 from copier.decisions import Skip
 from copier.links import FAILED, KIND_POSITION, OPEN, PENDING, Link
-from copier.models import Position, opposite
-from copier.planner_flip import FLIPPED, flip_action, flip_sizing, flipped_link, is_flip, link_ratio
+from copier.models import Position, SymbolSpec, opposite
+from copier.planner_common import (
+    emit_open,
+    filling,
+    market_for,
+    open_for,
+    size,
+    sizing_fields,
+    skip,
+    sync_sltp,
+)
+from copier.planner_flip import (
+    FLIPPED,
+    flip_action,
+    flip_sizing,
+    flipped_link,
+    is_flip,
+    link_ratio,
+)
+from copier.planner_state import LinkKey, MasterView, PlanState, closure_for
 from copier.sizing import STEP_EPS, floor_to_step
 from copier.tags import make_tag, parse_tag
-
-if TYPE_CHECKING:
-    from copier.planner import _Planner
 
 EPS = 1e-9
 
@@ -59,25 +73,25 @@ def _signed(side: str, volume: float) -> float:
     return volume if side == "BUY" else -volume
 
 
-def plan_netting_links(pl: _Planner, links: list[Link]) -> None:
+def plan_netting_links(st: PlanState, links: list[Link]) -> None:
     by_symbol: dict[str, list[Link]] = {}
     for link in links:
         by_symbol.setdefault(link.symbol, []).append(link)
     for symbol in sorted(by_symbol):
-        if symbol in pl.net_hold:  # a vanished pending copy may have filled into it: wait for its history
-            pl.claimed_pos.update(p.identifier for p in pl.ctx.slave_positions if p.symbol == symbol)
+        if symbol in st.net_hold:  # a vanished pending copy may have filled into it: wait for its history
+            st.claimed_pos.update(p.identifier for p in st.ctx.slave_positions if p.symbol == symbol)
             continue
-        start = len(pl.out)
-        _plan_symbol(pl, symbol, sorted(by_symbol[symbol], key=lambda l: l.key))
-        pl.net_expected[symbol] = _held(pl, symbol) + _dealt(pl.out[start:], symbol)
+        start = len(st.out)
+        _plan_symbol(st, symbol, sorted(by_symbol[symbol], key=lambda lk: lk.key))
+        st.net_expected[symbol] = _held(st, symbol) + _dealt(st.out[start:], symbol)
 
 
-def _held(pl: _Planner, symbol: str) -> float:
+def _held(st: PlanState, symbol: str) -> float:
     """Signed volume of the slave's net position on ``symbol`` (0 when flat)."""
-    return sum(_signed(p.side, p.volume) for p in pl.ctx.slave_positions if p.symbol == symbol)
+    return sum(_signed(p.side, p.volume) for p in st.ctx.slave_positions if p.symbol == symbol)
 
 
-def _dealt(actions: list, symbol: str) -> float:
+def _dealt(actions: list[Action], symbol: str) -> float:
     """Signed net volume the deals in ``actions`` move ``symbol`` by."""
     moved = 0.0
     for a in actions:
@@ -88,7 +102,8 @@ def _dealt(actions: list, symbol: str) -> float:
     return moved
 
 
-def _contributions(pl: _Planner, links: list[Link], spec) -> tuple[dict, dict, bool, dict, list]:
+def _contributions(st: PlanState, links: list[Link], spec: SymbolSpec) -> tuple[
+        dict[LinkKey, float], dict[LinkKey, str], bool, dict[LinkKey, Link], list[Flip]]:
     """(raw signed contribution per link key, reason when it dropped to 0, frozen?,
     links rewritten by a flip, Flip actions)
 
@@ -102,29 +117,29 @@ def _contributions(pl: _Planner, links: list[Link], spec) -> tuple[dict, dict, b
     contrib: dict[tuple[str, int], float] = {}
     zero_reason: dict[tuple[str, int], str] = {}
     flipped: dict[tuple[str, int], Link] = {}
-    flips: list = []
+    flips: list[Flip] = []
     frozen = False
     for link in links:
-        view = pl.ctx.masters.get(link.master_name)
+        view = st.ctx.masters.get(link.master_name)
         if view is None or not view.fresh:
             frozen = True
             if view is None:
                 continue
         mpos = view.state.positions.get(link.master_ticket)
         if mpos is None and not view.fresh:  # absence is not a close: its last known share stands
-            contrib[link.key] = _signed(link.direction, _raw_share(pl, link, link.master_volume))
+            contrib[link.key] = _signed(link.direction, _raw_share(st, link, link.master_volume))
             continue
         if mpos is None and link.master_ticket in view.state.orders:
             # our pending copy filled before the master's order (pending_fills): the fill counts
             # at the order's volume, the master's own fill will follow
-            contrib[link.key] = _signed(link.direction, _raw_share(pl, link, view.state.orders[link.master_ticket].volume))
+            contrib[link.key] = _signed(link.direction, _raw_share(st, link, view.state.orders[link.master_ticket].volume))
             continue
         if mpos is None:
             contrib[link.key] = 0.0
             zero_reason[link.key] = "master closed"
             continue
         if is_flip(link, mpos):
-            sizing = flip_sizing(pl, view, mpos, link, spec)
+            sizing = flip_sizing(st, view, mpos, link, spec)
             if sizing is None:
                 frozen = True  # cannot size the new side yet: hold the symbol as it is
                 continue
@@ -137,18 +152,18 @@ def _contributions(pl: _Planner, links: list[Link], spec) -> tuple[dict, dict, b
             flipped[link.key] = new
             flips.append(flip_action(link, new, sized, mpos))
             link = new
-        contrib[link.key] = _signed(link.direction, _raw_share(pl, link, mpos.volume))
+        contrib[link.key] = _signed(link.direction, _raw_share(st, link, mpos.volume))
     return contrib, zero_reason, frozen, flipped, flips
 
 
-def _raw_share(pl: _Planner, link: Link, master_volume: float) -> float:
+def _raw_share(st: PlanState, link: Link, master_volume: float) -> float:
     """The link's unrounded slave volume for ``master_volume`` (lots)."""
     ratio = link_ratio(link)
     raw = ratio * master_volume if ratio > 0 else link.slave_volume
-    return min(raw, pl.cfg.max_lot) if pl.cfg.max_lot is not None else raw
+    return min(raw, st.cfg.max_lot) if st.cfg.max_lot is not None else raw
 
 
-def net_target(total: float, spec) -> float:
+def net_target(total: float, spec: SymbolSpec) -> float:
     """The signed net volume a netting slave should hold for the signed sum ``total`` of its
     copies' sized volumes: |total| capped at ``volume_max``, rounded DOWN to ``volume_step``
     (toward zero, never more exposure than the masters'), 0 under ``volume_min``."""
@@ -161,117 +176,119 @@ def net_target(total: float, spec) -> float:
     return mag if total > 0 else -mag
 
 
-def new_netting_copy(pl: _Planner, name: str, view, mpos: Position):
+def new_netting_copy(st: PlanState, name: str, view: MasterView, mpos: Position) -> Open | Adopt | Skip | None:
     """A new master position on a netting slave: trade only the change it makes to the
     symbol's net target (Σ sized copies, rounded once). Returns an ``Open`` for that change,
     an ``Adopt`` registering the copy when the rounded net does not move (it still counts,
     e.g. three 0.005-lot shares make 0.01), a Skip, or None (wait)."""
-    market = pl.market_for(mpos.symbol, None)
+    market = market_for(st, mpos.symbol, None)
     if market is None or isinstance(market, Skip):
         return market
     symbol, spec, _ = market
-    if symbol in pl.net_hold:
+    if symbol in st.net_hold:
         return None  # a vanished pending copy's fate on this symbol is not known yet: wait
-    sized = pl.size(view, mpos, spec)
+    sized = size(st, view, mpos, spec)
     if sized is None or isinstance(sized, Skip):
         return sized
     if not mpos.volume > 0 or not sized.volume > 0:
         return Skip(f"volume {sized.volume:g} is not positive for {symbol}")
-    side = opposite(mpos.side) if pl.cfg.reverse else mpos.side
+    side = opposite(mpos.side) if st.cfg.reverse else mpos.side
     ratio = sized.volume / mpos.volume
-    share = _signed(side, min(sized.volume, pl.cfg.max_lot) if pl.cfg.max_lot is not None else sized.volume)
-    raw, frozen = _symbol_raw(pl, symbol, spec)
-    raw += pl.net_new.get(symbol, 0.0)
+    share = _signed(side, min(sized.volume, st.cfg.max_lot) if st.cfg.max_lot is not None else sized.volume)
+    raw, frozen = _symbol_raw(st, symbol, spec)
+    raw += st.net_new.get(symbol, 0.0)
     target = net_target(raw + share, spec)
     # after this pass's corrections on the symbol; on a frozen symbol only this copy's own step
-    base = net_target(raw, spec) if frozen else pl.net_expected.get(symbol, _held(pl, symbol))
+    base = net_target(raw, spec) if frozen else st.net_expected.get(symbol, _held(st, symbol))
     delta = floor_to_step(abs(target - base), spec.volume_step) if _sign(target - base) == _sign(share) else 0.0
     step = spec.volume_step if spec.volume_step > 0 else spec.volume_min
-    result = pl.open_for(name, view, mpos, None, "new", volume=delta if delta > EPS else step)  # all the checks
+    result = open_for(st, name, view, mpos, None, "new", volume=delta if delta > EPS else step)  # all the checks
     if not isinstance(result, Open):
         return result
-    pl.net_new[symbol] = pl.net_new.get(symbol, 0.0) + share
-    fields = pl.sizing_fields(sized, mpos)
+    st.net_new[symbol] = st.net_new.get(symbol, 0.0) + share
+    fields = sizing_fields(sized, mpos)
     if delta >= spec.volume_min - EPS:
-        pl.net_expected[symbol] = base + _signed(side, delta)
+        st.net_expected[symbol] = base + _signed(side, delta)
         return replace(result, lot_ratio=ratio, **fields)
     # the net does not move by a tradable volume (under one step, or under the minimum deal)
-    pos = next((p for p in pl.ctx.slave_positions if p.symbol == symbol), None)
+    pos = next((p for p in st.ctx.slave_positions if p.symbol == symbol), None)
     return Adopt(name, mpos.identifier, pos.identifier if pos is not None else 0, 0.0, 0.0, KIND_POSITION, symbol,
                  mpos.symbol, side, mpos.side, mpos.volume, make_tag(name, mpos.identifier), lot_ratio=ratio)
 
 
-def _symbol_raw(pl: _Planner, symbol: str, spec) -> tuple[float, bool]:
+def _symbol_raw(st: PlanState, symbol: str, spec: SymbolSpec) -> tuple[float, bool]:
     """(Σ raw signed shares of the live copies on ``symbol``, frozen?)"""
-    links = [l for l in pl.links.values() if l.live and l.kind == KIND_POSITION and l.symbol == symbol]
+    links = [lk for lk in st.links.values() if lk.live and lk.kind == KIND_POSITION and lk.symbol == symbol]
     if not links:
         return 0.0, False
-    contrib, _, frozen, _, _ = _contributions(pl, links, spec)
+    contrib, _, frozen, _, _ = _contributions(st, links, spec)
     return sum(contrib.values()), frozen
 
 
-def _plan_symbol(pl: _Planner, symbol: str, links: list[Link]) -> None:
-    positions = [p for p in pl.ctx.slave_positions if p.symbol == symbol]
-    pl.claimed_pos.update(p.identifier for p in positions)  # the netting pass owns these, not the orphan pass
+def _plan_symbol(st: PlanState, symbol: str, links: list[Link]) -> None:
+    positions = [p for p in st.ctx.slave_positions if p.symbol == symbol]
+    st.claimed_pos.update(p.identifier for p in positions)  # the netting pass owns these, not the orphan pass
     pos: Position | None = positions[0] if positions else None
-    links = _drop_closed_on_slave(pl, links, pos)
-    if links is None:
+    kept = _drop_closed_on_slave(st, links, pos)
+    if kept is None:
         return  # a vanished position's deals are not read yet: decide nothing on S this pass
-    owned_ids = {l.slave_ticket for l in links if l.slave_ticket}
+    links = kept
+    owned_ids = {lk.slave_ticket for lk in links if lk.slave_ticket}
     if pos is not None and parse_tag(pos.comment) is None and pos.identifier not in owned_ids:
         for link in links:  # our copy was replaced by a manual trade: never trade into it
             if link.status == OPEN:
-                pl.out.append(MarkClosed(link.master_name, link.master_ticket, "closed on slave (symbol now holds a manual position)"))
+                st.out.append(MarkClosed(link.master_name, link.master_ticket, "closed on slave (symbol now holds a manual position)"))
             else:
-                pl.skip(link.master_name, link.master_ticket, f"slave holds a manual netting position on {symbol}", status=FAILED,
+                skip(st, link.master_name, link.master_ticket, f"slave holds a manual netting position on {symbol}", status=FAILED,
                         master_symbol=link.master_symbol, symbol=symbol, direction=link.direction, master_volume=link.master_volume)
         return
-    spec = pl.ctx.specs.get(symbol)
+    spec = st.ctx.specs.get(symbol)
     if spec is None:
         return
-    contrib, zero_reason, frozen, flipped, flips = _contributions(pl, links, spec)
+    contrib, zero_reason, frozen, flipped, flips = _contributions(st, links, spec)
     if frozen:
         return  # wait until every master with a copy on this symbol is fresh again
-    pl.out.extend(flips)
-    live = {l.key: flipped.get(l.key, l) for l in links}
+    st.out.extend(flips)
+    live = {lk.key: flipped.get(lk.key, lk) for lk in links}
     actual = _signed(pos.side, pos.volume) if pos is not None else 0.0
     tol = spec.volume_step / 2 if spec.volume_step > 0 else EPS
     while True:
         desired = net_target(sum(contrib.values()), spec)
         diff = desired - actual
         if abs(diff) < tol:
-            _settled(pl, pos, live, contrib, zero_reason, spec)
+            _settled(st, pos, live, contrib, zero_reason, spec)
             return
         if not live:
             return  # every copy on S was just dropped: what is left is the orphan pass's business
-        if _sign(desired) != -_sign(actual) and abs(desired) < abs(actual):  # reduce, possibly to flat
+        if pos is not None and _sign(desired) != -_sign(actual) and abs(desired) < abs(actual):  # reduce, possibly to flat
             vol = pos.volume if abs(desired) < tol else floor_to_step(abs(diff) + tol, spec.volume_step)
             if vol >= spec.volume_min - EPS:
-                who, shrank_to = _culprit(pl, live, zero_reason)
+                who, shrank_to = _culprit(st, live, zero_reason)
                 if who.key in zero_reason:
                     reason = "master closed" if abs(desired) < tol else zero_reason[who.key]
                 elif shrank_to is not None:
                     reason = f"net target reduced (master partial close to {shrank_to:g})"
                 else:
                     reason = "net target reduced (sizing or volume rounding; no master position was reduced)"
-                pl.out.append(_close(pl, who, pos, vol, reason, spec, zero_reason, master_volume_now=shrank_to or 0.0))
+                st.out.append(_close(st, who, pos, vol, reason, spec, zero_reason, master_volume_now=shrank_to or 0.0))
                 if vol < pos.volume - EPS:
-                    _sync_levels(pl, pos, live, contrib, spec)
+                    _sync_levels(st, pos, live, contrib, spec)
             return
-        if _sign(desired) == -_sign(actual):  # direction change: flatten first, then open the new side
-            who, _ = _culprit(pl, live, zero_reason)
+        if pos is not None and _sign(desired) == -_sign(actual):  # direction change: flatten first, then open the new side
+            who, _ = _culprit(st, live, zero_reason)
             reason = FLIPPED if who.key in flipped else "net direction changed"
-            pl.out.append(_close(pl, who, pos, pos.volume, reason, spec, zero_reason))
+            st.out.append(_close(st, who, pos, pos.volume, reason, spec, zero_reason))
             actual = 0.0
             pos = None  # the next deal opens a new position
-        if pl.ctx.paused:
+        if st.ctx.paused:
             return
         want = _sign(desired - actual)
-        link, purpose = _grow_owner(pl, live, contrib, want)
-        if link is None:
+        owner, purpose = _grow_owner(st, live, contrib, want)
+        if owner is None:
             return
-        if purpose == "retry" and link.attempts >= pl.ctx.max_attempts:
-            pl.skip(link.master_name, link.master_ticket, f"gave up after {link.attempts} attempts", status=FAILED,
+        link = owner
+        if purpose == "retry" and link.attempts >= st.ctx.max_attempts:
+            skip(st, link.master_name, link.master_ticket, f"gave up after {link.attempts} attempts", status=FAILED,
                     master_symbol=link.master_symbol, symbol=symbol, direction=link.direction, master_volume=link.master_volume)
             contrib.pop(link.key)
             live.pop(link.key)
@@ -279,31 +296,31 @@ def _plan_symbol(pl: _Planner, symbol: str, links: list[Link]) -> None:
         volume = floor_to_step(abs(desired - actual) + tol, spec.volume_step)
         if volume < spec.volume_min - EPS:
             return
-        view = pl.ctx.masters[link.master_name]
-        mpos = _master_position(pl, link)
-        result = pl.open_for(link.master_name, view, mpos, link, purpose, volume=volume)
+        view = st.ctx.masters[link.master_name]
+        mpos = _master_position(st, link)
+        result = open_for(st, link.master_name, view, mpos, link, purpose, volume=volume)
         if isinstance(result, Open):
             if sum(1 for c in contrib.values() if abs(c) > EPS) > 1:  # one SL/TP cannot serve several copies
                 result = _replace_sltp(result, pos)
-            pl.emit_open(result)
+            emit_open(st, result)
             if pos is not None:  # added to the existing position: set its levels explicitly (runs after the deal)
-                _sync_levels(pl, pos, live, contrib, spec)
+                _sync_levels(st, pos, live, contrib, spec)
             return
         if result is None or purpose == "add":
             return  # no quote yet / an add outside slippage: try again next pass
         if purpose == "retry":
-            pl.skip(link.master_name, link.master_ticket, result.reason, master_symbol=link.master_symbol, symbol=symbol,
+            skip(st, link.master_name, link.master_ticket, result.reason, master_symbol=link.master_symbol, symbol=symbol,
                     direction=link.direction, master_volume=link.master_volume)
         elif abs(actual) > EPS:
             return  # part of the copies' volume is still held: accept the shortfall, keep managing it
         else:  # flat: its share was netted away by our own deals and the market has left its entry
-            pl.out.append(MarkClosed(link.master_name, link.master_ticket,
+            st.out.append(MarkClosed(link.master_name, link.master_ticket,
                                      f"netted away on slave; not re-opened ({result.reason})", "own"))
         contrib.pop(link.key)
         live.pop(link.key)
 
 
-def _drop_closed_on_slave(pl: _Planner, links: list[Link], pos: Position | None) -> list[Link] | None:
+def _drop_closed_on_slave(st: PlanState, links: list[Link], pos: Position | None) -> list[Link] | None:
     """Reasons from history on a netting symbol: an OPEN copy whose slave position (its
     ``slave_ticket``) vanished is CLOSED with the cause its deals give (SL, TP, stop out, by
     hand...) and leaves the desired net for good; only a position the copier closed itself
@@ -314,36 +331,36 @@ def _drop_closed_on_slave(pl: _Planner, links: list[Link], pos: Position | None)
         if link.status != OPEN or not link.slave_ticket or (pos is not None and link.slave_ticket == pos.identifier):
             kept.append(link)
             continue
-        closure = pl.closure_for(link)
+        closure = closure_for(st, link)
         if closure is False:
             return None
         if closure is not None and closure.final:
-            pl.out.append(MarkClosed(link.master_name, link.master_ticket, closure.describe(), closure.cause, closure.deal))
+            st.out.append(MarkClosed(link.master_name, link.master_ticket, closure.describe(), closure.cause, closure.deal))
             continue
         kept.append(link)
     return kept
 
 
-def _grow_owner(pl: _Planner, live: dict, contrib: dict, want: int) -> tuple[Link | None, str]:
+def _grow_owner(st: PlanState, live: dict[LinkKey, Link], contrib: dict[LinkKey, float], want: int) -> tuple[Link | None, str]:
     """Which copy an increase belongs to, and why: a PENDING copy not made yet ("retry"), a
     master whose volume grew ("add"), else a copy whose share is missing ("restore": netted
     away by a flip, or closed on the slave) - checked against the master's entry price."""
-    candidates = [l for l in live.values() if _sign(contrib.get(l.key, 0.0)) == want]
+    candidates = [lk for lk in live.values() if _sign(contrib.get(lk.key, 0.0)) == want]
     for link in candidates:
         if link.status == PENDING:
             return link, "retry"
     for link in candidates:
-        mpos = _master_position(pl, link)
+        mpos = _master_position(st, link)
         if mpos.volume > link.master_volume + EPS:
             return link, "add"
     return (candidates[0], "restore") if candidates else (None, "")
 
 
-def _master_position(pl: _Planner, link: Link) -> Position:
+def _master_position(st: PlanState, link: Link) -> Position:
     """The master position a live share follows; for a pending copy that filled before the
     master's order (pending_fills), that order seen as the position it will open (MT5: the
     identifier is the order's ticket), entry = the order's price."""
-    state = pl.ctx.masters[link.master_name].state
+    state = st.ctx.masters[link.master_name].state
     mpos = state.positions.get(link.master_ticket)
     if mpos is not None:
         return mpos
@@ -356,18 +373,18 @@ def _replace_sltp(action: Open, pos: Position | None) -> Open:
     return replace(action, sl=pos.sl if pos else 0.0, tp=pos.tp if pos else 0.0, stops_note="")
 
 
-def _culprit(pl: _Planner, live: dict, zero_reason: dict) -> tuple[Link, float | None]:
+def _culprit(st: PlanState, live: dict[LinkKey, Link], zero_reason: dict[LinkKey, str]) -> tuple[Link, float | None]:
     """The copy a reduction is booked to, and the master volume it follows: one whose master
     closed (None), else the one whose master position shrank most (in slave lots) since the
     last reduction booked to it (``Link.reduced_to``, else since the copy was opened), else
     the first (None: no master position was reduced; the net target moved by sizing or
     rounding). So every partial-close event names the master position it acts for."""
-    for key in live:
+    for key, link in live.items():
         if key in zero_reason:
-            return live[key], None
+            return link, None
     best: tuple[float, Link, float] | None = None
     for link in live.values():
-        mpos = pl.ctx.masters[link.master_name].state.positions.get(link.master_ticket)
+        mpos = st.ctx.masters[link.master_name].state.positions.get(link.master_ticket)
         ref = link.reduced_to if link.reduced_to > EPS else link.master_volume
         if mpos is not None and mpos.volume < ref - EPS:
             drop = (ref - mpos.volume) * link_ratio(link)
@@ -378,37 +395,39 @@ def _culprit(pl: _Planner, live: dict, zero_reason: dict) -> tuple[Link, float |
     return next(iter(live.values())), None
 
 
-def _close(pl: _Planner, link: Link, pos: Position, volume: float, reason: str, spec, zero_reason: dict,
+def _close(st: PlanState, link: Link, pos: Position, volume: float, reason: str, spec: SymbolSpec, zero_reason: dict[LinkKey, str],
            master_volume_now: float = 0.0) -> Close:
     """A deal on the net position booked to ``link``; it ends the link only when that
     link's master position is gone (else the link lives on, fault 9 (b))."""
     return Close(link.master_name, link.master_ticket, pos.ticket, pos.symbol, pos.side, volume, pos.volume, reason,
-                 pl.filling(spec), pl.cfg.slippage_tolerance, pl.cfg.magic, make_tag(*link.key),
+                 filling(spec), st.cfg.slippage_tolerance, st.cfg.magic, make_tag(*link.key),
                  ends_link=link.key in zero_reason, master_volume_now=master_volume_now)
 
 
-def _settled(pl: _Planner, pos: Position | None, live: dict, contrib: dict, zero_reason: dict, spec) -> None:
+def _settled(st: PlanState, pos: Position | None, live: dict[LinkKey, Link], contrib: dict[LinkKey, float],
+             zero_reason: dict[LinkKey, str], spec: SymbolSpec) -> None:
     """Net position matches: settle the bookkeeping and keep SL/TP in line when one copy owns it."""
     for key, link in live.items():
         if key in zero_reason:
-            pl.out.append(MarkClosed(link.master_name, link.master_ticket, zero_reason[key]))
+            st.out.append(MarkClosed(link.master_name, link.master_ticket, zero_reason[key]))
         elif link.status == OPEN and pos is not None and abs(contrib[key]) > EPS and link.slave_ticket != pos.identifier:
-            pl.out.append(Rebind(link.master_name, link.master_ticket, pos.identifier))  # its share lives in pos now
+            st.out.append(Rebind(link.master_name, link.master_ticket, pos.identifier))  # its share lives in pos now
         elif link.status == PENDING:
-            pl.out.append(Adopt(link.master_name, link.master_ticket, pos.identifier if pos is not None else 0, abs(contrib[key]),
+            st.out.append(Adopt(link.master_name, link.master_ticket, pos.identifier if pos is not None else 0, abs(contrib[key]),
                                 pos.price_open if pos is not None else 0.0,
                                 KIND_POSITION, link.symbol, link.master_symbol, link.direction, link.master_side,
                                 link.master_volume, link.tag or make_tag(*key)))
-    _sync_levels(pl, pos, live, contrib, spec)
+    _sync_levels(st, pos, live, contrib, spec)
 
 
-def _sync_levels(pl: _Planner, pos: Position | None, live: dict, contrib: dict, spec) -> None:
+def _sync_levels(st: PlanState, pos: Position | None, live: dict[LinkKey, Link], contrib: dict[LinkKey, float],
+                 spec: SymbolSpec) -> None:
     """SL/TP of the net position follow the master only when exactly one copy owns it."""
     owners = [k for k, c in contrib.items() if abs(c) > EPS]
-    if pos is None or len(owners) != 1 or not pl.cfg.copy_sltp or owners[0] not in live:
+    if pos is None or len(owners) != 1 or not st.cfg.copy_sltp or owners[0] not in live:
         return
     link = live[owners[0]]
-    view = pl.ctx.masters[link.master_name]
+    view = st.ctx.masters[link.master_name]
     if not view.fresh or link.master_ticket not in view.state.positions:
         return  # (a pending copy filled before the master's order: levels follow once it fills)
-    pl.sync_sltp(link, view.state.positions[link.master_ticket], pos, spec)
+    sync_sltp(st, link, view.state.positions[link.master_ticket], pos, spec)

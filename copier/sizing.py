@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from copier.currency import Conversion
 from copier.decisions import Skip
@@ -73,7 +74,17 @@ class SizedCopy:
     conversion: Conversion | None = None
 
 
-def contract_factor(master_contract_size: float | None, slave_spec: SymbolSpec) -> float | Skip:
+class ContractFacts(Protocol):
+    """What ``contract_factor`` reads of a symbol: a ``SymbolSpec``, or any object with these."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def contract_size(self) -> float: ...
+
+
+def contract_factor(master_contract_size: float | None, slave_spec: ContractFacts) -> float | Skip:
     """Slave lots per master lot at equal exposure: master units per lot / slave units per lot."""
     if not master_contract_size or master_contract_size <= 0:
         return Skip(f"master contract size unknown for the symbol copied to {slave_spec.name}")
@@ -152,7 +163,7 @@ def size_copy(
     return SizedCopy(master_volume * factor * ratio * cfg_sizing.multiplier, factor, ratio, used)
 
 
-def target_volume(master_volume: float, cfg_sizing: SizingConfig, **kw) -> float | Skip:
+def target_volume(master_volume: float, cfg_sizing: SizingConfig, **kw: Any) -> float | Skip:
     """``size_copy(...).volume`` (same keywords), or the Skip."""
     sized = size_copy(master_volume, cfg_sizing, **kw)
     return sized if isinstance(sized, Skip) else sized.volume

@@ -84,7 +84,7 @@ def _calc_family(mode: int) -> str:
 def _row(m: SymbolFacts, f: SymbolFacts | None, how: str, note: str = "") -> Suggestion:
     if f is None:
         return Suggestion(m.name, "", "", m.contract_size, None, None, note)
-    factor = contract_factor(m.contract_size, f)  # duck-typed: name and contract_size
+    factor = contract_factor(m.contract_size, f)  # SymbolFacts has what sizing.ContractFacts asks
     return Suggestion(m.name, f.name, how, m.contract_size, f.contract_size,
                       None if isinstance(factor, Skip) else round(factor, 10),
                       note if not isinstance(factor, Skip) else (note + "; " if note else "") + factor.reason)

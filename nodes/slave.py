@@ -2,7 +2,7 @@
 
 The loop is level-triggered (invariant 4): on every master change and on a timer it
 reads the slave's own positions, asks the pure planner (``copier.planner``) what to do,
-and executes those actions. Every open is written to the store as a PENDING intent
+and hands those actions to its ``ActionRunner`` (``nodes/slave_actions.py``). Every open is written to the store as a PENDING intent
 before ``order_send`` and carries the master ticket in its comment, so a crash, a lost
 reply or a restart never produces a second copy (invariant 2).
 
@@ -22,8 +22,8 @@ from config import settings  # noqa: E402
 from copier.accounts import AccountConfigError, validate_account  # noqa: E402
 from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Quote, SymbolSpec  # noqa: E402
+from copier.order_fates import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
-from copier.pending_fills import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
 from copier.reasons import UNKNOWN, Closure, classify_closure  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
@@ -38,7 +38,7 @@ from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
 from nodes.rates import RateBook, symbol_currencies  # noqa: E402
 from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
-from nodes.slave_actions import SlaveActions  # noqa: E402
+from nodes.slave_actions import ActionRunner, PassData  # noqa: E402
 from terminals.convert import (  # noqa: E402
     deal_from_mt5,
     estimate_server_offset_ms,
@@ -71,8 +71,11 @@ def follow_flag(slave: str, master: str) -> str:
 MAX_OFFSET_MS = 14 * 3600_000  # a stale weekend tick must not move the clock by days
 
 
-class SlaveLoop(SlaveActions):
-    """One slave's state and reconcile pass; ``main`` drives it, tests can too."""
+class SlaveLoop:
+    """One slave's state and reconcile pass; ``main`` drives it, tests can too.
+
+    The loop reads (bus, store, terminal) and plans; the ``ActionRunner`` it holds
+    (``self.actions``) carries the actions out and records them."""
 
     def __init__(self, rt: NodeRuntime, mt5: Any, cfg: Any, *, stale_after_ms: int, max_attempts: int) -> None:
         self.rt = rt
@@ -88,7 +91,7 @@ class SlaveLoop(SlaveActions):
         self.requester = SnapshotRequester(rt.publisher, rt.name, min_interval_ms=250)
         self.mirrors: dict[str, Mirror] = {}
         self.guard = BusGuard(self, limits_from_settings(settings), self.log)  # issue 15: no message believed blindly
-        self.links: dict[tuple[str, int], dict[str, Any]] = {}
+        self.links: dict[tuple[str, int], dict[str, Any]] = {}  # the runner writes it, the planner reads it
         self._link_cache: dict[tuple[str, int], tuple[dict[str, Any], Link]] = {}
         self.followed: set[str] = set()
         self.specs: dict[str, tuple[int, SymbolSpec]] = {}
@@ -103,16 +106,12 @@ class SlaveLoop(SlaveActions):
         self._quote_ms: dict[str, int] = {}  # when each quote was read (UTC ms, local clock)
         self._fresh: set[str] = set()  # symbols whose quote was read in the current pass
         self._seen: dict[str, tuple[dict, dict]] = {}  # per master: positions/orders the last pass planned on
-        self.pass_positions: list = []  # the slave's positions as the current pass read them
-        self.closed_in_pass: set[int] = set()  # slave tickets closed by this pass (no re-read to confirm)
         self.rates = RateBook({})  # deposit-currency conversions for ratio sizing (invariant 7)
-        self.last_copy_ms = 0
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
-        self.counts = {"copied": 0, "skipped": 0, "failed": 0, "closed": 0, "deferred": 0}
         self.guardian: Guardian | None = None
         self.timers = _Timers()
-        self._backoff: dict[tuple[str, str, int], tuple[int, int]] = {}
-        self._dry_run_seen: set[tuple[str, str, int]] = set()
+        self.actions = ActionRunner(name=rt.name, store=self.store, terminal=mt5, executor=self.executor, links=self.links,
+                                    log=self.log, event=rt.event, fence=self.fence)
         self._synced: frozenset[str] = frozenset()
         self.closures: dict[int, Closure] = {}  # vanished slave position identifier -> why (reasons from history)
         self._unknown_since: dict[int, int] = {}
@@ -216,6 +215,14 @@ class SlaveLoop(SlaveActions):
         self.refresh_flags()
         self.refresh_masters()
         self.flatten_if_requested()
+
+    def use_terminal(self, mt5: Any) -> None:
+        """A reconnected terminal: the loop, the Executor and the runner all use it from now on."""
+        self.mt5 = self.executor.mt5 = self.actions.terminal = mt5
+
+    def flatten(self, *, reason: str) -> int:
+        """Close every copied position and remove copied pending orders (``ActionRunner.flatten``)."""
+        return self.actions.flatten(self.cfg, lambda symbol: self._spec(symbol, utc_ms()), reason=reason)
 
     def flatten_if_requested(self) -> None:
         """``cli.py flatten`` leaves a flag, so a flatten asked while the bus was down still happens."""
@@ -325,7 +332,6 @@ class SlaveLoop(SlaveActions):
         touched = None if full else self._touched_symbols(views, slave_orders)
         quotes = self._quotes(specs, touched, now)
         self.quotes = quotes
-        self.pass_positions, self.closed_in_pass = list(slave_positions), set()
         self._learn_server_offset(quotes, now)
         metrics_age = now - self._metrics_ms
         if self.metrics is None or metrics_age >= (METRICS_TTL_MS if full else METRICS_MAX_AGE_MS):  # off the hot path
@@ -359,10 +365,12 @@ class SlaveLoop(SlaveActions):
         )
         actions = plan(ctx)
         self._seen = {name: (dict(v.state.positions), dict(v.state.orders)) for name, v in views.items() if v.fresh}
-        removed_orders: set[int] = set()
+        data = PassData(cfg=self.cfg, views=views, specs=specs, quotes=quotes, fresh=self._fresh, metrics=self.metrics,
+                        margin_mode=self.margin_mode, guardian=self.guardian, trigger_ts_ms=self.trigger_ts_ms,
+                        positions=list(slave_positions))
         for action in actions:
             try:
-                self.execute(action, views, removed_orders)
+                self.actions.execute(action, data)
             except StoreUnavailable as exc:  # never trade without the record: stop this pass
                 self.log.error("store_unavailable_pass_aborted", error=str(exc))
                 break
@@ -373,7 +381,7 @@ class SlaveLoop(SlaveActions):
 
     def _learn_server_offset(self, quotes: dict[str, Quote], now: int) -> None:
         """This broker's server clock minus UTC, from the freshest quote (as the master does,
-        nodes/convert.estimate_server_offset_ms): pending-order copies expire by it."""
+        terminals/convert.estimate_server_offset_ms): pending-order copies expire by it."""
         fresh = max((q.time_msc for q in quotes.values()), default=0)
         if not fresh:
             return
@@ -562,7 +570,7 @@ class SlaveLoop(SlaveActions):
     def status_info(self) -> dict[str, Any]:
         return {
             "links_open": sum(1 for r in self.links.values() if r.get("status") == OPEN),
-            "last_copy_ms": self.last_copy_ms or None,
+            "last_copy_ms": self.actions.last_copy_ms or None,
             "paused": self.paused,
             "masters": {n: m.fresh(utc_ms()) for n, m in self.mirrors.items()},
             "margin_mode": self.margin_mode,
@@ -570,7 +578,7 @@ class SlaveLoop(SlaveActions):
             "risk": self.guardian.status_info() if self.guardian is not None else None,
             **bus_counters(self.rt.subscriber),
             **self.guard.status_info(),
-            **self.counts,
+            **self.actions.counts,
         }
 
 
@@ -605,7 +613,7 @@ def main(rt: NodeRuntime) -> None:
             new = rt.connect_terminal(loop.cfg)
             if new is None:
                 break
-            loop.mt5 = loop.executor.mt5 = new
+            loop.use_terminal(new)
     rt.publish_status(loop.metrics, loop.status_info())
     guardian.close(utc_ms())
     alerts.close(timeout=2)
@@ -668,7 +676,7 @@ def _turn(rt: NodeRuntime, loop: SlaveLoop, guardian: Guardian, subscriber: Any)
                 pass
             new = rt.connect_terminal(loop.cfg)
             if new is not None:
-                loop.mt5 = loop.executor.mt5 = new
+                loop.use_terminal(new)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -111,6 +112,21 @@ def filling_for(filling_mode: int, mt5: Any) -> int:
 
 # ------------------------------------------------------------------ commands
 
+MAX_DEFAULT_PROCESSES = 4
+
+
+def default_processes() -> int:
+    """Replica processes ``serve`` starts by default: none below 4 CPUs, else the CPU
+    count less two (the main process and the clients need cores too), at most 4.
+
+    Measured on 2 CPUs (docs/benchmarks.md): each read forwarded to a replica costs two
+    more process wake-ups, so with the cores already shared by 20 polling clients the
+    replicas made p50 slower (0.6 -> 1.4 ms); they pay off where the server, not the CPU
+    count, is the limit."""
+    cpus = os.cpu_count() or 1
+    return 0 if cpus < 4 else min(MAX_DEFAULT_PROCESSES, cpus - 2)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import zmq
 
@@ -129,7 +145,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError("--tick-hz must be >= 0")
     if args.workers < 0:
         raise CliError("--workers must be >= 0")
-    server = SimServer(sim, args.endpoint, tick_hz=args.tick_hz, workers=args.workers)
+    processes = default_processes() if args.processes is None else args.processes
+    if processes < 0:
+        raise CliError("--processes must be >= 0")
+    if processes:
+        from sim.cluster import ClusterServer
+        server = ClusterServer(sim, args.endpoint, tick_hz=args.tick_hz, workers=args.workers,
+                               processes=processes)
+    else:
+        server = SimServer(sim, args.endpoint, tick_hz=args.tick_hz, workers=args.workers)
     try:
         endpoint = server.bind()
     except zmq.ZMQError as exc:
@@ -144,10 +168,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     world = args.world or "demo world"
     if args.json:
         print_json({"event": "listening", "endpoint": endpoint, "world": world,
-                    "seed": args.seed, "tick_hz": args.tick_hz, "logins": sim.logins()})
+                    "seed": args.seed, "tick_hz": args.tick_hz, "processes": processes + 1,
+                    "logins": sim.logins()})
     else:
         print(f"sim server listening on {endpoint} ({world}, seed {args.seed}, "
-              f"tick {args.tick_hz:g} Hz, logins {', '.join(map(str, sim.logins()))})",
+              f"tick {args.tick_hz:g} Hz, {processes + 1} process{'es' if processes else ''}, logins {', '.join(map(str, sim.logins()))})",
               flush=True)
     server.serve_forever()
     print_json({"event": "stopped"}) if args.json else print("sim server stopped", flush=True)
@@ -536,6 +561,10 @@ def build_parser(default_endpoint: str = DEFAULT_ENDPOINT) -> argparse.ArgumentP
     sp.add_argument("--workers", type=int, default=8,
                     help="request worker threads; 0 = run calls on the socket thread "
                          "(lower latency, but an injected latency fault stalls everyone)")
+    sp.add_argument("--processes", type=int, default=None,
+                    help="replica processes that answer read calls in parallel, each holding "
+                         f"the same world (default here {default_processes()}: none below 4 CPUs, "
+                         f"else CPUs - 2, at most {MAX_DEFAULT_PROCESSES}); 0 = one process")
 
     add("positions", cmd_positions, "list open positions")
     add("account", cmd_account, "show account_info")

@@ -477,6 +477,12 @@ class AdminClient:
         """Server identity: {'protocol', 'epoch', 'endpoint', 'tick_hz', 'clients'}."""
         return self._do(NS_SYS, "ping", timeout_ms=timeout_ms)
 
+    def digest(self, replica: int | None = None) -> str:
+        """SHA-256 (hex) of the served world's state (``sim.cluster.world_digest``): of the
+        main process, or of replica process ``replica`` of a multi-process server (equal
+        digests: the replica holds exactly the main world). ValueError: no such replica up."""
+        return self._do(NS_SYS, "digest", () if replica is None else (replica,))
+
     def advance(self, seconds: float) -> Any:
         return self._do(NS_ADMIN, "advance", (seconds,))
 

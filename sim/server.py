@@ -338,9 +338,17 @@ class SimServer:
             except Exception as exc:
                 return ST_EXC, [type(exc).__name__, str(exc)], None
         if ns == NS_SYS and fn == "ping":
-            with self._sessions_lock:
-                clients = len(self._sessions)
-            return ST_OK, {"protocol": PROTOCOL, "epoch": self.epoch,
-                           "endpoint": self.endpoint, "tick_hz": self.tick_hz,
-                           "clients": clients}, None
+            return ST_OK, self._ping(), None
+        if ns == NS_SYS and fn == "digest":
+            if args:  # a replica that is up answers itself (sim.cluster); here: none is
+                return ST_EXC, ["ValueError", f"no live replica {args[0]!r}"], None
+            from sim.cluster import world_digest
+            return ST_OK, world_digest(self.sim), None
         return ST_EXC, ["ValueError", f"unknown call {ns}.{fn}"], None
+
+    def _ping(self) -> dict:
+        """What ``AdminClient.ping()`` returns: protocol, epoch, endpoint, tick_hz, clients."""
+        with self._sessions_lock:
+            clients = len(self._sessions)
+        return {"protocol": PROTOCOL, "epoch": self.epoch, "endpoint": self.endpoint,
+                "tick_hz": self.tick_hz, "clients": clients, "processes": 1}

@@ -123,6 +123,9 @@ class Terminal(PackageHelpers):
 
     __version__ = PACKAGE_VERSION
     __author__ = "MetaQuotes Ltd."
+    # True while a caller that already slept an injected latency (or replays a call, see
+    # sim.cluster) runs the call: _latency() then does not sleep again.
+    _skip_latency = False
 
     def __init__(self, sim, login: int | None = None, password: str | None = None) -> None:
         self._sim = sim
@@ -134,6 +137,8 @@ class Terminal(PackageHelpers):
 
     # --- plumbing ------------------------------------------------------------------------
     def _latency(self) -> None:
+        if self._skip_latency:
+            return
         login = self._current()
         if login is not None:
             f = self._sim.faults.get(login)

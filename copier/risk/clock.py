@@ -48,6 +48,14 @@ def ms_from_utc(dt: datetime) -> int:
     return _utc_ms(dt.astimezone(UTC))
 
 
+def _offset_minutes(aware: datetime) -> int:
+    """Minutes east of UTC of an aware datetime (``astimezone`` always gives one)."""
+    offset = aware.utcoffset()
+    if offset is None:
+        raise ValueError(f"naive datetime {aware!r} has no UTC offset")
+    return int(offset // timedelta(minutes=1))
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -86,9 +94,8 @@ class ServerClock:
             return spec
         if isinstance(spec, str):
             if spec == NY_CLOSE:
-                ny = utc_dt.astimezone(ZoneInfo("America/New_York")).utcoffset()
-                return int(ny // timedelta(minutes=1)) + 7 * 60
-            return int(utc_dt.astimezone(_zone(spec)).utcoffset() // timedelta(minutes=1))
+                return _offset_minutes(utc_dt.astimezone(ZoneInfo("America/New_York"))) + 7 * 60
+            return _offset_minutes(utc_dt.astimezone(_zone(spec)))
         return int(spec(utc_dt))
 
     # -- conversions ----------------------------------------------------------

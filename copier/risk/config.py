@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Any
+from typing import Any, TypedDict
 
 from .clock import NY_CLOSE, SERVER, OffsetSpec, ServerClock, _zone
 from .profiles import PROFILES
@@ -81,6 +81,7 @@ class RiskConfig:
             return self.daily_limit_money
         if self.daily_limit_pct is None:
             return None
+        base: float | None
         if self.daily_limit_base == "reference":
             base = reference
         elif self.daily_limit_base == "lower":
@@ -109,6 +110,16 @@ _KEYS = {
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # not NaN
+
+
+class _NumBounds(TypedDict, total=False):
+    """Keyword arguments of ``_num`` shared by several settings."""
+
+    optional: bool
+    lo: float | None
+    hi: float | None
+    lo_open: bool
+    what: str
 
 
 def _num(d: Mapping[str, Any], key: str, *, optional: bool, lo: float | None = None,
@@ -186,8 +197,8 @@ def resolve_risk_config(risk: Mapping[str, Any] | None, *, is_master: bool = Fal
             "server_offset", 'minutes east of UTC, "ny_close" or an IANA zone name', offset
         ) from None
 
-    pct = dict(optional=True, lo=0, hi=100, what="a percentage in (0, 100]")
-    money = dict(optional=True, lo=0, what="a positive amount of money")
+    pct: _NumBounds = {"optional": True, "lo": 0, "hi": 100, "what": "a percentage in (0, 100]"}
+    money: _NumBounds = {"optional": True, "lo": 0, "what": "a positive amount of money"}
     daily_pct = _num(d, "daily_limit_pct", **pct)
     daily_money = _num(d, "daily_limit_money", **money)
     base = _choice(d, "daily_limit_base", LIMIT_BASES)
@@ -213,10 +224,10 @@ def resolve_risk_config(risk: Mapping[str, Any] | None, *, is_master: bool = Fal
     if needs_initial and initial is None:
         raise RiskConfigError("initial_balance", "a positive number (the account's starting capital)", None)
 
-    frac = dict(optional=False, lo=0, hi=1.0, what="a fraction of the limit in (0, 1]")
-    warn = _num(d, "warn_at", **{**frac, "optional": True}) or 0.70
-    pause = _num(d, "pause_at", **{**frac, "optional": True}) or 0.85
-    flatten = _num(d, "flatten_at", **{**frac, "optional": True}) or 0.95
+    frac: _NumBounds = {"optional": True, "lo": 0, "hi": 1.0, "what": "a fraction of the limit in (0, 1]"}
+    warn = _num(d, "warn_at", **frac) or 0.70
+    pause = _num(d, "pause_at", **frac) or 0.85
+    flatten = _num(d, "flatten_at", **frac) or 0.95
     if not warn <= pause:
         raise RiskConfigError("pause_at", f"a fraction >= warn_at ({warn})", pause)
     if not pause <= flatten:

@@ -6,7 +6,7 @@ the MT5 name without the ``DEAL_TYPE_`` prefix; the int code is accepted too.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -37,6 +37,14 @@ BALANCE_OP_TYPES = frozenset({"BALANCE", "CORRECTION", "BONUS"})
 # Credit lives in AccountInfo.credit, not in the balance.
 NON_BALANCE_TYPES = frozenset({"CREDIT", "BUY_CANCELED", "SELL_CANCELED"})
 
+
+def deal_type_name(code: int) -> str:
+    """The ``DEAL_TYPE_*`` name (without the prefix) of an int code; ValueError if unknown."""
+    if code not in DEAL_TYPE_NAMES:
+        raise ValueError(f"unknown deal type code {code}")
+    return DEAL_TYPE_NAMES[code]
+
+
 ENTRY_IN, ENTRY_OUT, ENTRY_INOUT, ENTRY_OUT_BY = 0, 1, 2, 3
 CLOSING_ENTRIES = frozenset({ENTRY_OUT, ENTRY_INOUT, ENTRY_OUT_BY})
 
@@ -59,11 +67,9 @@ class Deal:
     position_id: int = 0
 
     def __post_init__(self) -> None:
-        t = self.type
+        t: object = self.type  # a name, or an int code from a caller that passed one
         if isinstance(t, int) and not isinstance(t, bool):
-            if t not in DEAL_TYPE_NAMES:
-                raise ValueError(f"unknown deal type code {t}")
-            object.__setattr__(self, "type", DEAL_TYPE_NAMES[t])
+            object.__setattr__(self, "type", deal_type_name(t))
         elif isinstance(t, str):
             name = t.upper().removeprefix("DEAL_TYPE_").removeprefix("DEAL_")
             object.__setattr__(self, "type", name)
@@ -96,7 +102,7 @@ class Deal:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Deal:
+    def from_dict(cls, data: Mapping[str, Any]) -> Deal:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -106,7 +112,7 @@ class Deal:
         return cls(
             ticket=int(rec.ticket),
             time_msc=int(rec.time_msc),
-            type=int(rec.type),
+            type=deal_type_name(int(rec.type)),
             entry=int(rec.entry),
             volume=float(rec.volume),
             price=float(rec.price),

@@ -142,7 +142,7 @@ def equity_at(balance_then: float, open_then: Sequence[Segment], at_server_ms: i
     for seg in open_then:
         sb = market.get(seg.symbol)
         price = None if sb is None else price_at(sb.bars, at_server_ms // 1000, seg.side, sb.point)
-        if price is None:
+        if sb is None or price is None:
             missing.append(seg.symbol)
             continue
         total += floating(seg, price, sb.money_per_unit)

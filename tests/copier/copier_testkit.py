@@ -25,7 +25,7 @@ from copier.actions import (
 )
 from copier.links import Link
 from copier.models import AccountMetrics, MasterState, PendingOrder, Position, Quote, SymbolSpec
-from copier.pending_fills import ORDER_STATE_CANCELED, ORDER_STATE_FILLED, OrderFate
+from copier.order_fates import ORDER_STATE_CANCELED, ORDER_STATE_FILLED, OrderFate
 from copier.planner import MasterView, PlanContext, plan
 from copier.reasons import (
     DEAL_ENTRY_IN,

@@ -8,7 +8,7 @@ from dataclasses import replace
 from copier.actions import Adopt, Close, MarkClosed, ModifyPending, Open, PlacePending, RemovePending
 from copier.links import Link
 from copier.models import PendingOrder
-from copier.pending_fills import (
+from copier.order_fates import (
     ORDER_STATE_CANCELED,
     ORDER_STATE_EXPIRED,
     ORDER_STATE_FILLED,

@@ -35,6 +35,10 @@ ALLOWED: dict[str, set[str]] = {
 FIRST_PARTY = set(ALLOWED) | {"bench", "tests"}
 
 
+# _typeshed: the standard library's type stubs, imported only under TYPE_CHECKING.
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__", "_typeshed"}
+
+
 def package_of(path: Path) -> str:
     rel = path.relative_to(ROOT)
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
@@ -58,7 +62,7 @@ def violations(package: str, source: str, filename: str = "<src>") -> list[str]:
                 if top not in ALLOWED[package]:
                     out.append(f"{filename}:{node.lineno}: {package} imports {name} (may import: "
                                f"{', '.join(sorted(ALLOWED[package])) or 'nothing of the project'})")
-            elif package == "copier" and top not in sys.stdlib_module_names and top != "__future__":
+            elif package == "copier" and top not in STDLIB:
                 out.append(f"{filename}:{node.lineno}: copier imports {name} (the standard library only)")
     return out
 

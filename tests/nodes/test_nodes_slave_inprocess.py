@@ -260,7 +260,7 @@ def test_a_failing_close_is_retried_with_backoff_not_every_pass(world):
         loop.reconcile()
     assert len(calls) == 1  # one attempt, then backing off (1 s, 2 s, …) instead of hammering
     sim.clear_faults(2001)
-    loop._backoff.clear()  # as if the backoff delay had passed
+    loop.actions.backoff.clear()  # as if the backoff delay had passed
     loop.reconcile()
     assert slave.positions_get() == ()
 

@@ -76,7 +76,7 @@ def _link(store):
 
 def _pass(loop, master, seq, *, expire_backoff=True):
     if expire_backoff:
-        loop._backoff.clear()  # as if the backoff delay had passed
+        loop.actions.backoff.clear()  # as if the backoff delay had passed
     feed(loop, _snapshot(master, seq))
     loop.reconcile()
 
