@@ -31,6 +31,7 @@ from .base import (
     trade_key,
 )
 from .errors import DuplicateAccount, StoreUnavailable
+from .sqlite_checkpoint import Checkpointer
 
 T = TypeVar("T")
 
@@ -126,6 +127,8 @@ class SQLiteStore(Store):
                                    f"{type(exc).__name__}: {exc}") from None
         self.journal_mode = self._retry(lambda: self._setup(busy_timeout_ms, synchronous.upper()))
         self.ensure_indexes()
+        # WAL checkpoints run in a background thread, never inside a trade's record (db/sqlite_checkpoint.py)
+        self._checkpointer = Checkpointer(path).start() if self.journal_mode == "wal" else None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.label!r})"
@@ -136,6 +139,8 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        if str(mode).lower() == "wal":
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it off the write path
         return str(mode).lower()
 
     def _require(self) -> sqlite3.Connection:
@@ -197,6 +202,8 @@ class SQLiteStore(Store):
         self._write(create)
 
     def close(self) -> None:
+        if getattr(self, "_checkpointer", None) is not None:
+            self._checkpointer.stop()
         with self._lock:
             if self._conn is not None:
                 try:

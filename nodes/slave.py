@@ -2,9 +2,10 @@
 
 The loop is level-triggered (invariant 4): on every master change and on a timer it
 reads the slave's own positions, asks the pure planner (``copier.planner``) what to do,
-and hands those actions to its ``ActionRunner`` (``nodes/slave_actions.py``). Every open is written to the store as a PENDING intent
-before ``order_send`` and carries the master ticket in its comment, so a crash, a lost
-reply or a restart never produces a second copy (invariant 2).
+and hands those actions to its ``ActionRunner`` (``nodes/slave_actions.py``). Every open
+is written to the store as a PENDING intent before ``order_send`` and carries the master
+ticket in its comment, so a crash, a lost reply or a restart never produces a second copy
+(invariant 2).
 
 Run: ``python nodes/slave.py --name Apex_Slave_01``.
 """

@@ -3,7 +3,8 @@
 The import graph is read from the source (every ``import`` / ``from ... import`` of a
 copier module, at module level, inside functions and under ``TYPE_CHECKING`` alike), so a
 lazy import that hides a cycle at run time counts as the cycle it is. Each module is also
-imported alone in a fresh interpreter: none depends on another being imported first.
+imported alone (in a child interpreter, with every copier module unloaded before each):
+none depends on another being imported first.
 """
 from __future__ import annotations
 

@@ -162,3 +162,22 @@ def test_the_runner_alone_keeps_the_intent_pending_when_the_lease_goes_between_r
     [link] = store.list_trades(slave_name="S")
     assert link["status"] == "OPEN" and link["slave_ticket"] == slave.positions_get()[0].identifier
     assert runner.counts["copied"] == 1 and "copy_opened" in events
+
+
+def test_a_reconnected_terminal_is_the_one_the_runner_reads(world):
+    """After a reconnect the loop, its Executor and its runner all use the new terminal:
+    a flatten (the runner's reads and the Executor's sends) goes to it, not the old one."""
+    sim, store, master = world
+    _buy(master)
+    old_journal, new_journal = Journal(), Journal()
+    slave = _terminal(sim, 2001)
+    loop = _fenced_loop(store, JournalTerminal(slave, old_journal), Journal())
+    loop.on_message(_snapshot(master))
+    loop.reconcile()
+    assert len(slave.positions_get()) == 1
+    loop.use_terminal(JournalTerminal(_terminal(sim, 2001), new_journal))
+    old_journal.entries.clear()
+    assert loop.flatten(reason="operator flatten") == 1
+    assert old_journal.entries == []
+    assert {"positions_get", "orders_get", "order_send"} <= set(new_journal.entries)
+    assert slave.positions_get() == ()
