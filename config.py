@@ -104,6 +104,13 @@ class Settings:
     DEFAULT_SLIPPAGE_TOLERANCE: int = 50
     DEFAULT_MAGIC_NUMBER: int = 234000
     ORDER_MAX_ATTEMPTS: int = 4
+    # What a slave believes of a master's bus messages (copier/plausibility.py, docs/bus.md):
+    # a position or order above PLAUSIBLE_MAX_LOTS lots, a price further than
+    # PLAUSIBLE_PRICE_DEVIATION_PCT % from the slave's own market, or a message stamped more
+    # than PLAUSIBLE_MAX_FUTURE_MS ahead of its clock is refused as a gap, never traded.
+    PLAUSIBLE_MAX_LOTS: int = 1000
+    PLAUSIBLE_PRICE_DEVIATION_PCT: int = 5
+    PLAUSIBLE_MAX_FUTURE_MS: int = 60000
     # Account lease (one writer per account): renewed with every heartbeat; the holder
     # stops trading LEASE_MARGIN_MS before the lease would expire in the store.
     LEASE_TTL_MS: int = 10000
@@ -229,6 +236,9 @@ _VALIDATORS: dict[str, tuple[str, Any]] = {
     "DEFAULT_SLIPPAGE_TOLERANCE": ("an integer >= 0 (points)", lambda v: v >= 0),
     "DEFAULT_MAGIC_NUMBER": ("an integer 0..4294967295", lambda v: 0 <= v <= 0xFFFFFFFF),
     "ORDER_MAX_ATTEMPTS": ("an integer 1..20", lambda v: 1 <= v <= 20),
+    "PLAUSIBLE_MAX_LOTS": ("an integer >= 1 (lots)", lambda v: v >= 1),
+    "PLAUSIBLE_PRICE_DEVIATION_PCT": ("an integer 1..100 (% of the market price)", lambda v: 1 <= v <= 100),
+    "PLAUSIBLE_MAX_FUTURE_MS": ("an integer >= 1000 (ms)", lambda v: v >= 1000),
     "LEASE_TTL_MS": ("an integer >= 1000 (ms)", lambda v: v >= 1000),
     "LEASE_MARGIN_MS": ("an integer >= 100 (ms), below LEASE_TTL_MS", lambda v: v >= 100),
     "SIM_COMMENT_LIMIT": ("an integer 8..64", lambda v: 8 <= v <= 64),

@@ -38,7 +38,8 @@ def open_store(url: str, *, ensure_indexes: bool = True) -> Store:
                            synchronous=opts.get("synchronous", "NORMAL"), label=parsed.masked)
     from .mongo_store import MongoStore, shared_mongomock_client
     if parsed.scheme == "mongomock":
-        store = MongoStore(client=shared_mongomock_client(), db_name=parsed.db_name)
+        store = MongoStore(client=shared_mongomock_client(), db_name=parsed.db_name,
+                           replica_set=any(k.lower() == "replicaset" for k in parsed.options))
         store.label = parsed.masked
     else:
         store = MongoStore(parsed.raw, db_name=parsed.db_name, secrets=parsed.secrets)

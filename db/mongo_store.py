@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReadPreference, ReturnDocument, WriteConcern
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .base import (
@@ -38,6 +38,13 @@ from .urls import DEFAULT_MONGO_DB, mask_url, scrub
 NO_ID = {"_id": 0}
 _DEFAULT_OPTIONS = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000,
                     "socketTimeoutMS": 20000}
+# On a replica set (docs/store.md): a write is acknowledged once a majority of members hold
+# it, so a primary that fails over never takes an intent, a link or a lease with it; and
+# every read goes to the primary, so a node never plans on a secondary's older copy.
+# WTIMEOUT_MS bounds the wait for the majority: past it the write raises (StoreUnavailable)
+# and the node acts as with a store that is down (no record, no trade).
+REPLICA_WRITE_CONCERN = WriteConcern(w="majority", wtimeout=5000)
+REPLICA_READ_PREFERENCE = ReadPreference.PRIMARY
 _mock_lock = threading.Lock()
 _mock_client: Any = None
 
@@ -62,7 +69,8 @@ class MongoStore(Store):
     """
 
     def __init__(self, url: str | None = None, *, client: Any = None,
-                 db_name: str = DEFAULT_MONGO_DB, secrets: tuple[str, ...] = ()) -> None:
+                 db_name: str = DEFAULT_MONGO_DB, secrets: tuple[str, ...] = (),
+                 replica_set: bool | None = None) -> None:
         self._secrets = secrets
         self._closed = False
         self._indexes_ready = False
@@ -78,7 +86,10 @@ class MongoStore(Store):
             except (PyMongoError, ValueError, TypeError) as exc:
                 raise StoreUnavailable(self._describe(exc)) from None
         self._client = client
-        self._db = client[db_name]
+        # ``replica_set`` None: decided by the URL (``replicaSet=`` or ``mongodb+srv://``)
+        self.replica_set = names_replica_set(url or "") if replica_set is None else replica_set
+        db = client[db_name]
+        self._db = _Concerned(db, REPLICA_WRITE_CONCERN, REPLICA_READ_PREFERENCE) if self.replica_set else db
         self.db_name = db_name
 
     def __repr__(self) -> str:
@@ -524,6 +535,38 @@ class MongoStore(Store):
         with self._guard() as db:
             docs = db.bus_keys.find({}, NO_ID).sort([("name", ASCENDING), ("public_key", ASCENDING)])
             return [{"public_key": d["public_key"], "name": d["name"], "added_ms": d["added_ms"]} for d in docs]
+
+
+def names_replica_set(url: str) -> bool:
+    """True when a MongoDB URL names a replica set: a ``replicaSet=`` option, or a
+    ``mongodb+srv://`` URL (its DNS TXT record names the set; Atlas is always one)."""
+    if url.lower().startswith("mongodb+srv://"):
+        return True
+    return any(k.lower() == "replicaset" for k in _query_keys(url))
+
+
+class _Concerned:
+    """A database whose every collection (``db.trades``, ``db["trades"]``) carries one write
+    concern and read preference, set per collection so that any client — pymongo or
+    mongomock in tests — shows them on ``collection.write_concern``."""
+
+    def __init__(self, db: Any, write_concern: WriteConcern, read_preference: Any) -> None:
+        self._db = db
+        self._wc = write_concern
+        self._rp = read_preference
+        self._collections: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        col = self._collections.get(name)
+        if col is None:
+            col = self._db.get_collection(name, write_concern=self._wc, read_preference=self._rp)
+            self._collections[name] = col
+        return col
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
 
 
 def _query_keys(url: str) -> list[str]:

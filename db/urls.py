@@ -118,6 +118,7 @@ def parse_store_url(url: str) -> StoreURL:
         return StoreURL("mongodb", url, db_name=db, options=dict(parse_qsl(parts.query)),
                         secrets=_secrets_of(url))
     if scheme == "mongomock":
-        db = url[len("mongomock://"):].strip("/").split("?")[0] or DEFAULT_MONGO_DB
-        return StoreURL("mongomock", url, db_name=db)
+        rest, _, query = url[len("mongomock://"):].partition("?")
+        db = rest.strip("/") or DEFAULT_MONGO_DB
+        return StoreURL("mongomock", url, db_name=db, options=dict(parse_qsl(query)))
     raise ValueError(f"unsupported store URL scheme {scheme!r} (use sqlite:///, mongodb://, mongomock://)")

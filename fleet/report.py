@@ -96,6 +96,9 @@ def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any],
         row["links_open"] = info.get("links_open")
         row["last_copy_ms"] = info.get("last_copy_ms")
         row["paused"] = bool(info.get("paused") or flags.get(f"paused:{name}") or flags.get("kill_switch"))
+        if info.get("bus_rejected") or info.get("bus_conflicts"):  # implausible pos messages refused (issue 15)
+            row["bus_rejected"], row["bus_conflicts"] = info.get("bus_rejected"), info.get("bus_conflicts")
+            row["bus_rejected_last"] = info.get("bus_rejected_last")
     return row
 
 
@@ -126,7 +129,12 @@ def status_table(rows: list[dict[str, Any]], *, now_ms: int) -> str:
 
 def _bus_note(row: Mapping[str, Any]) -> str:
     n = row.get("bus_wrong_version")
-    return f"refused {n} bus message(s) of another schema version" if isinstance(n, int) and n > 0 else ""
+    if isinstance(n, int) and n > 0:
+        return f"refused {n} bus message(s) of another schema version"
+    k = row.get("bus_rejected")
+    if isinstance(k, int) and k > 0:
+        return f"refused {k} implausible position message(s); last: {row.get('bus_rejected_last') or '?'}"
+    return ""
 
 
 # ----------------------------------------------------------------------- summary

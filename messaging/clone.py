@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
@@ -145,78 +145,155 @@ class StatePublisher:
         self._snapshot_requested = False
 
 
+# check(message, known_positions, metrics, now_ms) -> the broken rules (empty: believable)
+Check = Callable[[Any, Mapping[int, Position], "AccountMetrics | None", int], Sequence[Any]]
+
+
 class Mirror:
-    """A subscriber's copy of one master, fed with that master's pos messages."""
+    """A subscriber's copy of one master, fed with that master's pos messages.
 
-    _EPOCHS_KEPT = 8
+    No single message may make it trade or silence the real master (issue 15):
 
-    def __init__(self, master: str, *, stale_after_ms: int = 3000) -> None:
+    * ``check`` (optional, the follower's plausibility rules, copier/plausibility.py) runs
+      on every snapshot and delta first; a refused delta that would have been the next one
+      makes a gap (snapshot requested), a refused snapshot is ignored.
+    * Only an *applied* message moves the sequence: a delta that jumps ahead is a gap and
+      leaves ``seq`` where the master's last believable message put it, so the master's
+      next snapshot is accepted rather than taken for old news.
+    * The same sequence number with other content (a delta, or a snapshot at the mirror's
+      own seq), or a snapshot older than the mirror in its epoch, proves that one of the
+      two was not the master's: a *conflict* — the mirror stops being fresh until a
+      snapshot is confirmed.
+    * A snapshot that would take anything away from a trusted mirror (remove or change a
+      position or order), or that comes from another epoch, or contradicts the mirror, is
+      a *candidate*: adopted only when the next snapshot confirms it (same epoch, seq not
+      lower). The mirror asks for that snapshot at once (``needs_snapshot``); a master
+      heals within one request round trip, a forger's lone snapshot closes nothing and is
+      forgotten. A later snapshot of the same epoch that only adds is adopted as it comes
+      (what it adds is checked like a delta), and so is the very first snapshot.
+    """
+
+    _DELTAS_KEPT = 64  # recent applied deltas, to tell a duplicate from a conflicting one
+
+    def __init__(self, master: str, *, stale_after_ms: int = 3000, check: Check | None = None,
+                 on_conflict: Callable[[Message, str], None] | None = None) -> None:
         self.master = master
         self.stale_after_ms = stale_after_ms
+        self.check = check
+        self.on_conflict = on_conflict  # told (message, why) of every conflict, e.g. to log it
         self.epoch: str | None = None
         self.seq = -1
         self.has_snapshot = False
         self.metrics: AccountMetrics | None = None
         self.last_msg_ms = 0
         self.gaps = 0  # how often a gap or a new epoch forced a resync
+        self.rejected = 0  # messages the check refused
+        self.conflicts = 0  # messages that contradicted another of the same seq, or went backwards
+        self.last_rejection: Sequence[Any] = ()
         self._gap = False
+        self._candidate: tuple[str, int] | None = None  # (epoch, seq) of an unconfirmed snapshot
         self._positions: dict[int, Position] = {}
         self._orders: dict[int, PendingOrder] = {}
-        self._seen: dict[str, int] = {}  # epoch -> highest seq seen
+        self._applied: dict[int, Delta] = {}  # seq -> delta applied at that seq (this epoch)
 
     @property
     def needs_snapshot(self) -> bool:
-        """True until a snapshot arrives, and again after a gap or a master restart."""
-        return not self.has_snapshot or self._gap
-
-    def _note_seen(self, epoch: str, seq: int) -> None:
-        self._seen[epoch] = max(seq, self._seen.get(epoch, -1))
-        if len(self._seen) > self._EPOCHS_KEPT:
-            for old in [e for e in self._seen if e not in (epoch, self.epoch)][: len(self._seen) - self._EPOCHS_KEPT]:
-                del self._seen[old]
+        """True until a snapshot is adopted, after a gap or a conflict, and while a
+        candidate snapshot waits for its confirmation."""
+        return not self.has_snapshot or self._gap or self._candidate is not None
 
     def _lose_sync(self) -> None:
         if not self._gap:
             self._gap = True
             self.gaps += 1
 
+    def _conflict(self, msg: Message, why: str) -> None:
+        self.conflicts += 1
+        self._lose_sync()
+        if self.on_conflict is not None:
+            self.on_conflict(msg, why)
+
     def apply(self, msg: Message, now_ms: int) -> bool:
         """Feed one message; True when positions/orders changed or became trustworthy.
 
         Messages for other masters, and non-pos kinds, are ignored.
         """
-        if isinstance(msg, Snapshot) and msg.master == self.master:
+        if not isinstance(msg, (Snapshot, Delta)) or msg.master != self.master:
+            return False
+        if self.check is not None:
+            problems = self.check(msg, self._positions, self.metrics, now_ms)
+            if problems:
+                self.rejected += 1
+                self.last_rejection = tuple(problems)
+                if (isinstance(msg, Delta) and self.has_snapshot and msg.epoch == self.epoch
+                        and msg.seq == self.seq + 1):
+                    self._lose_sync()  # had it been the master's, we would now be behind
+                return False
+        if isinstance(msg, Snapshot):
             return self._apply_snapshot(msg, now_ms)
-        if isinstance(msg, Delta) and msg.master == self.master:
-            return self._apply_delta(msg, now_ms)
-        return False
+        return self._apply_delta(msg, now_ms)
+
+    def _same_state(self, positions: dict[int, Position], orders: dict[int, PendingOrder]) -> bool:
+        """Equal to the mirror, ticking fields (price_current, profit) aside."""
+        if orders != self._orders or positions.keys() != self._positions.keys():
+            return False
+        mine = self._positions
+        return all(_steady(p) == _steady(mine[k]) for k, p in positions.items())
+
+    def _only_adds(self, positions: dict[int, Position], orders: dict[int, PendingOrder]) -> bool:
+        """Everything the mirror holds is still there, unchanged (ticking fields aside)."""
+        mine_o = self._orders
+        if any(orders.get(k) != o for k, o in mine_o.items()):
+            return False
+        return all(k in positions and _steady(positions[k]) == _steady(p) for k, p in self._positions.items())
 
     def _apply_snapshot(self, s: Snapshot, now_ms: int) -> bool:
-        if s.seq < self._seen.get(s.epoch, -1):
-            return False  # older than something this epoch already sent
-        self._note_seen(s.epoch, s.seq)
         positions = {p.identifier: p for p in s.positions}
         orders = {o.ticket: o for o in s.orders}
+        if self.has_snapshot and s.epoch == self.epoch and s.seq == self.seq and self._same_state(positions, orders):
+            # the master confirms what we hold: refresh the ticking fields, clear any doubt
+            changed = self._gap
+            self._positions, self._orders, self.metrics = positions, orders, s.metrics
+            self._gap, self._candidate = False, None
+            self.last_msg_ms = now_ms
+            return changed
+        cand = self._candidate
+        confirmed = cand is not None and cand[0] == s.epoch and s.seq >= cand[1]
+        adds_only = s.epoch == self.epoch and s.seq > self.seq and self._only_adds(positions, orders)
+        if self.has_snapshot and not confirmed and not adds_only:
+            if s.epoch == self.epoch and s.seq < self.seq:
+                self._conflict(s, f"snapshot at seq {s.seq} after seq {self.seq} of the same epoch")
+            elif s.epoch == self.epoch and s.seq == self.seq:
+                self._conflict(s, f"snapshot at seq {s.seq} holds another state than the mirror at that seq")
+            self._candidate = (s.epoch, s.seq)
+            return False
         changed = self.needs_snapshot or positions != self._positions or orders != self._orders
+        if s.epoch != self.epoch:
+            self._applied = {}
         self._positions, self._orders = positions, orders
         self.epoch, self.seq = s.epoch, s.seq
         self.metrics = s.metrics
         self.has_snapshot = True
-        self._gap = False
+        self._gap, self._candidate = False, None
+        self._applied = {k: d for k, d in self._applied.items() if k <= s.seq}
         self.last_msg_ms = now_ms
         return changed
 
     def _apply_delta(self, d: Delta, now_ms: int) -> bool:
-        self._note_seen(d.epoch, d.seq)
         if not self.has_snapshot:
             return False  # joined late: nothing to apply a delta to
         if d.epoch != self.epoch:
-            self._lose_sync()  # master restarted: our state may be arbitrarily old
+            self._lose_sync()  # master restarted (or a stranger): our state may be arbitrarily old
             return False
-        if d.seq <= self.seq or self._gap:
-            return False  # duplicate/old, or waiting for a snapshot anyway
+        if d.seq <= self.seq:
+            before = self._applied.get(d.seq)
+            if before is not None and before != d:
+                self._conflict(d, f"two different deltas for seq {d.seq}")  # one is not the master's
+            return False  # duplicate/old
+        if self._gap:
+            return False  # waiting for a snapshot anyway
         if d.seq != self.seq + 1:
-            self._lose_sync()
+            self._lose_sync()  # a jump: trust nothing until a snapshot says where the master is
             return False
         changed = False
         for p in d.upsert_positions:
@@ -230,6 +307,9 @@ class Mirror:
         for k in d.remove_orders:
             changed |= self._orders.pop(k, None) is not None
         self.seq = d.seq
+        self._applied[d.seq] = d
+        if len(self._applied) > self._DELTAS_KEPT:
+            del self._applied[min(self._applied)]
         self.last_msg_ms = now_ms
         return changed
 
@@ -242,6 +322,14 @@ class Mirror:
         return MasterState(master=self.master, seq=self.seq, positions=dict(self._positions),
                            orders=dict(self._orders), fresh=self.fresh(now_ms),
                            updated_ms=self.last_msg_ms)
+
+
+_STEADY = attrgetter(*(f.name for f in fields(Position) if f.name not in VOLATILE_POSITION_FIELDS))
+
+
+def _steady(p: Position) -> tuple[Any, ...]:
+    """A position's fields that only a delta changes."""
+    return _STEADY(p)
 
 
 class SnapshotRequester:

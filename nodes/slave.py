@@ -33,6 +33,7 @@ from db import StoreUnavailable  # noqa: E402
 from messaging.clone import Mirror, SnapshotRequester  # noqa: E402
 from messaging.schema import Control, Delta, Snapshot  # noqa: E402
 from monitoring.guardian import Guardian  # noqa: E402
+from nodes.bus_guard import BusGuard, limits_from_settings  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
@@ -90,6 +91,7 @@ class SlaveLoop:
         # a request sent before the bus connection is up is lost (slow joiner): ask again soon
         self.requester = SnapshotRequester(rt.publisher, rt.name, min_interval_ms=250)
         self.mirrors: dict[str, Mirror] = {}
+        self.guard = BusGuard(self, limits_from_settings(settings), self.log)  # issue 15: no message believed blindly
         self.links: dict[tuple[str, int], dict[str, Any]] = {}  # the runner writes it, the planner reads it
         self._link_cache: dict[tuple[str, int], tuple[dict[str, Any], Link]] = {}
         self.followed: set[str] = set()
@@ -162,7 +164,7 @@ class SlaveLoop:
         sub = self.rt.subscriber
         assert sub is not None
         for name in wanted - set(self.mirrors):
-            self.mirrors[name] = Mirror(name, stale_after_ms=self.stale_after_ms)
+            self.mirrors[name] = Mirror(name, stale_after_ms=self.stale_after_ms, check=self.guard.check, on_conflict=self.guard.conflict)
             sub.subscribe(f"pos.{name}")
             self.requester.request(name, utc_ms())
         for name in set(self.mirrors) - wanted:
@@ -559,6 +561,9 @@ class SlaveLoop:
         return self.quotes.get(symbol) if symbol in self._fresh else None
 
     def _quote(self, symbol: str) -> Quote | None:
+        q = self.guard.take_quote(symbol)  # the tick the bus guard read for this very change
+        if q is not None:
+            return q
         tick = self.mt5.symbol_info_tick(symbol)
         return None if tick is None else Quote(bid=float(tick.bid), ask=float(tick.ask), time_msc=int(tick.time_msc))
 
@@ -573,6 +578,7 @@ class SlaveLoop:
             "fifo_close": self.fifo_close,
             "risk": self.guardian.status_info() if self.guardian is not None else None,
             **bus_counters(self.rt.subscriber),
+            **self.guard.status_info(),
             **self.actions.counts,
         }
 

@@ -168,8 +168,10 @@ def test_gap_needs_snapshot_and_is_not_fresh():
     assert m.needs_snapshot and not m.state(10).fresh
     assert set(m.state(10).positions) == {1}  # kept, not emptied
     assert not m.apply(delta(4, up=(pos(9),)), 20)  # still waiting for a snapshot
-    assert m.apply(snap(4, pos(9)), 30)
-    assert m.state(30).fresh and set(m.state(30).positions) == {9} and m.gaps == 1
+    assert not m.apply(snap(4, pos(9)), 30)  # moves a trusted mirror: a candidate until confirmed
+    assert m.needs_snapshot and set(m.state(30).positions) == {1}
+    assert m.apply(snap(4, pos(9)), 40)  # the next snapshot confirms it
+    assert m.state(40).fresh and set(m.state(40).positions) == {9} and m.gaps == 1
 
 
 def test_duplicate_delta_is_ignored_without_gap():
@@ -186,17 +188,20 @@ def test_new_epoch_resets():
     m.apply(snap(7, pos(1)), 0)
     assert not m.apply(delta(1, up=(pos(2),), epoch="F"), 10)  # master restarted, seq reset
     assert m.needs_snapshot and not m.state(10).fresh
-    assert m.apply(snap(1, pos(2), epoch="F"), 20)
+    assert not m.apply(snap(1, pos(2), epoch="F"), 15)  # another epoch: a candidate
+    assert m.apply(snap(1, pos(2), epoch="F"), 20)  # confirmed
     s = m.state(20)
     assert s.fresh and s.seq == 1 and set(s.positions) == {2} and m.epoch == "F"
     assert m.apply(delta(2, rm=(2,), epoch="F"), 30) and m.state(30).positions == {}
 
 
-def test_new_epoch_snapshot_directly_replaces_state():
+def test_new_epoch_snapshot_replaces_state_once_confirmed():
     m = Mirror("m1")
     m.apply(snap(50, pos(1)), 0)
-    assert m.apply(snap(0, epoch="F"), 10)
-    assert m.state(10).fresh and m.state(10).positions == {} and m.seq == 0
+    assert not m.apply(snap(0, epoch="F"), 10)  # one message never empties a trusted mirror
+    assert m.needs_snapshot and m.state(10).fresh and set(m.state(10).positions) == {1}
+    assert m.apply(snap(0, epoch="F"), 20)
+    assert m.state(20).fresh and m.state(20).positions == {} and m.seq == 0
 
 
 def test_stale_after_silence_but_never_empty():
@@ -217,11 +222,11 @@ def test_old_snapshot_ignored():
     assert set(m.state(2).positions) == {1, 2} and m.seq == 6
 
 
-def test_snapshot_older_than_a_seen_delta_does_not_heal_a_gap():
+def test_one_snapshot_after_a_gap_does_not_heal_it():
     m = Mirror("m1")
-    m.apply(snap(1), 0)
-    m.apply(delta(4, up=(pos(4),)), 1)  # gap: 2, 3 lost
-    assert not m.apply(snap(2, pos(2)), 2)  # known to be outdated already
+    m.apply(snap(1, pos(1)), 0)
+    m.apply(delta(4, up=(pos(4),)), 1)  # gap: 2, 3 lost (or a stranger's jump)
+    assert not m.apply(snap(2, pos(2)), 2)  # it takes position 1 away: a second snapshot must confirm
     assert m.needs_snapshot
     assert m.apply(snap(4, pos(4)), 3) and not m.needs_snapshot
 
@@ -279,12 +284,13 @@ def test_lossy_reordered_delivery_then_snapshot_converges(history, data):
         s = m.state(1)
         if s.fresh:  # whenever it claims freshness, it holds exactly the master's state at s.seq
             assert (s.positions, s.orders) == truth[s.seq]
-    sp.request_snapshot()
     last_vols, last_prices = history[-1]
-    sp.update({i: pos(i, volume=v) for i, v in last_vols.items()},
-              {k: order(k, p) for k, p in last_prices.items()}, None, len(history) + 1)
-    for msg in rec.take():
-        m.apply(msg, 2)
+    for extra in (1, 2):  # a snapshot that moves the mirror is adopted when the next one confirms it
+        sp.request_snapshot()
+        sp.update({i: pos(i, volume=v) for i, v in last_vols.items()},
+                  {k: order(k, p) for k, p in last_prices.items()}, None, len(history) + extra)
+        for msg in rec.take():
+            m.apply(msg, 2)
     s = m.state(2)
     assert s.fresh and s.seq == sp.seq
     assert s.positions == {i: pos(i, volume=v) for i, v in last_vols.items()}

@@ -19,6 +19,7 @@ from nodes.runtime import utc_ms
 from nodes.slave import METRICS_MAX_AGE_MS, SlaveLoop
 from sim import Simulator
 from terminals.convert import ContractSizes, positions_by_identifier
+from tests.nodes.master_feed import feed
 from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 
 RISK = {"profile": "ftmo_2step", "initial_balance": 10000, "max_positions": 50}
@@ -99,7 +100,7 @@ def _deal(mt5, symbol, side="BUY", volume=0.1, position=0, comment=""):
 
 def _change(loop, master, seq):
     """The master's change reaches the slave; the pass it triggers (as _turn runs it)."""
-    assert loop.on_message(_snapshot(master, seq))
+    assert feed(loop, _snapshot(master, seq))
     loop.reconcile(full=False)
 
 
@@ -109,7 +110,7 @@ def _before_send(calls: list[str]) -> list[str]:
 
 
 def _settle(loop, master, seq):
-    loop.on_message(_snapshot(master, seq))
+    feed(loop, _snapshot(master, seq))
     loop.reconcile(full=True)
 
 

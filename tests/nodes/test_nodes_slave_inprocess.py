@@ -10,6 +10,7 @@ from messaging.schema import Snapshot
 from nodes.slave import SlaveLoop
 from sim import Simulator
 from terminals.convert import ContractSizes, positions_by_identifier
+from tests.nodes.master_feed import feed
 
 
 class Crash(BaseException):
@@ -222,7 +223,7 @@ def test_hot_reload_applies_symbol_map_without_restart(world):
     loop.reload()
     assert loop.rt.stop_code is None and loop.cfg.symbol_map == {"XAUUSD": "GOLD"}
     _buy(master, "XAUUSD", 0.1)
-    loop.on_message(_snapshot(master, seq=2))
+    feed(loop, _snapshot(master, seq=2))
     loop.reconcile()
     assert [p.symbol for p in slave.positions_get()] == ["GOLD"]
 
@@ -253,7 +254,7 @@ def test_a_failing_close_is_retried_with_backoff_not_every_pass(world):
     close_req = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 1, "position": opened.order, "price": master.symbol_info_tick("EURUSD").bid, "type_filling": 1}
     assert master.order_send(close_req).retcode == 10009
     sim.inject_fault(2001, "retcode", code=10006, count=50)  # the slave broker rejects every close
-    loop.on_message(_snapshot(master, seq=2))
+    feed(loop, _snapshot(master, seq=2))
     calls.clear()
     for _ in range(5):
         loop.reconcile()
@@ -290,7 +291,7 @@ def test_dry_run_plans_and_records_but_sends_nothing(world):
     loop.reload()
     master.order_send({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 1, "position": opened.order, "price": master.symbol_info_tick("EURUSD").bid, "type_filling": 1})
     _buy(master, "GBPUSD")
-    loop.on_message(_snapshot(master, seq=2))
+    feed(loop, _snapshot(master, seq=2))
     loop.reconcile()
     loop.reconcile()
     assert [p.symbol for p in slave.positions_get()] == ["EURUSD.c"]  # neither the close nor the open was sent

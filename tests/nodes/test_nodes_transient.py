@@ -11,6 +11,7 @@ from nodes.runtime import utc_ms
 from nodes.slave import SlaveLoop
 from sim import Simulator
 from terminals.convert import ContractSizes, orders_by_ticket, positions_by_identifier
+from tests.nodes.master_feed import feed
 from tests.nodes.test_nodes_slave_inprocess import FakeRuntime
 
 PROP = "SimProp-Server"
@@ -76,7 +77,7 @@ def _link(store):
 def _pass(loop, master, seq, *, expire_backoff=True):
     if expire_backoff:
         loop.actions.backoff.clear()  # as if the backoff delay had passed
-    loop.on_message(_snapshot(master, seq))
+    feed(loop, _snapshot(master, seq))
     loop.reconcile()
 
 
