@@ -183,3 +183,10 @@ def test_netting_held_follows_the_planners_own_reduction():
     held = held_volumes(model.ctx(slave_cfg, masters))
     assert held == {(MASTER, 1): 0.4, (M2, 2): 0.5}
     assert model.links[(MASTER, 1)].slave_volume == 1.0  # the sizing ratio is untouched
+
+
+def test_the_link_value_loads_held_volume_and_leaves_it_none_when_absent():
+    row = {"slave_name": SLAVE, "master_name": MASTER, "master_ticket": 1, "slave_volume": 1.0}
+    assert Link.from_record(row).held_volume is None
+    assert Link.from_record({**row, "held_volume": 0}).held_volume == 0.0
+    assert Link.from_record({**row, "held_volume": 0.6}).to_record()["held_volume"] == 0.6

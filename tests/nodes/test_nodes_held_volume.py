@@ -12,8 +12,8 @@ import pytest
 
 import cli
 from dashboard import views
-from tests.nodes.test_nodes_copy_calls import CountingTerminal, _deal, _loop, _settle, _snapshot, world  # noqa: F401
 from tests.nodes.master_feed import feed
+from tests.nodes.test_nodes_copy_calls import CountingTerminal, _deal, _loop, _settle, _snapshot, world  # noqa: F401
 
 
 class StoreWrites:
