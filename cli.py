@@ -363,11 +363,39 @@ def _first(doc: dict[str, Any], *keys: str) -> Any:
     return "-"
 
 
+EVENT_DATA_WIDTH = 140  # characters of the DATA column; --json shows every field
+
+
+def event_brief(data: dict[str, Any], width: int = EVENT_DATA_WIDTH) -> str:
+    """An event's data as ``key=value`` pairs within ``width`` characters.
+
+    Whole pairs only: a pair that does not fit (and every one after it) is left out and
+    counted (``… +N more, --json``), so no value is ever shown cut (a ticket or reason
+    cut mid-value reads as a different one). A first pair longer than ``width`` is shown
+    cut with ``…`` so the line is never empty.
+    """
+    pairs = [f"{k}={v}" for k, v in data.items() if v is not None]
+    shown: list[str] = []
+    used = 0
+    for i, pair in enumerate(pairs):
+        left = len(pairs) - i - 1
+        tail = len(f" … +{left} more, --json") if left else 0
+        if used + len(pair) + (1 if shown else 0) + tail <= width:
+            shown.append(pair)
+            used += len(pair) + (1 if len(shown) > 1 else 0)
+            continue
+        if not shown:
+            shown.append(pair[: max(1, width - 1 - len(f" … +{left} more, --json"))] + "…")
+            left = len(pairs) - 1
+        else:
+            left = len(pairs) - len(shown)
+        return " ".join(shown) + (f" … +{left} more, --json" if left else "")
+    return " ".join(shown)
+
+
 def _event_line(e: dict[str, Any]) -> list[Any]:
-    data = e.get("data") or {}
-    brief = " ".join(f"{k}={v}" for k, v in data.items() if v is not None)
     return [e.get("id"), iso(e.get("ts_ms")), e.get("level"), e.get("node") or "-", e.get("account") or "-",
-            e.get("kind"), brief[:140]]
+            e.get("kind"), event_brief(e.get("data") or {})]
 
 
 EVENT_HEADERS = ["ID", "TIME (UTC)", "LEVEL", "NODE", "ACCOUNT", "KIND", "DATA"]

@@ -27,7 +27,8 @@ from .risk_store import LOCK_PREFIX, STATE_PREFIX, release_key
 FORMATS = ("table", "csv", "json")
 TABLE_COLUMNS = [
     ("account", "account"), ("day", "day"), ("starting_balance", "start bal"), ("ending_balance", "end bal"),
-    ("ending_equity", "end eq"), ("realised_pl", "realised"), ("floating_pl", "floating"), ("trades", "trades"),
+    ("ending_equity", "end eq"), ("realised_pl", "realised"), ("balance_ops", "deposits"), ("floating_pl", "floating"),
+    ("trades", "trades"),
     ("win_rate", "win %"), ("profit_factor", "PF"), ("max_drawdown_money", "max DD"),
     ("daily_headroom_min", "daily room min"), ("overall_headroom_min", "overall room min"),
     ("worst_level", "worst"), ("final", "final"),

@@ -185,3 +185,22 @@ def test_events_follow_prints_new_events_as_they_come(db):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_event_data_is_shown_in_whole_pairs_never_cut_mid_value():
+    from cli import EVENT_DATA_WIDTH, event_brief
+
+    data = {"master": "FTMO_SIGNAL", "master_ticket": 50000123, "slave_ticket": 7100456,
+            "reason": "slippage 812.4 points > tolerance 300 at send time", "symbol": "XAUUSD.c",
+            "volume": 0.37, "price": 2411.52, "retcode": 10009, "note": None}
+    text = event_brief(data)
+    assert len(text) <= EVENT_DATA_WIDTH
+    shown, _, more = text.partition(" … +")
+    full = [f"{k}={v}" for k, v in data.items() if v is not None]
+    [k] = [k for k in range(1, len(full)) if shown == " ".join(full[:k])]  # whole pairs, in order
+    assert k == 4  # the reason fits whole; the symbol pair would not with the tail
+    assert more == f"{len(full) - k} more, --json"
+    assert event_brief({"a": 1, "b": None}) == "a=1"
+    assert event_brief({}) == ""
+    long = event_brief({"reason": "x" * 300, "k": 1})
+    assert long.startswith("reason=xxx") and "…" in long and len(long) <= EVENT_DATA_WIDTH

@@ -81,3 +81,15 @@ def test_reports_are_computed_off_the_trading_loop(env):
     g.close(env.clock.now)  # drains the queue, then writes today's report itself
     assert g.reports.worker is None and not worker.is_alive()
     assert env.store.get_flag("report:A:2025-01-06")["login"] == 2004
+
+
+def test_the_table_shows_the_days_deposits_so_start_and_end_add_up(stored):
+    """Funded the same day: start ≈ 0, end ≈ 10,000 — the deposits column says why."""
+    [a] = load_reports(stored.store, account="A", day="2025-01-06")
+    lines = [ln for ln in render([a], "table").splitlines() if not set(ln) <= {"-", " "}]
+    head = [h.strip() for h in lines[0].split("  ") if h.strip()]
+    cells = [c.strip() for c in lines[1].split("  ") if c.strip()]
+    row = dict(zip(head, cells, strict=True))
+    assert row["deposits"] == "10,000.00"
+    money = {k: float(row[k].replace(",", "")) for k in ("start bal", "realised", "deposits", "end bal")}
+    assert money["start bal"] + money["realised"] + money["deposits"] == pytest.approx(money["end bal"], abs=0.01)
