@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from config import settings, settings_for  # noqa: E402
 from copier.accounts import AccountConfigError, terminal_conflicts, validate_account  # noqa: E402
+from copier.held import recorded_held  # noqa: E402
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import missing_store  # noqa: E402
 from fleet import controls  # noqa: E402
@@ -338,15 +339,22 @@ def cmd_links(args: argparse.Namespace, store: Any) -> int:
     if args.limit:
         trades = trades[-args.limit:]
     rows = [[t.get("master_name"), t.get("master_ticket"), t.get("slave_ticket") or "-", t.get("symbol") or "-",
-             t.get("direction") or t.get("side") or "-", _first(t, "slave_volume", "volume", "master_volume"),
+             t.get("direction") or t.get("side") or "-", _held(t), _first(t, "slave_volume"),
              t.get("status"), iso(t.get("created_ms")),
              f"{t['latency_ms']:.1f}" if isinstance(t.get("latency_ms"), (int, float)) else "-",
              ((t.get("retry_reason") if t.get("status") == "PENDING" else "") or t.get("skip_reason") or t.get("reason")
               or t.get("error") or "")[:60]] for t in trades]
-    text = format_table(["MASTER", "M.TICKET", "S.TICKET", "SYMBOL", "DIR", "VOLUME", "STATUS", "CREATED",
+    text = format_table(["MASTER", "M.TICKET", "S.TICKET", "SYMBOL", "DIR", "HELD", "OPENED", "STATUS", "CREATED",
                          "LAT ms", "REASON"], rows) if rows else f"no links for {args.slave}"
     emit(args, {"slave": args.slave, "links": trades}, text)
     return EXIT_OK
+
+
+def _held(doc: dict[str, Any]) -> Any:
+    """The lots the follower holds for a link (``held_volume``; links written before it
+    existed: the opening ``slave_volume``); a CLOSED link shows what it held last."""
+    held = recorded_held(doc)
+    return _first(doc, "volume", "master_volume") if held is None else held
 
 
 def _first(doc: dict[str, Any], *keys: str) -> Any:

@@ -9,10 +9,15 @@ Lifecycle: PENDING (intent written before order_send, outcome unknown; or refuse
 transient reason such as 10018 market closed: ``retry_reason`` says why, and the copy is
 planned again while the master holds it) -> OPEN (slave ticket known) -> CLOSED. SKIPPED (decided not to copy) and FAILED (gave up after
 ``max_attempts``) are terminal like CLOSED: such a master ticket is never copied again.
-``master_volume``/``slave_volume`` are the volumes when the copy was first opened: partial
-closes and adds scale from them, so they never need rewriting - except on a flip (a netting
-master's position changed side under the same identifier), when they, ``direction`` and
-``master_direction`` are rewritten for the new side (``Flip``). ``reduced_to`` (netting) is
+``master_volume``/``slave_volume`` are the volumes when the copy was first opened: the sizing
+ratio partial closes and adds scale from, so they never need rewriting - except on a flip (a
+netting master's position changed side under the same identifier), when they, ``direction``
+and ``master_direction`` are rewritten for the new side (``Flip``). What the follower HOLDS
+now is ``held_volume`` (lots; ``copier/held.py``): set by the slave with every fill, partial close,
+adoption and flip it records, and corrected by its timer's full pass from the positions it
+read (a manual partial close, an SL that took part of a position); views show it, falling
+back to ``slave_volume`` for links written before the field existed (None here); a CLOSED
+link keeps the volume it last held. ``reduced_to`` (netting) is
 the master volume the last reduction booked to this copy followed, so the next reduction of
 the shared net position is booked to the master position that shrank since, not to one that
 shrank earlier.
@@ -56,6 +61,7 @@ class Link:
     # a netting slave sums these to its net target (docs/copier.md, "Net target")
     lot_ratio: float = 0.0
     reduced_to: float = 0.0  # netting: master volume at the last reduction booked to this copy (0 = none)
+    held_volume: float | None = None  # lots the follower holds now (None: not recorded, see copier/held.py)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -81,7 +87,7 @@ class Link:
         for key in ("master_ticket", "slave_ticket", "attempts"):
             if key in data:
                 data[key] = int(data[key])
-        for key in ("master_volume", "slave_volume", "lot_ratio", "reduced_to"):
+        for key in ("master_volume", "slave_volume", "lot_ratio", "reduced_to", "held_volume"):
             if key in data:
                 data[key] = float(data[key])
         data.setdefault("master_name", "")

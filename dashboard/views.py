@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from copier.held import recorded_held
+
 LIVE_STATUSES = ("PENDING", "OPEN")
 FINAL_BAD = ("SKIPPED", "FAILED")
 LINK_FILTERS = ("slave", "master", "status", "symbol")
@@ -104,14 +106,15 @@ def account_rows(accounts: Iterable[Mapping[str, Any]], nodes: Mapping[str, Mapp
 
 
 def link_row(t: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy as the page shows it."""
+    """A copy as the page shows it: ``held_volume`` is the lots it holds now (its last
+    held volume once closed), ``slave_volume`` the lots it was opened with."""
     status = t.get("status")
     reason = (t.get("retry_reason") if status == "PENDING" else None) or t.get("skip_reason") or t.get("reason") or t.get("error")
     return {
         "slave": t.get("slave_name"), "master": t.get("master_name"), "master_ticket": t.get("master_ticket"),
         "slave_ticket": t.get("slave_ticket"), "symbol": t.get("symbol"), "master_symbol": t.get("master_symbol"),
         "direction": t.get("direction"), "master_volume": _num(t.get("master_volume")),
-        "slave_volume": _num(t.get("slave_volume")), "master_price": _num(t.get("master_price")),
+        "slave_volume": _num(t.get("slave_volume")), "held_volume": recorded_held(t), "master_price": _num(t.get("master_price")),
         "slave_price": _num(t.get("slave_price")), "slippage_points": _num(t.get("slippage_points")),
         "latency_ms": _num(t.get("latency_ms")), "status": status, "reason": reason or None,
         "created_ms": t.get("created_ms"), "updated_ms": t.get("updated_ms"), "kind": t.get("kind"),
@@ -170,7 +173,8 @@ def exposure(links: Iterable[Mapping[str, Any]], positions: Mapping[str, Iterabl
     """Net lots and notional per symbol per account, and the total per underlying (the
     master's symbol: GOLD at one broker and XAUUSD at another are one exposure; notional
     summed, lots not, since contract sizes differ across brokers).
-    Masters from their bus positions, followers from their OPEN links; a follower's
+    Masters from their bus positions, followers from their OPEN links (the lots each copy
+    holds now, ``held_volume``; links written before it: ``slave_volume``); a follower's
     contract size is the master's divided by the link's ``contract_factor`` (or the
     master's when the link has none)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -198,7 +202,7 @@ def exposure(links: Iterable[Mapping[str, Any]], positions: Mapping[str, Iterabl
     for t in links:
         if t.get("status") != "OPEN" or t.get("kind") == "order":
             continue
-        vol = _num(t.get("slave_volume")) or 0.0
+        vol = recorded_held(t) or 0.0  # what the follower holds now, not what the copy opened with
         mkey = (t.get("master_name"), t.get("master_symbol"))
         mcs = _num(t.get("master_contract_size")) or cs_by_master.get(mkey)
         factor = _num(t.get("contract_factor")) or _num(t.get("lot_factor"))

@@ -40,6 +40,7 @@ from nodes.lease import LeaseLost  # noqa: E402
 from nodes.rates import RateBook, symbol_currencies  # noqa: E402
 from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
 from nodes.slave_actions import ActionRunner, PassData  # noqa: E402
+from nodes.slave_held import sync_held  # noqa: E402
 from terminals.convert import (  # noqa: E402
     deal_from_mt5,
     estimate_server_offset_ms,
@@ -375,6 +376,9 @@ class SlaveLoop:
             except StoreUnavailable as exc:  # never trade without the record: stop this pass
                 self.log.error("store_unavailable_pass_aborted", error=str(exc))
                 break
+        else:
+            if full:  # the timer's pass (off the copy path): what each copy holds now, on its link
+                sync_held(self.actions, ctx, actions, specs)
         for name, view in views.items():
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)

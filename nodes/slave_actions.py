@@ -32,6 +32,7 @@ from copier.actions import (
     RemovePending,
 )
 from copier.expiry import TIME_CODES
+from copier.held import added_held, recorded_held, reduced_held
 from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
 from copier.models import AccountMetrics, Position, Quote, SymbolSpec
 from copier.orders import choose_filling
@@ -201,7 +202,10 @@ class ActionRunner:
         elif isinstance(action, RecordSkip):
             self._record_skip(action)
         elif isinstance(action, Adopt):
-            self._save((action.master_name, action.master_ticket), {"status": OPEN, "kind": action.kind, "slave_ticket": action.slave_ticket, "slave_price": action.price}, create={**self._intent_fields(action), "slave_volume": action.volume})
+            fields = {"status": OPEN, "kind": action.kind, "slave_ticket": action.slave_ticket, "slave_price": action.price}
+            if action.kind == KIND_POSITION:  # what the adopted copy holds (a pending copy holds nothing yet)
+                fields["held_volume"] = action.volume
+            self._save((action.master_name, action.master_ticket), fields, create={**self._intent_fields(action), "slave_volume": action.volume})
             self._trade_log(action, slave_ticket=action.slave_ticket).info("copy_adopted", volume=action.volume)
             self.event("copy_adopted", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket)
         elif isinstance(action, Flip):
@@ -226,6 +230,9 @@ class ActionRunner:
                   "flip_reason": action.reason, "flip_time": iso_utc(utc_ms()), **_sizing_fields(action)}
         if action.status == PENDING:
             fields["attempts"] = 0
+        # hedging: the new side is still to be opened (its fill sets what it holds); netting:
+        # the share moved to the new side (the full pass corrects it from the position)
+        fields["held_volume"] = 0.0 if action.status == PENDING else action.slave_volume
         existing = self.links.get(key) or {}
         fields["flips"] = int(existing.get("flips", 0) or 0) + 1
         self._save(key, fields)
@@ -349,12 +356,15 @@ class ActionRunner:
                 position = self._find_tagged(action.symbol, action.comment, p.margin_mode)
                 slave_ticket = int(position.identifier) if position is not None else 0
             fields: dict[str, Any] = {"status": OPEN, "retcode": outcome.retcode, "attempts_sent": outcome.attempts}
+            filled = outcome.volume or action.volume
+            # a new copy holds its fill; an add or a restore adds its fill to what the copy held
+            fields["held_volume"] = filled if action.purpose in INTENT_PURPOSES else added_held(recorded_held(self.links.get(key) or {}), filled)
             if action.purpose in INTENT_PURPOSES:
                 master_open = self._master_open_ms(p.views, action)
                 spec = p.specs.get(action.symbol)
                 slip = abs(outcome.price - action.master_price) / spec.point if spec and spec.point and action.master_price else None
                 fields.update({
-                    "slave_ticket": slave_ticket, "slave_price": outcome.price, "slave_volume": outcome.volume or action.volume,
+                    "slave_ticket": slave_ticket, "slave_price": outcome.price, "slave_volume": filled,
                     "open_time": iso_utc(outcome.filled_ms), "filled_ms": outcome.filled_ms, "sent_ms": outcome.sent_ms, "slippage_points": round(slip, 1) if slip is not None else None,
                     "latency_ms": _plausible_latency(outcome.filled_ms, master_open), "hub_ms": hub_ms,
                 })
@@ -372,7 +382,10 @@ class ActionRunner:
         elif outcome.status == UNKNOWN:
             position = self._find_tagged(action.symbol, action.comment, p.margin_mode)
             if position is not None and action.purpose in INTENT_PURPOSES:
-                self._save(key, {"status": OPEN, "slave_ticket": int(position.identifier), "slave_price": float(position.price_open), "open_time": iso_utc(utc_ms())})
+                found = {"status": OPEN, "slave_ticket": int(position.identifier), "slave_price": float(position.price_open), "open_time": iso_utc(utc_ms())}
+                if p.margin_mode == "hedging":  # our tagged position (netting: the shared one; the full pass values the share)
+                    found["held_volume"] = float(position.volume)
+                self._save(key, found)
                 log.bind(slave_ticket=int(position.identifier)).warning("copy_found_after_unknown_result", reason=outcome.reason)
             else:
                 log.warning("copy_outcome_unknown", reason=outcome.reason)
@@ -444,8 +457,11 @@ class ActionRunner:
             if not action.partial and action.ends_link and key in self.links and self._all_closed(action, p):
                 self._save(key, {"status": CLOSED, "close_reason": action.reason, "close_time": iso_utc(utc_ms()), "close_price": outcome.price})
                 self.counts["closed"] += 1
-            elif action.master_volume_now > 0 and key in self.links:  # netting: this reduction followed that master volume
-                self._save(key, {"reduced_to": action.master_volume_now})
+            elif key in self.links and (action.master_volume_now > 0 or self.links[key].get("status") == OPEN):  # the link lives on: what it holds now
+                fields: dict[str, Any] = {"held_volume": reduced_held(recorded_held(self.links[key]), action.volume)}
+                if action.master_volume_now > 0:  # netting: this reduction followed that master volume
+                    fields["reduced_to"] = action.master_volume_now
+                self._save(key, fields)
             log.info("copy_closed" if not action.partial else "copy_partially_closed", reason=action.reason, price=outcome.price, retcode=outcome.retcode)
             self.event("copy_closed" if not action.partial else "copy_partially_closed", master=action.master_name, master_ticket=action.master_ticket, slave_ticket=action.slave_ticket, volume=action.volume, reason=action.reason, price=outcome.price,
                           **({"master_volume": action.master_volume_now} if action.master_volume_now > 0 else {}))

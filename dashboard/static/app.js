@@ -81,7 +81,7 @@ function renderPositions() {
       if (f && p.master !== f && c.slave !== f) continue;
       out.push(`<tr class="copy" data-slave="${esc(c.slave)}" data-master-ticket="${esc(c.master_ticket)}"><td>${esc(c.slave)}</td>
         <td class="num">${esc(c.slave_ticket || "-")}</td><td>${esc(c.symbol)}</td><td>${esc(c.direction)}</td>
-        <td class="num">${num(c.slave_volume)}</td><td class="num">${num(c.slave_price, 5)}</td><td class="num">${num(c.slippage_points, 1)}</td>
+        <td class="num" title="opened with ${num(c.slave_volume)}">${num(c.held_volume)}</td><td class="num">${num(c.slave_price, 5)}</td><td class="num">${num(c.slippage_points, 1)}</td>
         <td class="num">${num(c.latency_ms, 1)}</td><td class="s-${esc(c.status)} status">${esc(c.status)}</td><td class="reason">${esc(c.reason)}</td></tr>`);
     }
   }
@@ -182,7 +182,7 @@ async function act(action, account) {
       await post(`${base}/release`); toast(`lock release requested for ${account}`);
     } else if (action === "flatten") {
       const pre = await (await fetch(`${base}/flatten`, { credentials: "same-origin" })).json();
-      const list = (pre.open_copies || []).map((c) => `<li>${esc(c.symbol)} ${esc(c.direction)} ${num(c.slave_volume)} lots (master ${esc(c.master)} #${esc(c.master_ticket)})</li>`).join("");
+      const list = (pre.open_copies || []).map((c) => `<li>${esc(c.symbol)} ${esc(c.direction)} ${num(c.held_volume)} lots (master ${esc(c.master)} #${esc(c.master_ticket)})</li>`).join("");
       const ok = await confirmDialog(`Flatten ${account}?`, `<p>Close EVERY copied position on <b>${esc(account)}</b> and pause it.
         Open copies: <b class="open-count">${(pre.open_copies || []).length}</b></p><ul>${list}</ul>`);
       if (!ok) { toast("flatten cancelled"); return; }
