@@ -83,9 +83,12 @@ def run(args: argparse.Namespace, store: Any, cfg: Any, emit: Callable[[Any, str
             f"secret key  {secret_path}  ({how}; never copy it to another machine)",
             f"public file {public_path}  (safe to share)",
             ("on the bus allow-list as " + args.name) if args.allow else
-            f"not on the allow-list yet: python cli.py keys allow {keys.public} --name {args.name}",
+            # the file form: a Z85 key holds & ! $ ( ) that shells (bash, PowerShell, cmd) would interpret
+            f'not on the allow-list yet: on the bus host, python cli.py keys allow "{public_path}" --name {args.name}'
+            " (or the public key above in single quotes)",
             "",
             "settings for this host (copyhub.toml):",
+            "  bus_host = '<the bus host's address>'   # e.g. '10.0.0.5'; 127.0.0.1 on the bus host itself",
             f"  bus_key_file = '{secret_path}'",
             "  bus_server_key = '<the bus host's public key>'   # on the bus host itself: "
             f"'{keys.public}'",

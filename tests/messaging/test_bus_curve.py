@@ -414,3 +414,23 @@ def test_refusal_log_lines_are_limited_per_window(caplog, monkeypatch):
     r.refuse("unknown key", side="publisher", address="10.0.0.9", key="K" * 40)
     assert "7 more not logged" in caplog.text
     assert r.total == security.LOG_PER_WINDOW + 9
+
+
+def test_keys_create_prints_an_allow_command_a_shell_can_paste(tmp_path, capsys):
+    """A Z85 key holds & ! $ ( ): the printed command names the public file, quoted."""
+    import shlex
+
+    import cli
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert cli.main(["--db", db, "keys", "create", "--name", "VPS-2", "--dir", str(tmp_path / "my keys")]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "keys allow" in ln)
+    command = line[line.index("python cli.py"):line.index(" (or")]
+    argv = shlex.split(command)  # what bash would pass: the quoted path with its space is one argument
+    assert argv[:4] == ["python", "cli.py", "keys", "allow"] and argv[-2:] == ["--name", "VPS-2"]
+    assert cli.main(["--db", db, *argv[2:]]) == 0
+    from db import open_store
+    with open_store(db) as store:
+        assert [k["name"] for k in store.list_bus_keys()] == ["VPS-2"]
+    assert "bus_host = " in out
