@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, overload
 
 from copier.filters import follows as _follows
+from copier.risk.config import RiskConfigError, resolve_risk_config
 from copier.sizing import MODES as SIZING_MODES
 from copier.sizing import SizingConfig
 from copier.tags import master_hash
@@ -344,6 +345,11 @@ def validate_account(doc: Mapping[str, Any], *, default_slippage: int = 50, defa
     risk = c.get("risk", None)
     if risk is not None and not isinstance(risk, Mapping):
         raise c.fail("risk", "an object of risk rules", risk)
+    if risk is not None:  # the guardian's own rules (copier/risk/config.py), so add/--check/list refuse what a node would
+        try:
+            resolve_risk_config(risk, is_master=typ == MASTER)
+        except RiskConfigError as exc:
+            raise c.fail(f"risk.{exc.field}", exc.expected, exc.got) from None
     follows = c.string_list("follows")
     return AccountConfig(
         name=name,

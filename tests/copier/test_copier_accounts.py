@@ -1,4 +1,5 @@
 import pickle
+import re
 
 import pytest
 
@@ -137,7 +138,7 @@ def test_follows_master():
 def test_hot_reloadable_diff():
     base = validate_account(SEED_SLAVE)
     hot = validate_account({**SEED_SLAVE, "symbol_map": {}, "slippage_tolerance": 10, "sizing": "balance_ratio", "reverse": True,
-                            "max_lot": 2, "risk": {"max_daily_loss": 5}, "dry_run": True, "follows": ["FTMO_Master"]})
+                            "max_lot": 2, "risk": {"profile": "ftmo_2step", "initial_balance": 100000}, "dry_run": True, "follows": ["FTMO_Master"]})
     assert base.hot_reloadable_diff(hot) and base.hot_reloadable_diff(base)
     for change in ({"path": "D:/other.exe"}, {"type": "MASTER"}, {"magic": 1}, {"name": "X"},
                    {"terminal": {"kind": "sim", "login": 3}}):
@@ -178,3 +179,19 @@ def test_masters_with_colliding_tag_hashes_are_refused():
                                          {**SEED_MASTER, "name": b, "path": f"C:/MT5/{b}/terminal64.exe"}])
     assert [c.name for c in configs] == [a]
     assert errors[0].account == b and "hash" in str(errors[0])
+
+
+@pytest.mark.parametrize("risk,field", [
+    ({"profile": "ftmo"}, "risk.profile"),  # a profile name the guardian does not know
+    ({"max_daily_loss": 5}, "risk.max_daily_loss"),  # a key the guardian does not know
+    ({"daily_limit_pct": 140}, "risk.daily_limit_pct"),  # out of range
+    ({"reset_time": "25:00"}, "risk.reset_time"),
+    ({"reset_tz": "Europe/Nowhere"}, "risk.reset_tz"),
+])
+def test_risk_rules_are_checked_where_the_account_is(risk, field):
+    """add, --check and list refuse what the node's guardian would refuse at start."""
+    doc = {"name": "FTMO_100k", "type": "SLAVE", "terminal": {"kind": "sim", "login": 2001}, "risk": risk}
+    with pytest.raises(AccountConfigError, match=re.escape(f"field '{field}'")):
+        validate_account(doc)
+    ok = validate_account({**doc, "risk": {"profile": "ftmo_2step", "initial_balance": 100000}})
+    assert ok.risk == {"profile": "ftmo_2step", "initial_balance": 100000}
