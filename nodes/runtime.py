@@ -314,15 +314,21 @@ class NodeRuntime:
         account: Any = cfg
         if self.args.path:
             account = {"name": cfg.name, "terminal": {"kind": "mt5", "path": self.args.path}}
+        said: str | None = None
         while not self.stopping:
             try:
                 mt5 = open_terminal(account, default_sim_endpoint=self.args.sim_endpoint)
             except TerminalError as exc:
                 self.set_error(str(exc))
                 self.log.warning("terminal_unavailable", error=str(exc), retry_in_s=delay)
+                if str(exc) != said:  # in the audit trail once per distinct error, not only in the log
+                    said = str(exc)
+                    self.event("terminal_unavailable", level="error", error=said)
                 self.publish_status()
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 10.0)
+                if self._account_changed(cfg):
+                    return None
                 continue
             try:
                 self.verify_account(mt5, cfg)
@@ -330,6 +336,8 @@ class NodeRuntime:
                 _quietly(mt5.shutdown)
                 self.publish_status()
                 self.stop_event.wait(WRONG_ACCOUNT_RETRY_S)
+                if self._account_changed(cfg):
+                    return None
                 continue
             except StoreUnavailable as exc:  # cannot read the pin: do not guess
                 self.set_error(f"cannot check the account's pinned login: {exc}")
@@ -342,6 +350,31 @@ class NodeRuntime:
             self.log.info("terminal_connected")
             return mt5
         return None
+
+    def _account_changed(self, cfg: AccountConfig) -> bool:
+        """While the terminal cannot be used: has the operator changed or disabled this
+        account in the store? Then the node stops (disabled: exit 0; changed: exit 75, the
+        launcher starts it again on the new document) instead of retrying the old settings.
+        A document that does not validate is left to the reload's refusal (no stop)."""
+        doc = self.read_account_doc()
+        if doc is None:
+            return False
+        if not doc.get("enabled", True):
+            self.log.warning("account_disabled_stopping")
+            self.request_stop(EXIT_OK)
+            return True
+        try:
+            new = validate_account(doc, default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE,
+                                   default_magic=settings.DEFAULT_MAGIC_NUMBER)
+        except AccountConfigError:
+            return False
+        changed = sorted(f for f in cfg.changed_fields(new) if f != "dry_run")
+        if not changed:
+            return False
+        self.log.warning("config_changed_restart", fields=changed, note="the terminal was not usable with the old settings")
+        self.event("config_changed_restart", fields=changed)
+        self.request_stop(EXIT_RESTART)
+        return True
 
     def verify_account(self, mt5: Any, cfg: AccountConfig, info: Any = None) -> None:
         """Raise WrongAccount unless the terminal is logged into ``cfg``'s account.
@@ -426,11 +459,14 @@ class NodeRuntime:
         note = "; ".join(self.notes[k] for k in sorted(self.notes)) or None
         if note:
             info["note"] = note
+        # the reason the operator reads: the node's own error first (a terminal that will not
+        # log in also leaves the bus quiet; the bus is not what to look at then)
+        reason = "; ".join(x for x in (self.last_error, note) if x) or None
         status = Status(node=self.name, role=self.role, state=self.state, pid=self.pid, ts_ms=now, account=metrics, error=self.last_error, info=info)
         self.publisher.publish(status)
         if now - self._last_store_heartbeat >= 1000:
             self._last_store_heartbeat = now
-            fields = {"role": self.role, "pid": self.pid, "state": self.state, "heartbeat_ms": now, "error": self.last_error, "info": info, "reason": note}
+            fields = {"role": self.role, "pid": self.pid, "state": self.state, "heartbeat_ms": now, "error": self.last_error, "info": info, "reason": reason}
             if metrics is not None:
                 fields["account"] = metrics.to_dict()
             try:

@@ -51,3 +51,28 @@ def test_a_refused_reload_is_the_nodes_reason_and_is_raised_once(running):
     running.store.update_account("S1", {"slippage_tolerance": 300})
     wait_until(lambda: not (running.store.get_node("S1") or {}).get("reason"), timeout=10, message="reason cleared")
     assert running.store.list_events(account="S1", kind="config_reload_refused_cleared")
+
+
+def test_a_terminal_that_will_not_log_in_is_the_reason_and_a_fixed_account_restarts_the_node(tmp_path):
+    """No proxy and no terminal: the reason names the terminal first (not only the bus), the
+    failure is in the audit trail, and fixing the login in the store stops the retrying node
+    with exit 75 so the launcher starts it on the new document (disabling stops it with 0)."""
+    with LocalFleet(tmp_path, tick_hz=0, env=FAST) as fleet:
+        fleet.start_sim()
+        fleet.sim_account("S", "SLAVE", 2999)  # no such login in the simulated world
+        proc = fleet.start_node("slave", "S")
+
+        def doc() -> dict:
+            return fleet.store.get_node("S") or {}
+
+        wait_until(lambda: doc().get("state") == "TERMINAL_ERROR" and "heard nothing" in str(doc().get("reason")),
+                   timeout=30, message="TERMINAL_ERROR with the bus note")
+        reason = str(doc()["reason"])
+        assert reason.startswith(str(doc()["error"])), reason
+        assert reason.index(str(doc()["error"])) < reason.index("heard nothing")
+        [event] = fleet.store.list_events(account="S", kind="terminal_unavailable")
+        assert event["data"]["error"] == doc()["error"]
+        fleet.sim_account("S", "SLAVE", 2001)  # the operator fixes the login
+        wait_until(lambda: not proc.alive(), timeout=30, message="the node to stop for a restart")
+        assert proc.popen.returncode == 75
+        assert fleet.store.list_events(account="S", kind="config_changed_restart")
