@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config import settings, settings_for  # noqa: E402
-from copier.accounts import AccountConfigError, terminal_conflicts, validate_account  # noqa: E402
+from copier.accounts import AccountConfigError, terminal_conflicts, validate_account, validate_accounts  # noqa: E402
 from copier.held import recorded_held  # noqa: E402
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import missing_store  # noqa: E402
@@ -184,13 +184,17 @@ def cmd_accounts(args: argparse.Namespace, store: Any) -> int:
 
 def acc_list(args: argparse.Namespace, store: Any) -> int:
     docs = store.list_accounts()
+    # the fleet's rules, as setup_db.py --check and the launcher apply them: one document's own
+    # fields, and what only the fleet shows (follows naming no master, one terminal twice, tag hashes)
+    _configs, errors = validate_accounts(docs, default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE,
+                                         default_magic=settings.DEFAULT_MAGIC_NUMBER,
+                                         default_sim_endpoint=settings.SIM_ENDPOINT)
+    problems: dict[str, list[str]] = {}
+    for exc in errors:
+        problems.setdefault(str(exc.account), []).append(str(exc))
     rows = []
     for d in docs:
-        try:
-            validate_account(d)
-            problem = ""
-        except AccountConfigError as exc:
-            problem = str(exc)
+        problem = "; ".join(problems.get(str(d.get("name")), []))
         terminal = d.get("terminal") or ({"kind": "mt5", "path": d["path"]} if d.get("path") else {})
         where = terminal.get("login") or terminal.get("path") or ""
         rows.append({"name": d.get("name"), "type": d.get("type"), "enabled": d.get("enabled", True),

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             out["problems"] = problems
             count = len(store.list_accounts())
             lines.append(f"checked {count} account(s): " + ("all valid" if not problems else f"{len(problems)} problem(s)"))
-            lines += [f"  {pr['account']}: field {pr['field']!r}: {pr['message']}" for pr in problems]
+            lines += [f"  {pr['message']}" for pr in problems]  # the message names the account and field
             code = 1 if problems else 0
     except StoreError as exc:
         print(f"setup_db: store error: {exc}", file=sys.stderr)

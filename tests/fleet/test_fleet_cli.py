@@ -204,3 +204,19 @@ def test_event_data_is_shown_in_whole_pairs_never_cut_mid_value():
     assert event_brief({}) == ""
     long = event_brief({"reason": "x" * 300, "k": 1})
     assert long.startswith("reason=xxx") and "…" in long and len(long) <= EVENT_DATA_WIDTH
+
+
+def test_accounts_list_shows_the_fleets_problems_as_check_does(db, capsys):
+    """A follower naming no master passes its own fields; list says what --check says."""
+    code, out, _ = run(capsys, "--db", db, "accounts", "add",
+                       json.dumps({"name": "FTMO_100k", "type": "SLAVE", "follows": ["My_Master"],
+                                   "terminal": {"kind": "sim", "login": 2005}}))
+    assert code == 0
+    code, out, _ = run(capsys, "--db", db, "--json", "accounts", "list")
+    rows = {r["name"]: r["problem"] for r in json.loads(out)["accounts"]}
+    assert rows["M1"] == "" and rows["S1"] == ""
+    assert "'follows'" in rows["FTMO_100k"] and "My_Master" in rows["FTMO_100k"]
+    assert setup_db.main(["--db", db, "--check"]) == 1
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if "FTMO_100k" in ln)
+    assert line.count("field") == 1 and line.count("FTMO_100k") == 1  # said once, not twice

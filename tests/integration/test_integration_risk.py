@@ -132,7 +132,12 @@ def test_ftmo_account_pauses_flattens_before_the_floor_stays_locked_and_closes_m
     # a trade opened by hand while locked is closed at once, and recorded
     manual = market(p, "USDJPY.c", "SELL", 0.1, comment="by hand")
     wait_until(lambda: p.positions_get() == (), timeout=5, message="manual trade closed")
-    [closed] = [c for c in _events(fleet, "P", "risk_position_closed") if c["data"]["ticket"] == manual.order]
+
+    def close_events() -> list:  # written right after the close's order_send returns
+        return [c for c in _events(fleet, "P", "risk_position_closed") if c["data"]["ticket"] == manual.order]
+
+    wait_until(close_events, timeout=5, message="the manual trade's close recorded")
+    [closed] = close_events()
     assert closed["data"]["why"] == "locked" and closed["data"]["copied"] is False
     status.close()
 
