@@ -62,8 +62,9 @@ def main() -> None:
     for mode, values in results.items():
         print(f"{mode:<8}{len(values):>7}" + "".join(f"{pct(values, p):>8.0f}" for p in (50, 90, 99, 99.9))
               + f"{max(values):>9.0f}")
-    ratio = pct(results["thread"], 99) / pct(results["auto"], 99)
-    print(f"p99 thread/auto: {ratio:.2f}")
+    for p in (50, 99, 99.9):
+        print(f"p{p:g} thread/auto: {pct(results['thread'], p) / pct(results['auto'], p):.2f}", end="   ")
+    print(f"max thread/auto: {max(results['thread']) / max(results['auto']):.2f}")
 
 
 if __name__ == "__main__":

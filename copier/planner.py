@@ -60,12 +60,13 @@ def run(st: PlanState) -> list[Action]:
             order_link(st, link)
     else:
         fifo_links: list[Link] = []
+        focus = st.ctx.focus_links
         for link in live:
             if link.kind == KIND_ORDER:
                 order_link(st, link)
             elif st.ctx.slave_fifo_close:
                 fifo_links.append(link)
-            else:
+            elif focus is None or link.key in focus:
                 position_link(st, link)
         if fifo_links:
             plan_fifo_links(st, fifo_links)

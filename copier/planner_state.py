@@ -78,6 +78,13 @@ class PlanContext:
     # OPEN order link's ``slave_ticket`` that is no longer among ``slave_orders`` and opened no
     # position of its own. A vanished copy without an entry here holds its symbol (wait).
     order_fates: Mapping[int, OrderFate] = field(default_factory=dict)
+    # a pass triggered by a master change (hedging, no FIFO): the link keys (master, ticket)
+    # the change touched; the other position links are left to the timer's full pass (None:
+    # every link, as a full pass does). Hedging links are planned one by one, so a touched
+    # link is decided as a full pass decides it; what a focused pass leaves out (a copy whose
+    # slave position an SL closed, a link whose master is unchanged) the next full pass does,
+    # within SLAVE_RECONCILE_INTERVAL_MS. New master positions are planned in every pass.
+    focus_links: frozenset[tuple[str, int]] | None = None
 
 
 class PlanState:

@@ -331,7 +331,7 @@ class SlaveLoop:
         self.rt.set_error(None)
         symbols = self._symbols_in_play(views, slave_positions, slave_orders)
         specs = {s: spec for s in symbols if (spec := self._spec(s, now, refresh=full)) is not None}
-        touched = None if full else self._touched_symbols(views, slave_orders)
+        touched, focus = (None, None) if full else self._touched(views)
         quotes = self._quotes(specs, touched, now)
         self.quotes = quotes
         self._learn_server_offset(quotes, now)
@@ -363,6 +363,7 @@ class SlaveLoop:
             now_ms=now,
             closures=closures,
             order_fates=order_fates,
+            focus_links=focus,
             conversions=self.rates.for_masters(self.mt5, self.cfg.sizing.mode, (v.metrics for v in views.values() if v.fresh), self.metrics, now),
         )
         actions = plan(ctx)
@@ -522,11 +523,12 @@ class SlaveLoop:
         self.specs[symbol] = (now, spec)
         return spec
 
-    def _touched_symbols(self, views: dict[str, MasterView], slave_orders: list) -> set[str]:
-        """Slave symbols of what changed on the masters since the last pass (new, changed or
-        gone positions and orders), plus those of links still being opened: the only ones a
-        change pass reads a fresh tick for."""
+    def _touched(self, views: dict[str, MasterView]) -> tuple[set[str], frozenset[tuple[str, int]]]:
+        """What changed on the masters since the last pass (new, changed or gone positions and
+        orders), plus the links still being opened: their slave symbols (the only ones a change
+        pass reads a fresh tick for) and their link keys (the only position links it plans)."""
         out: set[str] = set()
+        keys: set[tuple[str, int]] = set()
         seen = self._seen
         for name, view in views.items():
             before_p, before_o = seen.get(name, ({}, {}))
@@ -535,12 +537,18 @@ class SlaveLoop:
                 for key, item in now_items.items():
                     if before.get(key) != item:
                         out.add(item.symbol)
+                        keys.add((name, key))
                 for key, item in before.items():
                     if key not in now_items:
                         out.add(item.symbol)
+                        keys.add((name, key))
         mapped = {s for m in out if isinstance(s := translate_symbol(m, self.cfg, self.available), str)}
-        mapped |= {r["symbol"] for r in self.links.values() if r.get("status") == PENDING and r.get("symbol")}
-        return mapped
+        for key, r in self.links.items():
+            if r.get("status") == PENDING:
+                keys.add(key)
+                if r.get("symbol"):
+                    mapped.add(r["symbol"])
+        return mapped, frozenset(keys)
 
     def _quotes(self, specs: dict[str, SymbolSpec], touched: set[str] | None, now: int) -> dict[str, Quote]:
         """Quotes for the pass: all fresh on a full pass (``touched`` None), else fresh for

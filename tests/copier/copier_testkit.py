@@ -84,7 +84,7 @@ def closure(ident: int, cause: str = "sl", **kw) -> Closure:
 
 def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_orders=(), *, specs=None, quotes=None,
             netting: bool = False, paused: bool = False, max_attempts: int = 3, slave_metrics=None, available=None,
-            fifo: bool = False, closures=None, order_fates=None) -> PlanContext:
+            fifo: bool = False, closures=None, order_fates=None, focus_links=None) -> PlanContext:
     return PlanContext(
         slave=slave_cfg or cfg(),
         masters=masters if masters is not None else {MASTER: view()},
@@ -101,6 +101,7 @@ def context(slave_cfg=None, masters=None, links=(), slave_positions=(), slave_or
         slave_fifo_close=fifo,
         closures=closures or {},
         order_fates=order_fates or {},
+        focus_links=focus_links,
     )
 
 

@@ -318,3 +318,22 @@ def test_paused_still_closes_and_modifies():
     acts = plan(context(masters={MASTER: view([mpos(1, volume=0.5, sl=1.0950)])}, links=[link()], slave_positions=[spos(sl=1.09)],
                         paused=True))
     assert types(acts) == ["Close", "ModifySLTP"]
+
+
+# ---------------------------------------------------------------- a change pass plans what the change touched
+def test_a_focused_pass_plans_only_the_links_the_change_touched():
+    """``focus_links`` (a pass triggered by a master change): other links wait for the full pass."""
+    tag2 = make_tag(MASTER, 2)
+    links = [link(1), link(2, slave_ticket=502, tag=tag2)]
+    positions = [spos(501), spos(502, comment=tag2)]
+    masters = {MASTER: view([mpos(2)])}  # the master closed ticket 1; ticket 2 is unchanged
+    full = plan(context(masters=masters, links=links, slave_positions=positions))
+    assert [(type(a).__name__, a.master_ticket) for a in full] == [("Close", 1)]
+    touched = plan(context(masters=masters, links=links, slave_positions=positions, focus_links=frozenset({(MASTER, 1)})))
+    assert touched == full
+    other = plan(context(masters=masters, links=links, slave_positions=positions, focus_links=frozenset({(MASTER, 2)})))
+    assert other == []  # ticket 1's close waits for the timer's full pass
+    # and a new master position is opened whatever the focus (it has no link yet)
+    fresh = plan(context(masters={MASTER: view([mpos(2), mpos(3)])}, links=links[1:], slave_positions=positions[1:],
+                         focus_links=frozenset({(MASTER, 3)})))
+    assert [(type(a).__name__, a.master_ticket) for a in fresh] == [("Open", 3)]
