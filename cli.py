@@ -264,6 +264,8 @@ def _read_doc(source: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
     except ValueError as exc:
+        if text is source and not source.lstrip().startswith(("{", "[")) and source.lower().endswith(".json"):
+            raise CliError(f"no such file: {source} (a file path, @path, - for standard input, or the JSON itself)") from None
         raise CliError(f"not a JSON document: {exc}") from None
     if not isinstance(doc, dict):
         raise CliError("the account document must be a JSON object")

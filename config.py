@@ -444,6 +444,28 @@ DEFAULT_MAGIC_NUMBER = settings.DEFAULT_MAGIC_NUMBER
 DATABASE_URL = settings.database_url
 
 
+# COPYHUB_* variables of other parts (alert channels, the simulator and its stand-in, tests)
+OTHER_ENV_PREFIXES = ("COPYHUB_TEST_", "COPYHUB_SIM_", "COPYHUB_STANDIN_", "COPYHUB_TELEGRAM_", "COPYHUB_ALERT_",
+                      "COPYHUB_UPDATE_SCREENSHOT")
+
+
+def misspelled_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``COPYHUB_*`` variables that are not settings but look like one (a typo such as
+    ``COPYHUB_LOG_LEVLE``): ``[(variable, the setting's variable it resembles)]``. Other
+    ``COPYHUB_*`` variables (alert channels, the simulator's, tests') are left alone."""
+    names = [ENV_PREFIX + f.name for f in fields(Settings) if not f.name.startswith("_")]
+    out = []
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX) or var in names or var in (CONFIG_ENV, HOME_ENV):
+            continue
+        if var.startswith(OTHER_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(var, names, n=1, cutoff=0.85)
+        if close:
+            out.append((var, close[0]))
+    return out
+
+
 def main(argv: list[str]) -> int:
     """``python config.py [--config PATH] [--json]``: every setting, its value and where it came from."""
     from utils.console import safe_console
@@ -467,6 +489,8 @@ def main(argv: list[str]) -> int:
     vwidth = min(48, max(len(str(value)) for _, value, _ in rows))
     for name, value, where in rows:
         print(f"{name.ljust(width)}  {str(value).ljust(vwidth)}  {where}")
+    for var, meant in misspelled_environment(os.environ):
+        print(f"warning: {var} is set but is not a copyhub setting (did you mean {meant}?): ignored", file=sys.stderr)
     return 0
 
 

@@ -41,4 +41,4 @@ class BusSilence:
 def bus_silent_note(seconds: float, bus_pub: str, bus_sub: str) -> str:
     """The operator's line for a silent bus."""
     return (f"heard nothing on the bus for {seconds:.0f} s: is the bus proxy running at {bus_pub} -> {bus_sub}? "
-            "(python launcher.py runs one; a node started by hand needs python -m messaging.proxy)")
+            "(python launcher.py runs one; a node started by hand needs python -m fleet.busproxy)")

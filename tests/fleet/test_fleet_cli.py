@@ -220,3 +220,10 @@ def test_accounts_list_shows_the_fleets_problems_as_check_does(db, capsys):
     text = capsys.readouterr().out
     line = next(ln for ln in text.splitlines() if "FTMO_100k" in ln)
     assert line.count("field") == 1 and line.count("FTMO_100k") == 1  # said once, not twice
+
+
+def test_accounts_add_of_a_missing_file_says_so(db, capsys, tmp_path):
+    code, _, err = run(capsys, "--db", db, "accounts", "add", str(tmp_path / "nofile.json"))
+    assert code == 2 and "no such file" in err and "nofile.json" in err
+    code, _, err = run(capsys, "--db", db, "accounts", "add", "{not json")
+    assert code == 2 and "not a JSON document" in err

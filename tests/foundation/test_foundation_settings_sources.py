@@ -195,3 +195,18 @@ def test_demo_moves_a_busy_default_port_and_says_so_but_refuses_a_busy_explicit_
         assert config.settings is not defaults
     finally:
         holder.close()
+
+
+def test_a_misspelled_environment_variable_is_named_with_the_setting_it_resembles(capsys, monkeypatch):
+    import config
+    from config import misspelled_environment
+
+    env = {"COPYHUB_LOG_LEVLE": "DEBUG", "COPYHUB_ZMQ_PUB_PROT": "6000", "COPYHUB_LOG_LEVEL": "INFO",
+           "COPYHUB_TEST_MONGO_URI": "mongodb://x", "COPYHUB_TELEGRAM_TOKEN": "t", "COPYHUB_SIM_SEED": "3",
+           "COPYHUB_CONFIG": "x.toml", "COPYHUB_SOMETHING_ELSE": "1", "PATH": "/bin"}
+    assert misspelled_environment(env) == [("COPYHUB_LOG_LEVLE", "COPYHUB_LOG_LEVEL"),
+                                           ("COPYHUB_ZMQ_PUB_PROT", "COPYHUB_ZMQ_PUB_PORT")]
+    monkeypatch.setenv("COPYHUB_LOG_LEVLE", "DEBUG")
+    assert config.main([]) == 0
+    err = capsys.readouterr().err
+    assert "COPYHUB_LOG_LEVLE" in err and "did you mean COPYHUB_LOG_LEVEL" in err
