@@ -112,11 +112,13 @@ def run(args: argparse.Namespace, store: Any, cfg: Any, emit: Callable[[Any, str
         emit({"public_key": pub, "file": str(p), "allowed_as": allowed.get(pub), "problem": problem}, text)
     elif action == "allow":
         key = public_key_of(args.key)
+        before = {k["public_key"]: k["name"] for k in store.list_bus_keys()}.get(key)
         changed = store.allow_bus_key(key, args.name)
-        audit(store, "keys allow", key=key, name=args.name)
-        emit({"public_key": key, "name": args.name, "changed": changed},
-             f"allowed {key} as {args.name}" + ("" if changed else " (already was)")
-             + "; the proxy lets it in within a few seconds")
+        audit(store, "keys allow", key=key, name=args.name, **({"was": before} if before and before != args.name else {}))
+        note = (" (already was)" if not changed else
+                f" (renamed: it was on the list as {before})" if before and before != args.name else "")
+        emit({"public_key": key, "name": args.name, "changed": changed, "was": before},
+             f"allowed {key} as {args.name}{note}; the proxy lets it in within a few seconds")
     elif action == "revoke":
         target = args.key.strip()
         keys = store.list_bus_keys()

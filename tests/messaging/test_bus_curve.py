@@ -434,3 +434,14 @@ def test_keys_create_prints_an_allow_command_a_shell_can_paste(tmp_path, capsys)
     with open_store(db) as store:
         assert [k["name"] for k in store.list_bus_keys()] == ["VPS-2"]
     assert "bus_host = " in out
+
+
+def test_keys_allow_of_a_listed_key_under_another_name_says_it_renamed(tmp_path, capsys):
+    import cli
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    key = new_key_pair().public
+    assert cli.main(["--db", db, "keys", "allow", key, "--name", "VPS-2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["--db", db, "keys", "allow", key, "--name", "VPS-2b"]) == 0
+    assert "renamed: it was on the list as VPS-2" in capsys.readouterr().out
