@@ -43,6 +43,14 @@ def insert_missing(store: Any, docs: list[dict[str, Any]]) -> tuple[list[str], l
     return added, kept
 
 
+def _problem_line(pr: dict) -> str:
+    """A problem's line: its message, with the account and field in front unless it names them."""
+    msg = pr["message"]
+    if f"account {pr['account']!r}" in msg and f"field {pr['field']!r}" in msg:
+        return msg
+    return f"{pr['account']}: field {pr['field']!r}: {msg}"
+
+
 def check(store: Any, cfg: Any = None) -> list[dict[str, Any]]:
     """Every problem in the stored accounts, each with its account and field."""
     cfg = cfg or settings
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             out["problems"] = problems
             count = len(store.list_accounts())
             lines.append(f"checked {count} account(s): " + ("all valid" if not problems else f"{len(problems)} problem(s)"))
-            lines += [f"  {pr['message']}" for pr in problems]  # the message names the account and field
+            lines += [f"  {_problem_line(pr)}" for pr in problems]
             code = 1 if problems else 0
     except StoreError as exc:
         print(f"setup_db: store error: {exc}", file=sys.stderr)
