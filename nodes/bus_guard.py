@@ -29,6 +29,7 @@ QUOTE_TTL_MS = 5_000
 # A tick the guard read for a change is handed to the pass that change triggers (slave
 # ``_quote``) when that pass runs within this long: one terminal read on the copy path.
 HANDOFF_MS = 100
+ALERT_EVERY_S = 3600.0  # one audit event + operator alert per master and rule per hour
 
 
 def limits_from_settings(settings: Any) -> Limits:
@@ -58,6 +59,7 @@ class BusGuard:
         self._specs: dict[str, tuple[int, SymbolSpec | None]] = {}
         self._quotes: dict[str, tuple[int, Quote | None]] = {}
         self._handoff: dict[str, tuple[float, Quote]] = {}  # symbol -> (monotonic s, tick just read)
+        self._told: dict[tuple[str, str], float] = {}  # (master, rule) -> monotonic s of the last alert
 
     def check(self, msg: Any, known: Mapping[int, Position], metrics: AccountMetrics | None,
               now_ms: int) -> list[Rejection]:
@@ -82,7 +84,25 @@ class BusGuard:
                                  rule=r.rule, field=r.field, key=r.key, symbol=r.symbol, value=r.value, limit=r.limit,
                                  unit=r.unit, action="treated as a gap: nothing traded, snapshot asked for")
             self.last = f"{msg.master} {msg.kind} seq {msg.seq}: {problems[0].describe()}"
+            self._tell_operator(msg.master, problems[0], time.monotonic())
         return problems
+
+    def _tell_operator(self, master: str, problem: Rejection, now_s: float) -> None:
+        """A refused message is a security matter (a forged frame, or a master gone wrong):
+        an audit event and an operator alert, once per master and rule per ``ALERT_EVERY_S``
+        (a stream of forged frames is one alert, the log has every one)."""
+        key = (master, problem.rule)
+        if now_s - self._told.get(key, -ALERT_EVERY_S) < ALERT_EVERY_S:
+            return
+        self._told[key] = now_s
+        rt = getattr(self.loop, "rt", None)
+        text = f"refused a position message of master {master!r}: {problem.describe()} (treated as a gap, nothing traded)"
+        event = getattr(rt, "event", None)
+        if event is not None:
+            event("bus_message_refused", level="warning", master=master, rule=problem.rule, reason=problem.describe())
+        alert = getattr(rt, "alert", None)
+        if alert is not None:
+            alert("bus_message_refused", text, action_taken="nothing traded; snapshot asked for")
 
     def conflict(self, msg: Any, why: str) -> None:
         """The mirror's report of a message that contradicts another (``on_conflict``)."""

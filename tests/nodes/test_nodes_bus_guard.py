@@ -126,3 +126,28 @@ def test_cli_status_shows_the_refusals_of_a_slave():
     assert "refused 3 implausible position message(s); last: M delta seq 7" in status_table([row], now_ms=0)
     quiet = status_row({**doc, "info": {"bus_rejected": 0, "bus_conflicts": 0}}, now_ms=0, flags={})
     assert "bus_rejected" not in quiet
+
+
+def test_a_refusal_is_an_event_and_an_alert_once_per_master_and_rule():
+    class Rt:
+        def __init__(self):
+            self.events, self.alerts = [], []
+
+        def event(self, kind, **data):
+            self.events.append((kind, data))
+
+        def alert(self, rule, message, *, action_taken=""):
+            self.alerts.append((rule, message))
+
+    mt5 = _slave()
+    loop = Loop(mt5)
+    loop.rt = Rt()
+    guard = BusGuard(loop, Limits(), structlog.get_logger("t"))
+    for seq in (1, 2, 3):  # a stream of forged frames: every one refused and logged, one alert
+        assert guard.check(_delta(seq, _pos(9, volume=1_000_000, mt5=mt5)), {}, None, 1_000)
+    far = mt5.symbol_info_tick("EURUSD.c").ask * 3
+    assert guard.check(_delta(4, _pos(10, price=far, mt5=mt5)), {}, None, 1_000)  # another rule: told too
+    assert guard.rejected == 4
+    rules = [data["rule"] for kind, data in loop.rt.events]
+    assert len(rules) == 2 and len(set(rules)) == 2 and all(k == "bus_message_refused" for k, _ in loop.rt.events)
+    assert len(loop.rt.alerts) == 2 and "master 'M'" in loop.rt.alerts[0][1] and "nothing traded" in loop.rt.alerts[0][1]
