@@ -139,6 +139,7 @@ class ClusterServer(SimServer):
         self.main_served = 0             # terminal calls answered by this process
         self._tags = itertools.count(1)
         self._rr = 0
+        self._next_check = self._next_beat = 0.0  # monotonic s: the next replica check and heartbeat (serve loop)
         self._rep: zmq.Socket | None = None
         self.replica_endpoint = ""
 
@@ -368,73 +369,49 @@ class ClusterServer(SimServer):
                 for r in self.replicas]
 
     # ------------------------------------------------------------------ the loop
-    def serve_forever(self) -> None:
+    def _poll_sockets(self) -> list:
+        """The single server's sockets, plus the replicas' answers (rep) when there are any."""
+        return super()._poll_sockets() + ([self._rep] if self.replicas and self._rep is not None else [])
+
+    def _on_turn(self, events: dict, now: float) -> None:
+        """Replica upkeep each turn: restart dead ones, flush the change log, heartbeat them,
+        and pass their answers back to the clients."""
         if not self.replicas:
-            return super().serve_forever()
-        assert self._router is not None and self._pull is not None and self._rep is not None
-        router, pull, rep = self._router, self._pull, self._rep
-        poller = zmq.Poller()
-        for s in (router, pull, rep):
-            poller.register(s, zmq.POLLIN)
-        next_reap = time.monotonic() + min(5.0, self.session_ttl)
-        next_check = next_beat = 0.0
-        while not self._stop.is_set():
-            events = dict(poller.poll(100))
-            now = time.monotonic()
-            if now >= next_reap:
-                self._reap()
-                next_reap = now + min(5.0, self.session_ttl)
-            if now >= next_check:
-                self._check_replicas()
-                next_check = now + 0.1
-            self._flush()
-            if now >= next_beat:
-                for r in self.replicas:
-                    if r.live:
-                        self._send(r, [b"H"])
-                next_beat = now + HEARTBEAT_S
-            if rep in events:
-                while True:
-                    try:
-                        frames = rep.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
-                    r = self._by_ident.get(frames[0].bytes)
-                    kind = frames[1].bytes if len(frames) > 1 else b""
-                    if r is None:
-                        continue
-                    if kind == b"P" and len(frames) > 3:
-                        if r.outstanding.pop(frames[2].bytes, None) is not None:
-                            r.served += 1
-                            router.send_multipart(frames[3:], copy=False)
-                    elif kind == b"hello":
-                        self._welcome(r)
-            if pull in events:
-                while True:
-                    try:
-                        router.send_multipart(pull.recv_multipart(zmq.NOBLOCK, copy=False), copy=False)
-                    except zmq.Again:
-                        break
-            if router in events:
-                while True:
-                    try:
-                        frames = router.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    parsed = self._parse(frames)
-                    if parsed is None:
-                        continue
-                    r = self._replica_for(parsed)
-                    if r is not None:
-                        self._forward(r, parsed, frames)
-                    elif not self._worker_threads or self._inline(parsed):
-                        router.send_multipart(self._run(parsed), copy=False)
-                    else:
-                        cid = parsed[2]
-                        with self._sessions_lock:
-                            self._in_pool[cid] = self._in_pool.get(cid, 0) + 1
-                        self._jobs.put(parsed)
-        self._close()
+            return
+        if now >= self._next_check:
+            self._check_replicas()
+            self._next_check = now + 0.1
+        self._flush()
+        if now >= self._next_beat:
+            for r in self.replicas:
+                if r.live:
+                    self._send(r, [b"H"])
+            self._next_beat = now + HEARTBEAT_S
+        if self._rep in events:
+            assert self._router is not None and self._rep is not None
+            while True:
+                try:
+                    frames = self._rep.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                r = self._by_ident.get(frames[0].bytes)
+                kind = frames[1].bytes if len(frames) > 1 else b""
+                if r is None:
+                    continue
+                if kind == b"P" and len(frames) > 3:
+                    if r.outstanding.pop(frames[2].bytes, None) is not None:
+                        r.served += 1
+                        self._router.send_multipart(frames[3:], copy=False)
+                elif kind == b"hello":
+                    self._welcome(r)
+
+    def _route(self, parsed: tuple, frames: list[bytes]) -> None:
+        """A read a replica can answer goes to it; everything else as the single server does."""
+        r = self._replica_for(parsed) if self.replicas else None
+        if r is not None:
+            self._forward(r, parsed, frames)
+        else:
+            super()._route(parsed, frames)
 
     def _ping(self) -> dict:
         info = super()._ping()

@@ -125,15 +125,17 @@ class SimServer:
         """Route requests and replies until :meth:`stop` is called (any thread)."""
         assert self._router is not None and self._pull is not None, "call bind() first"
         poller = zmq.Poller()
-        poller.register(self._router, zmq.POLLIN)
-        poller.register(self._pull, zmq.POLLIN)
+        for sock in self._poll_sockets():
+            poller.register(sock, zmq.POLLIN)
         router, pull = self._router, self._pull
         next_reap = time.monotonic() + min(5.0, self.session_ttl)
         while not self._stop.is_set():
             events = dict(poller.poll(100))
-            if time.monotonic() >= next_reap:
+            now = time.monotonic()
+            if now >= next_reap:
                 self._reap()
-                next_reap = time.monotonic() + min(5.0, self.session_ttl)
+                next_reap = now + min(5.0, self.session_ttl)
+            self._on_turn(events, now)
             if pull in events:
                 while True:
                     try:
@@ -148,16 +150,28 @@ class SimServer:
                     except zmq.Again:
                         break
                     parsed = self._parse(frames)
-                    if parsed is None:
-                        continue
-                    if not self._worker_threads or self._inline(parsed):
-                        router.send_multipart(self._run(parsed), copy=False)
-                    else:
-                        cid = parsed[2]
-                        with self._sessions_lock:
-                            self._in_pool[cid] = self._in_pool.get(cid, 0) + 1
-                        self._jobs.put(parsed)
+                    if parsed is not None:
+                        self._route(parsed, frames)
         self._close()
+
+    def _poll_sockets(self) -> list:
+        """The sockets the loop waits on: clients (router) and finished replies (pull)."""
+        return [self._router, self._pull]
+
+    def _on_turn(self, events: dict, now: float) -> None:
+        """Once per loop turn, before requests are read (a subclass's upkeep; none here)."""
+
+    def _route(self, parsed: tuple, frames: list[bytes]) -> None:
+        """Answer one parsed request: inline (fast calls, or no worker threads) or queued
+        for the worker pool."""
+        assert self._router is not None
+        if not self._worker_threads or self._inline(parsed):
+            self._router.send_multipart(self._run(parsed), copy=False)
+            return
+        cid = parsed[2]
+        with self._sessions_lock:
+            self._in_pool[cid] = self._in_pool.get(cid, 0) + 1
+        self._jobs.put(parsed)
 
     def start(self) -> str:
         """bind() and serve in a background thread (for embedding and tests)."""
