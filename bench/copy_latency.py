@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from testing.harness import LocalFleet, wait_until, write_world_with_slaves  # noqa: E402
+from testing.harness import LocalFleet, market_order, wait_until, write_world_with_slaves  # noqa: E402
 
 FAST = {"COPYHUB_HEARTBEAT_INTERVAL_MS": "500", "COPYHUB_SLAVE_RECONCILE_INTERVAL_MS": "1000", "COPYHUB_LOG_LEVEL": "WARNING"}
 
@@ -65,15 +65,6 @@ def start_fleet(workdir: Path, slaves: int, *, poll_ms: int = 20) -> tuple[Local
     return fleet, names
 
 
-def _send(m, symbol: str, side: str, volume: float, position: int = 0):
-    tick = m.symbol_info_tick(symbol)
-    req = {"action": m.TRADE_ACTION_DEAL, "symbol": symbol, "volume": volume, "type": m.ORDER_TYPE_BUY if side == "BUY" else m.ORDER_TYPE_SELL, "price": tick.ask if side == "BUY" else tick.bid, "deviation": 50, "type_filling": m.ORDER_FILLING_IOC}
-    if position:
-        req["position"] = position
-    r = m.order_send(req)
-    if r is None or r.retcode != m.TRADE_RETCODE_DONE:
-        raise RuntimeError(f"master order failed: {r} {m.last_error()}")
-    return r
 
 
 def e2e(slaves: int, trades: int) -> dict:
@@ -83,11 +74,11 @@ def e2e(slaves: int, trades: int) -> dict:
             m = fleet.terminal(1001)
             sent: dict[int, int] = {}
             for i in range(trades):
-                r = _send(m, "EURUSD", "BUY" if i % 2 == 0 else "SELL", 0.01)
+                r = market_order(m, "EURUSD", "BUY" if i % 2 == 0 else "SELL", 0.01)
                 sent[r.order] = time.time_ns() // 1_000_000
                 wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") >= 1 for n in names), timeout=20, message="copies")
                 pos = m.positions_get(ticket=r.order)[0]
-                _send(m, "EURUSD", "SELL" if pos.type == 0 else "BUY", 0.01, position=r.order)
+                market_order(m, "EURUSD", "SELL" if pos.type == 0 else "BUY", 0.01, position=r.order)
                 wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") == 0 for n in names), timeout=20, message="closes")
             e2e_ms, hub_ms = [], []
             for n in names:
@@ -110,7 +101,7 @@ def burst(slaves: int = 5, positions: int = 100) -> dict:
             m = fleet.terminal(1001)
             t0 = time.time_ns() // 1_000_000
             for _i in range(positions):
-                _send(m, "EURUSD", "BUY", 0.01)
+                market_order(m, "EURUSD", "BUY", 0.01)
             t_open = time.time_ns() // 1_000_000
             wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") == positions for n in names), timeout=120, interval=0.2, message="burst copies")
             rows = [t for n in names for t in fleet.trades(n) if t.get("filled_ms")]
@@ -128,7 +119,7 @@ def master_cpu(poll_ms: int, positions: int = 100, seconds: float = 6.0) -> dict
         try:
             m = fleet.terminal(1001)
             for _ in range(positions):
-                _send(m, "EURUSD", "BUY", 0.01)
+                market_order(m, "EURUSD", "BUY", 0.01)
             time.sleep(1.0)
             proc = psutil.Process(fleet.procs["M"].pid)
             proc.cpu_percent(None)

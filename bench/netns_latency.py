@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from testing import netns  # noqa: E402
-from testing.harness import wait_until, write_world_with_slaves  # noqa: E402
+from testing.harness import market_order, wait_until, write_world_with_slaves  # noqa: E402
 
 ENV = {"COPYHUB_HEARTBEAT_INTERVAL_MS": "500", "COPYHUB_SLAVE_RECONCILE_INTERVAL_MS": "1000",
        "COPYHUB_LOG_LEVEL": "WARNING", "COPYHUB_MASTER_POLL_INTERVAL_MS": "20"}
@@ -47,16 +47,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def send(m, side: str, volume: float, position: int = 0):
-    tick = m.symbol_info_tick("EURUSD")
-    req = {"action": m.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": volume,
-           "type": m.ORDER_TYPE_BUY if side == "BUY" else m.ORDER_TYPE_SELL,
-           "price": tick.ask if side == "BUY" else tick.bid, "deviation": 50, "type_filling": m.ORDER_FILLING_IOC}
-    if position:
-        req["position"] = position
-    r = m.order_send(req)
-    if r is None or r.retcode != m.TRADE_RETCODE_DONE:
-        raise RuntimeError(f"master order failed: {r} {m.last_error()}")
-    return r
+    return market_order(m, "EURUSD", side, volume, position)
 
 
 def run(trades: int) -> dict:

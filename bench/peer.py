@@ -131,16 +131,9 @@ def peer_available() -> str | None:
 
 # ----------------------------------------------------------------------------- the run
 def _send(m, side: str, position: int = 0):
-    tick = m.symbol_info_tick(SYMBOL)
-    req = {"action": m.TRADE_ACTION_DEAL, "symbol": SYMBOL, "volume": 0.01,
-           "type": m.ORDER_TYPE_BUY if side == "BUY" else m.ORDER_TYPE_SELL,
-           "price": tick.ask if side == "BUY" else tick.bid, "deviation": 50, "type_filling": m.ORDER_FILLING_IOC}
-    if position:
-        req["position"] = position
-    r = m.order_send(req)
-    if r is None or r.retcode != m.TRADE_RETCODE_DONE:
-        raise RuntimeError(f"master order failed: {r} {m.last_error()}")
-    return r
+    from testing.harness import market_order
+
+    return market_order(m, SYMBOL, side, 0.01, position)
 
 
 def _wait(cond, timeout: float, what: str) -> None:

@@ -25,6 +25,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def market_order(m: Any, symbol: str, side: str, volume: float, position: int = 0) -> Any:
+    """A market deal on terminal ``m`` (BUY/SELL ``volume`` lots of ``symbol``; ``position``
+    closes or reduces that ticket), as a trader's script would send it; the order result, or
+    RuntimeError naming the retcode and the terminal's last error."""
+    tick = m.symbol_info_tick(symbol)
+    req = {"action": m.TRADE_ACTION_DEAL, "symbol": symbol, "volume": volume,
+           "type": m.ORDER_TYPE_BUY if side == "BUY" else m.ORDER_TYPE_SELL,
+           "price": tick.ask if side == "BUY" else tick.bid, "deviation": 50, "type_filling": m.ORDER_FILLING_IOC}
+    if position:
+        req["position"] = position
+    r = m.order_send(req)
+    if r is None or r.retcode != m.TRADE_RETCODE_DONE:
+        raise RuntimeError(f"master order failed: {r} {m.last_error()}")
+    return r
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, message: str = "condition") -> Any:
     """Poll ``predicate`` until it returns a truthy value; raise TimeoutError otherwise."""
     deadline = time.monotonic() + timeout
