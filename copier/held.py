@@ -39,7 +39,7 @@ from typing import Any
 
 from copier.links import KIND_ORDER, KIND_POSITION, OPEN, Link
 from copier.planner_flip import is_flip
-from copier.planner_netting import _raw_share
+from copier.planner_netting import raw_share
 from copier.planner_state import LinkKey, PlanContext, PlanState, fresh_view, link_positions
 from copier.tags import parse_tag
 
@@ -143,6 +143,6 @@ def _shares(st: PlanState, links: list[Link]) -> dict[LinkKey, float] | None:
         mpos = view.state.positions.get(link.master_ticket) if view is not None else None
         if mpos is None or is_flip(link, mpos):
             return None
-        raw = _raw_share(st, link, mpos.volume)
+        raw = raw_share(st, link, mpos.volume)
         shares[link.key] = raw if link.direction == "BUY" else -raw
     return shares

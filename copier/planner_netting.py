@@ -127,12 +127,12 @@ def _contributions(st: PlanState, links: list[Link], spec: SymbolSpec) -> tuple[
                 continue
         mpos = view.state.positions.get(link.master_ticket)
         if mpos is None and not view.fresh:  # absence is not a close: its last known share stands
-            contrib[link.key] = _signed(link.direction, _raw_share(st, link, link.master_volume))
+            contrib[link.key] = _signed(link.direction, raw_share(st, link, link.master_volume))
             continue
         if mpos is None and link.master_ticket in view.state.orders:
             # our pending copy filled before the master's order (pending_fills): the fill counts
             # at the order's volume, the master's own fill will follow
-            contrib[link.key] = _signed(link.direction, _raw_share(st, link, view.state.orders[link.master_ticket].volume))
+            contrib[link.key] = _signed(link.direction, raw_share(st, link, view.state.orders[link.master_ticket].volume))
             continue
         if mpos is None:
             contrib[link.key] = 0.0
@@ -152,12 +152,13 @@ def _contributions(st: PlanState, links: list[Link], spec: SymbolSpec) -> tuple[
             flipped[link.key] = new
             flips.append(flip_action(link, new, sized, mpos))
             link = new
-        contrib[link.key] = _signed(link.direction, _raw_share(st, link, mpos.volume))
+        contrib[link.key] = _signed(link.direction, raw_share(st, link, mpos.volume))
     return contrib, zero_reason, frozen, flipped, flips
 
 
-def _raw_share(st: PlanState, link: Link, master_volume: float) -> float:
-    """The link's unrounded slave volume for ``master_volume`` (lots)."""
+def raw_share(st: PlanState, link: Link, master_volume: float) -> float:
+    """The link's unrounded slave volume for ``master_volume`` (lots): its lot ratio times the
+    master volume (the opening volume when no ratio is known), capped at ``max_lot``."""
     ratio = link_ratio(link)
     raw = ratio * master_volume if ratio > 0 else link.slave_volume
     return min(raw, st.cfg.max_lot) if st.cfg.max_lot is not None else raw
