@@ -41,6 +41,7 @@ from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noq
 from db.urls import missing_store  # noqa: E402
 from fleet import controls  # noqa: E402
 from fleet import keys as bus_keys  # noqa: E402
+from fleet.demo import running_demo_store  # noqa: E402
 from fleet.operator import (  # noqa: E402
     KILL_SWITCH,
     RESET_PREFIX,
@@ -723,11 +724,16 @@ def store_url_or_error(args: argparse.Namespace, cfg: Any) -> str:
     file that does not exist (and would otherwise be created empty)."""
     url = args.db or cfg.database_url
     missing = missing_store(url) if command_name(args) in READ_ONLY else None
+    demo_url = running_demo_store(Path(cfg.DATA_DIR).resolve()) if missing and not args.db else None
+    if demo_url:
+        print(f"cli: no store at {missing}; showing the running demo's store {mask_url(demo_url)}", file=sys.stderr)
+        return demo_url
     if missing:
         origin = "--db" if args.db else (f"settings: {cfg.source('DATABASE_URL')}" if cfg.DATABASE_URL
                                          else f"settings: SQLITE_PATH, {cfg.source('SQLITE_PATH')}, home {cfg.home}")
         raise CliError(f"no store at {missing} ({origin}); nothing to show. Start the launcher or run "
-                       "python setup_db.py first, or point --db / --config at the fleet's store")
+                       "python setup_db.py first, or point --db / --config at the fleet's store (a demo "
+                       "started with --db or another home: use the command its banner prints)")
     return url
 
 

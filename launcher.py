@@ -27,7 +27,15 @@ from alerts import AlertConfigError, build_dispatcher_from_env  # noqa: E402
 from config import DEFAULT_CONFIG_PATH, Settings, settings_for  # noqa: E402
 from db import StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import parse_store_url  # noqa: E402
-from fleet.demo import DemoPortBusy, demo_accounts, free_port, plan_demo_endpoints, port_free  # noqa: E402
+from fleet.demo import (  # noqa: E402
+    DemoPortBusy,
+    announce_demo,
+    demo_accounts,
+    free_port,
+    plan_demo_endpoints,
+    port_free,
+    withdraw_demo,
+)
 from fleet.report import banner, slave_summary, summary_text  # noqa: E402
 from fleet.runner import Fleet, FleetError, FleetOptions, SimOptions  # noqa: E402
 from fleet.supervision import Policy  # noqa: E402
@@ -164,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_handlers(on_stop)
     started_ms = now_ms()
     code = 0
+    # A plain ``cli.py status`` finds the demo's temporary store through this file.
+    pointer = announce_demo(Path(cfg.DATA_DIR).resolve(), db_url) if args.demo and not args.db else None
     try:
         fleet.start()
         cli_db = "" if db_url == cfg.database_url else f" --db {mask_url(db_url)}"
@@ -178,9 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     finally:
         fleet.shutdown()
+        withdraw_demo(pointer)
         alerts.close(timeout=2)
     if code == 0 and (args.demo or args.summary):
         print_summary(store, fleet, started_ms)
+    if args.demo:
+        print(f"launcher: the demo's store and logs stay in {data_dir} (delete the folder when done)", flush=True)
     store.close()
     return code
 

@@ -10,9 +10,14 @@ a slippage skip that shows up in the exit summary.
 """
 from __future__ import annotations
 
+import json
+import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import psutil
 
 DEMO_MASTER = "Demo_Master"
 DEMO_MASTER_LOGIN = 1001
@@ -142,3 +147,47 @@ def plan_demo_endpoints(settings: Any, *, bus_pub: str | None = None, bus_sub: s
         hp = _tcp_host_port(settings.SIM_ENDPOINT)
         sim = settings.SIM_ENDPOINT if hp is None else choose("SIM_ENDPOINT", hp[0], hp[1])
     return DemoEndpoints(pub, sub, sim, notes)
+
+
+RUNNING_DEMO_FILE = "running-demo.json"
+
+
+def announce_demo(data_dir: Path, db_url: str, *, pid: int | None = None) -> Path | None:
+    """Write ``data_dir/running-demo.json`` naming a running demo's store, so that a plain
+    ``python cli.py status`` (whose default store does not exist) can find the demo's
+    temporary one. Returns the file, or None when it cannot be written (a read-only
+    folder: the banner's command still works)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        created = psutil.Process(pid).create_time()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / RUNNING_DEMO_FILE
+        path.write_text(json.dumps({"db_url": db_url, "pid": pid, "created": created}), encoding="utf-8")
+    except (OSError, psutil.Error):
+        return None
+    return path
+
+
+def withdraw_demo(path: Path | None, *, pid: int | None = None) -> None:
+    """Remove the file ``announce_demo`` wrote, if it still names this process."""
+    if path is None:
+        return
+    pid = os.getpid() if pid is None else pid
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def running_demo_store(data_dir: Path) -> str | None:
+    """The store URL of a demo launcher that is running now (its file in ``data_dir`` names
+    a live process with the same start time: a reused pid does not count), else None."""
+    try:
+        doc = json.loads((data_dir / RUNNING_DEMO_FILE).read_text(encoding="utf-8"))
+        pid, created, url = int(doc["pid"]), float(doc["created"]), str(doc["db_url"])
+        if abs(psutil.Process(pid).create_time() - created) > 1.0:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, psutil.Error):
+        return None
+    return url

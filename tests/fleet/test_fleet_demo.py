@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,12 +35,15 @@ class Demo:
         self.bus_pub, self.bus_sub = f"tcp://127.0.0.1:{pub}", f"tcp://127.0.0.1:{sub}"
         self.sim = f"tcp://127.0.0.1:{sim}"
         self.stdout = data_dir / "launcher.stdout"
+        # Its own home: the file naming the running demo goes to data_dir/data, not the repo's.
+        self.env = {**os.environ, "COPYHUB_HOME": str(data_dir)}
+        self.pointer = data_dir / "data" / "running-demo.json"
         data_dir.mkdir(parents=True, exist_ok=True)
         self._out = open(self.stdout, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "launcher.py"), "--demo", "--data-dir", str(data_dir), "--bus-pub",
              self.bus_pub, "--bus-sub", self.bus_sub, "--sim-endpoint", self.sim, "--trader-rate", "1", *extra],
-            stdout=self._out, stderr=subprocess.STDOUT, cwd=str(data_dir))
+            stdout=self._out, stderr=subprocess.STDOUT, cwd=str(data_dir), env=self.env)
         self.ps = psutil.Process(self.proc.pid)
         self.seen: dict[int, psutil.Process] = {}
         self._store = None
@@ -119,6 +123,8 @@ def demo(tmp_path_factory):
         d.track()
         d.proc.send_signal(signal.SIGTERM)
         assert d.proc.wait(60) == 0
+        assert not d.pointer.exists()  # a stopped demo is not found by a plain cli.py status
+        assert f"the demo's store and logs stay in {d.data_dir}" in d.stdout.read_text()
         assert [p.pid for p in d.seen.values() if alive(p)] == []
     finally:
         d.close()
@@ -172,3 +178,15 @@ def test_symbol_map_edit_is_applied_by_the_running_slave_without_restart(demo):
 
     after = demo.node(slave)
     assert after["proc_pid"] == pid and after["restarts"] == restarts
+
+
+def test_plain_cli_status_finds_the_running_demo(demo):
+    """README: during ``launcher.py --demo``, ``python cli.py status`` (no --db) shows the
+    demo's fleet, although the default store does not exist."""
+    assert demo.pointer.exists()
+    res = subprocess.run([sys.executable, str(ROOT / "cli.py"), "status"], capture_output=True, text=True,
+                         timeout=30, env=demo.env, cwd=str(demo.data_dir))
+    assert res.returncode == 0, res.stderr
+    assert "showing the running demo's store" in res.stderr
+    assert all(name in res.stdout for name in SLAVES)
+    assert not (demo.data_dir / "data" / "copyhub.db").exists()  # nothing created at the default place
