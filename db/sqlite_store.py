@@ -99,6 +99,10 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+RETRY_FIRST_S = 0.00005  # first wait for a locked store (s); doubles on each try
+RETRY_MAX_S = 0.002  # longest wait between tries (s): ~500 cheap tries/s while another process holds the lock
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     msg = str(exc).lower()
     return "locked" in msg or "busy" in msg
@@ -111,8 +115,8 @@ class SQLiteStore(Store):
     shared by threads; each process opens its own store.
     """
 
-    def __init__(self, path: str, *, lock_timeout_s: float = 30.0, busy_timeout_ms: int = 2000,
-                 synchronous: str = "NORMAL", label: str | None = None) -> None:
+    def __init__(self, path: str, *, lock_timeout_s: float = 30.0, synchronous: str = "NORMAL",
+                 label: str | None = None) -> None:
         self.path = path
         self.label = label or f"sqlite:///{path}"
         self.lock_timeout_s = float(lock_timeout_s)
@@ -124,14 +128,12 @@ class SQLiteStore(Store):
             if path != ":memory:":
                 parent = os.path.dirname(os.path.abspath(path))
                 os.makedirs(parent, exist_ok=True)
-            # never wait longer per attempt than the whole lock budget
-            busy_timeout_ms = int(min(busy_timeout_ms, self.lock_timeout_s * 1000))
-            self._conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000.0,
-                                         isolation_level=None, check_same_thread=False)
+            # timeout=0: SQLite's own busy handler is off; _retry waits (see there)
+            self._conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.label}: "
                                    f"{type(exc).__name__}: {exc}") from None
-        self.journal_mode = self._retry(lambda: self._setup(busy_timeout_ms, synchronous.upper()))
+        self.journal_mode = self._retry(lambda: self._setup(synchronous.upper()))
         self.ensure_indexes()
         # WAL checkpoints run in a background thread, never inside a trade's record (db/sqlite_checkpoint.py)
         self._checkpointer = Checkpointer(path).start() if self.journal_mode == "wal" else None
@@ -140,9 +142,9 @@ class SQLiteStore(Store):
         return f"SQLiteStore({self.label!r})"
 
     # -- plumbing --------------------------------------------------------------------
-    def _setup(self, busy_timeout_ms: int, synchronous: str) -> str:
+    def _setup(self, synchronous: str) -> str:
         conn = self._require()
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute("PRAGMA busy_timeout=0")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute(f"PRAGMA synchronous={synchronous}")
         if str(mode).lower() == "wal":
@@ -156,9 +158,16 @@ class SQLiteStore(Store):
 
     def _retry(self, fn: Callable[[], T], *, write: bool = False) -> T:
         """Run ``fn`` (inside ``BEGIN IMMEDIATE`` when ``write``), retrying while the
-        database is locked, up to ``lock_timeout_s``; map driver errors to StoreUnavailable."""
+        database is locked, up to ``lock_timeout_s``; map driver errors to StoreUnavailable.
+
+        The wait is ours, not SQLite's busy handler: that one sleeps 1, 2, 5, 10, 15 ms ...
+        between tries (whole 15.6 ms timer ticks on Windows), so a slave whose intent meets
+        another node's 100 µs write waited a millisecond or more before its ``order_send``.
+        Here the tries start RETRY_FIRST_S apart and double to RETRY_MAX_S, jittered
+        (docs/store.md; ``bench/store_write.py --writers 10``).
+        """
         deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.005
+        delay = RETRY_FIRST_S
         with self._lock:
             while True:
                 conn = self._require()
@@ -177,7 +186,7 @@ class SQLiteStore(Store):
                 except sqlite3.OperationalError as exc:
                     if _is_busy(exc) and time.monotonic() < deadline:
                         time.sleep(delay * (0.5 + random.random()))
-                        delay = min(delay * 2, 0.1)
+                        delay = min(delay * 2, RETRY_MAX_S)
                         continue
                     raise StoreUnavailable(self._describe(exc)) from None
                 except sqlite3.IntegrityError:
