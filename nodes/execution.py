@@ -76,6 +76,7 @@ class Executor:
         self.policy = policy
         self.sleep = sleep
         self.fence = fence
+        self.sends = 0  # order_send calls made (the slave loop's positions read is stale once it moves)
 
     def _quote(self, symbol: str) -> Quote | None:
         tick = self.mt5.symbol_info_tick(symbol)
@@ -105,6 +106,7 @@ class Executor:
                 if self.fence is not None:
                     self.fence()
                 sent_ms = _now_ms()
+                self.sends += 1
                 result = self.mt5.order_send(request)
                 if result is None:
                     code, text = self.mt5.last_error()

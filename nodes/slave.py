@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config import settings  # noqa: E402
 from copier.accounts import AccountConfigError, validate_account  # noqa: E402
 from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
-from copier.models import Quote, SymbolSpec  # noqa: E402
+from copier.models import Position, Quote, SymbolSpec  # noqa: E402
 from copier.order_fates import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
@@ -61,6 +61,11 @@ METRICS_MAX_AGE_MS = 2_000
 # the last pass's quote while it is younger than this (for SL/TP sync and sizing only: an
 # order is always sent with a quote read in its own pass, see fresh_quote()).
 QUOTE_REUSE_MS = 1_000
+# A change pass that only opens copies (a new master position on a hedging account) plans on
+# the positions read by an earlier pass or refresh (refresh_positions) instead of reading
+# them again, while that read is younger than this and no order of ours went out since it:
+# the copy's one terminal call before order_send is then its fresh tick (issue 14).
+POSITIONS_REUSE_MS = 1_500
 # A vanished position whose deals show no closing deal yet is read again on the next passes
 # (the history may trail the position list); after this long it is taken as it is (UNKNOWN).
 HISTORY_GRACE_MS = 3_000
@@ -108,6 +113,8 @@ class SlaveLoop:
         self._quote_ms: dict[str, int] = {}  # when each quote was read (UTC ms, local clock)
         self._fresh: set[str] = set()  # symbols whose quote was read in the current pass
         self._seen: dict[str, tuple[dict, dict]] = {}  # per master: positions/orders the last pass planned on
+        # the last positions_get: (positions, read at UTC ms, executor.sends before the read)
+        self._positions_read: tuple[list[Position], int, int] | None = None
         self.rates = RateBook({})  # deposit-currency conversions for ratio sizing (invariant 7)
         self.trigger_ts_ms = 0  # when the master saw the change that triggered this pass
         self.guardian: Guardian | None = None
@@ -221,6 +228,7 @@ class SlaveLoop:
     def use_terminal(self, mt5: Any) -> None:
         """A reconnected terminal: the loop, the Executor and the runner all use it from now on."""
         self.mt5 = self.executor.mt5 = self.actions.terminal = mt5
+        self._positions_read = None
 
     def flatten(self, *, reason: str) -> int:
         """Close every copied position and remove copied pending orders (``ActionRunner.flatten``)."""
@@ -295,24 +303,32 @@ class SlaveLoop:
             name: MasterView(state=mirror.state(now), metrics=mirror.metrics, first_sync=name not in self.followed)
             for name, mirror in self.mirrors.items()
         }
+        touched, focus = (None, None) if full else self._touched(views)
+        in_play = full or self._orders_in_play(views)
+        reused = None if in_play else self._reusable_positions(views, focus, now)
         # orders FIRST, then positions (consistent-snapshot rule, docs/copier.md): a pending
         # copy that fills between the two reads is seen as its position, never as "removed"
-        orders = self.mt5.orders_get() if full or self._orders_in_play(views) else ()
-        positions = self.mt5.positions_get() if orders is not None else None
-        if positions is None or orders is None:
-            code, text = self.mt5.last_error()
-            if self.rt.last_error is None:
-                self.log.error("terminal_error", code=code, error=text)
-            self.rt.set_error(f"terminal error ({code}, {text})")
-            return []
-        if self.margin_mode == "netting" and orders:
-            # a pending copy that fills between the two reads is in the position's volume and
-            # still among the orders (netting: no tagged position of its own shows it): read again
-            again = self.mt5.orders_get()
-            if again is not None and {int(o.ticket) for o in orders} - {int(o.ticket) for o in again}:
-                self.log.debug("orders_changed_during_read", note="planning on the next pass")
+        orders = self.mt5.orders_get() if in_play else ()
+        if reused is not None:
+            slave_positions = reused
+        else:
+            sends = self.executor.sends
+            positions = self.mt5.positions_get() if orders is not None else None
+            if positions is None or orders is None:
+                code, text = self.mt5.last_error()
+                if self.rt.last_error is None:
+                    self.log.error("terminal_error", code=code, error=text)
+                self.rt.set_error(f"terminal error ({code}, {text})")
                 return []
-        slave_positions = [position_from_mt5(p) for p in positions]
+            if self.margin_mode == "netting" and orders:
+                # a pending copy that fills between the two reads is in the position's volume and
+                # still among the orders (netting: no tagged position of its own shows it): read again
+                again = self.mt5.orders_get()
+                if again is not None and {int(o.ticket) for o in orders} - {int(o.ticket) for o in again}:
+                    self.log.debug("orders_changed_during_read", note="planning on the next pass")
+                    return []
+            slave_positions = [position_from_mt5(p) for p in positions]
+            self._positions_read = (slave_positions, now, sends)
         closures = self._closures(slave_positions, now)
         if closures is None:  # a failed history read is a terminal error: decide nothing this pass
             code, text = self.mt5.last_error()
@@ -331,7 +347,6 @@ class SlaveLoop:
         self.rt.set_error(None)
         symbols = self._symbols_in_play(views, slave_positions, slave_orders)
         specs = {s: spec for s in symbols if (spec := self._spec(s, now, refresh=full)) is not None}
-        touched, focus = (None, None) if full else self._touched(views)
         quotes = self._quotes(specs, touched, now)
         self.quotes = quotes
         self._learn_server_offset(quotes, now)
@@ -384,6 +399,49 @@ class SlaveLoop:
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)
         return actions
+
+    def _reusable_positions(self, views: dict[str, MasterView], focus: frozenset[tuple[str, int]] | None,
+                            now: int) -> list[Position] | None:
+        """The positions of the last read, when a change pass may plan on them instead of
+        reading again (else None): a hedging account, a read younger than POSITIONS_REUSE_MS
+        with no ``order_send`` of ours since, and a change that only opens copies — every
+        link it touches is a new master position with no link yet, or a link still PENDING
+        with no slave position. Closes, partial closes, modifications, flips, pending orders
+        and a master's first sync always read the positions (the planner must see what the
+        account holds now); so does a netting account, whose one position per symbol every
+        copy shares. What can differ from a fresh read is only what no order of ours did
+        (an SL, a stop-out, a hand trade) in the last POSITIONS_REUSE_MS; the timer's pass
+        reads again every second."""
+        read = self._positions_read
+        if read is None or self.margin_mode != "hedging" or not focus:
+            return None
+        positions, read_ms, sends = read
+        if sends != self.executor.sends or not 0 <= now - read_ms < POSITIONS_REUSE_MS:
+            return None
+        for master, ticket in focus:
+            view = views.get(master)
+            if view is None or view.first_sync or not view.fresh or ticket not in view.state.positions:
+                return None
+            rec = self.links.get((master, ticket))
+            if rec is None:
+                if ticket in self._seen.get(master, ({}, {}))[0]:  # known, not new: a change of an existing one
+                    return None
+            elif rec.get("status") != PENDING or rec.get("slave_ticket"):
+                return None
+        return positions
+
+    def refresh_positions(self) -> None:
+        """Off the copy path (the loop calls it before it waits for the bus): once orders of
+        ours went out since the last read, read the positions again, so that the next open
+        plans on a read taken after them (``_reusable_positions``). Hedging accounts only;
+        one ``positions_get``; a terminal error leaves the next pass to read for itself."""
+        read = self._positions_read
+        if self.margin_mode != "hedging" or read is None or read[2] == self.executor.sends:
+            return
+        sends = self.executor.sends
+        positions = self.mt5.positions_get()
+        if positions is not None:
+            self._positions_read = ([position_from_mt5(p) for p in positions], utc_ms(), sends)
 
     def _learn_server_offset(self, quotes: dict[str, Quote], now: int) -> None:
         """This broker's server clock minus UTC, from the freshest quote (as the master does,
@@ -708,6 +766,8 @@ def _turn(rt: NodeRuntime, loop: SlaveLoop, guardian: Guardian, subscriber: Any)
         loop.reload()
         t.next_reload = now + t.reload_s
     due = now >= t.next_reconcile
+    if not due and not rt.stopping:
+        loop.refresh_positions()  # after our own orders, before waiting: the next open needs no read
     wait_ms = int((min(t.next_reconcile, t.next_heartbeat, t.next_reload) - now) * 1000)
     if loop.syncing:  # re-ask for the snapshot we are waiting for
         wait_ms = min(wait_ms, 250)

@@ -47,6 +47,9 @@ class Loop:
     def reload(self) -> None:
         self.log.append("reload")
 
+    def refresh_positions(self) -> None:
+        self.log.append("refresh")
+
     def status_info(self) -> dict:
         return {}
 
@@ -135,3 +138,27 @@ def test_without_a_change_the_full_pass_runs_when_due():
     loop.timers.next_reconcile = time.monotonic() - 0.01
     _turn(rt, loop, guardian, sub)
     assert [x for x in log if x in ("fast", "full")] == ["full"]
+
+
+def test_the_positions_refresh_runs_after_the_copy_and_before_the_wait_for_the_bus():
+    log, rt, loop, guardian, _ = _kit()
+    _not_due(loop)
+
+    class Waits(Sub):  # records when the turn blocks on the bus
+        def recv(self, timeout_ms: int = 0):
+            if timeout_ms:
+                log.append("wait")
+            return self.queue.pop(0) if self.queue else None
+
+    sub = Waits()
+    sub.queue.append("delta")
+    _turn(rt, loop, guardian, sub)
+    assert log.index("fast") < log.index("refresh") < log.index("wait")
+
+
+def test_no_positions_refresh_when_the_full_pass_is_due():
+    log, rt, loop, guardian, sub = _kit()
+    _not_due(loop)
+    loop.timers.next_reconcile = time.monotonic() - 0.01  # the full pass reads the positions anyway
+    _turn(rt, loop, guardian, sub)
+    assert "refresh" not in log and "full" in log
