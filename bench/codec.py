@@ -1,5 +1,7 @@
 """Bus codec cost in-process: decode + validate a 1-position delta and a 100-position
-snapshot, msgspec fast path (messaging/fastwire.py) against the stdlib validator.
+snapshot, msgspec fast path (messaging/fastwire.py) against the stdlib validator; and the
+simulator's reply codec (sim/client.py): a tick, account_info and 100 positions as msgpack
+(``encode_reply``/``decode_reply``) against the tagged-JSON codec they used before.
 
     python bench/codec.py [--json]
 
@@ -53,6 +55,33 @@ def run() -> dict:
             "encode_us": round(_best_us(lambda: encode(decode(frames)), n), 1),
         }
         out[name]["speedup"] = round(out[name]["stdlib_us"] / out[name]["msgspec_us"], 1)
+    out["sim_replies"] = sim_replies()
+    return out
+
+
+def sim_replies() -> dict:
+    """Encode (server) and decode (client) of the simulator's hot replies, JSON vs msgpack."""
+    from sim import Simulator
+    from sim.client import FAST_REPLY, decode_reply, dumps, encode_reply, loads
+
+    sim = Simulator.demo(seed=1)
+    mt5 = sim.terminal()
+    mt5.initialize(login=1001)
+    for _ in range(100):
+        tick = mt5.symbol_info_tick("EURUSD")
+        mt5.order_send({"action": 1, "symbol": "EURUSD", "volume": 0.01, "type": 0, "price": tick.ask, "type_filling": 1})
+    out = {}
+    for name, payload in (("tick", mt5.symbol_info_tick("EURUSD")), ("account_info", mt5.account_info()),
+                          ("positions_100", mt5.positions_get())):
+        reply = [1, "ok", payload, (1, "Success"), "epoch"]
+        old, new = dumps(reply), encode_reply(*reply)
+        assert new[0] == FAST_REPLY and decode_reply(new)[2] == payload == loads(old)[2]
+        n = 200 if name == "positions_100" else 5000
+        out[name] = {"json_bytes": len(old[0]), "msgpack_bytes": len(new[1]) + len(new[2]),
+                     "json_encode_us": round(_best_us(lambda: dumps(reply), n), 1),
+                     "msgpack_encode_us": round(_best_us(lambda: encode_reply(*reply), n), 1),
+                     "json_decode_us": round(_best_us(lambda: loads(old), n), 1),
+                     "msgpack_decode_us": round(_best_us(lambda: decode_reply(new), n), 1)}
     return out
 
 
@@ -68,6 +97,11 @@ def main() -> None:
         r = res[name]
         print(f"{name:13} {r['bytes']:6} B  stdlib {r['stdlib_us']:8.1f} µs  msgspec {r['msgspec_us']:7.1f} µs  "
               f"({r['speedup']}x)  decode() {r['decode_us']:7.1f} µs  encode {r['encode_us']:7.1f} µs")
+    print("simulator replies   encode JSON -> msgpack (server)     decode JSON -> msgpack (client)")
+    for name, r in res["sim_replies"].items():
+        print(f"{name:15} {r['json_encode_us']:8.1f} -> {r['msgpack_encode_us']:6.1f} µs "
+              f"({r['json_encode_us'] / r['msgpack_encode_us']:.1f}x)   {r['json_decode_us']:8.1f} -> "
+              f"{r['msgpack_decode_us']:6.1f} µs ({r['json_decode_us'] / r['msgpack_decode_us']:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import zmq
 
 from sim.helpers import PackageHelpers
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: record replies as msgpack (encode_reply)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 DEFAULT_TIMEOUT_MS = 2000
 
@@ -209,6 +209,98 @@ def loads(frames: list[bytes]) -> Any:
         raise CodecError(f"malformed message: {exc}") from exc
 
 
+# --------------------------------------------------------------------------- replies
+#
+# The replies that dominate the traffic -- one record (a tick, account_info, symbol_info) or
+# a tuple of records of one type (positions_get, orders_get, the history) -- travel as
+# msgpack instead: frames ``[FAST_REPLY, msgpack([rid, status, kind, last_error, epoch]),
+# msgpack(record values)]``, ``kind`` naming the record type (``"*Name"`` for a tuple of
+# them), decoded by msgspec straight into the record type. 100 positions: 718 -> 10 µs to
+# encode, 458 -> 43 µs to decode (docs/benchmarks.md). Any other reply, and a record msgpack
+# cannot carry (a nested request, a numpy value), goes as JSON above. msgpack is as exact as
+# the JSON codec: ints, floats bit for bit (NaN too), strings, bools, None.
+
+FAST_REPLY = b"\x01mp"  # first frame of a msgpack reply (a JSON reply's first frame starts with '[')
+_MP_ENCODER: Any = None
+_ENVELOPE: Any = None
+_DECODERS: dict[str, Any] = {}
+
+
+def _msgspec() -> Any:
+    global _MP_ENCODER, _ENVELOPE
+    import msgspec
+
+    if _MP_ENCODER is None:
+        _MP_ENCODER = msgspec.msgpack.Encoder()
+        _ENVELOPE = msgspec.msgpack.Decoder(tuple[Any, str, str, Any, str])
+    return msgspec
+
+
+_NESTED_RECORDS = frozenset({"OrderSendResult", "OrderCheckResult"})  # they hold a TradeRequest: JSON tags it
+
+
+def _record_kind(payload: Any) -> str | None:
+    """``"Name"`` for one flat record, ``"*Name"`` for a non-empty tuple of flat records of
+    one type, else None (the reply goes as JSON). Flat: every field an int, float, str, bool
+    or None, as in every record the terminal returns (msgpack would turn a datetime into
+    text, which the JSON codec tags and restores)."""
+    t = type(payload)
+    records = _record_types()
+    if t is tuple:
+        if not payload:
+            return None
+        t = type(payload[0])
+        if records.get(t.__name__) is not t or t.__name__ in _NESTED_RECORDS or any(type(x) is not t for x in payload):
+            return None
+        return "*" + t.__name__ if all(_SCALARS.issuperset(map(type, x)) for x in payload) else None
+    if records.get(t.__name__) is not t or t.__name__ in _NESTED_RECORDS or not _SCALARS.issuperset(map(type, payload)):
+        return None
+    return t.__name__
+
+
+def encode_reply(rid: Any, status: str, payload: Any, err: Any, epoch: str) -> list[bytes]:
+    """The frames of one reply (see above). Raises CodecError when it cannot be encoded."""
+    kind = _record_kind(payload) if status == ST_OK else None
+    if kind is not None:
+        msgspec = _msgspec()
+        try:
+            return [FAST_REPLY, _MP_ENCODER.encode([rid, status, kind, err, epoch]), _MP_ENCODER.encode(payload)]
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+            pass  # a value msgpack cannot carry (a nested record, numpy): JSON tags it
+    return dumps([rid, status, payload, err, epoch])
+
+
+def _decoder(kind: str) -> Any:
+    dec = _DECODERS.get(kind)
+    if dec is None:
+        msgspec = _msgspec()
+        cls = _record_types().get(kind.lstrip("*"))
+        if cls is None:
+            raise CodecError(f"unknown record type {kind!r}")
+        dec = _DECODERS[kind] = msgspec.msgpack.Decoder(tuple[cls, ...] if kind.startswith("*") else cls)
+    return dec
+
+
+def decode_reply(frames: list[bytes]) -> tuple[Any, Any, Any, Any, Any]:
+    """``(rid, status, payload, last_error, epoch)`` from a reply's frames (msgpack or JSON).
+    Raises CodecError on malformed input."""
+    if frames and bytes(frames[0]) == FAST_REPLY:
+        msgspec = _msgspec()
+        if len(frames) != 3:
+            raise CodecError("malformed message: a msgpack reply has 3 frames")
+        try:
+            rid, status, kind, err, epoch = _ENVELOPE.decode(frames[1])
+            payload = _decoder(kind).decode(frames[2])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise CodecError(f"malformed message: {exc}") from exc
+        return rid, status, payload, tuple(err) if type(err) is list else err, epoch
+    out = loads(frames)
+    if type(out) is not list or len(out) != 5:
+        raise CodecError("malformed message: a reply is [rid, status, payload, last_error, epoch]")
+    rid, status, payload, err, epoch = out
+    return rid, status, payload, err, epoch
+
+
 # --------------------------------------------------------------------------- channel
 
 class _Channel:
@@ -282,7 +374,7 @@ class _Channel:
                 return ERR_TIMEOUT
             reply_frames = sock.recv_multipart(flags=zmq.NOBLOCK)
             try:
-                r_rid, status, payload, err, epoch = loads(reply_frames)
+                r_rid, status, payload, err, epoch = decode_reply(reply_frames)
             except (CodecError, TypeError, ValueError):
                 continue  # garbage is not an answer; keep waiting until the deadline
             if r_rid != rid:

@@ -41,6 +41,7 @@ from sim.client import (
     ST_OK,
     CodecError,
     dumps,
+    encode_reply,
     loads,
 )
 
@@ -296,7 +297,7 @@ class SimServer:
             reply = (ST_EXC, [type(exc).__name__, str(exc)], None)
         status, payload, err = reply
         try:
-            out = dumps([rid, status, payload, err, self.epoch])
+            out = encode_reply(rid, status, payload, err, self.epoch)
         except CodecError as exc:
             out = dumps([rid, ST_EXC, ["TypeError", str(exc)], err, self.epoch])
         return envelope + out

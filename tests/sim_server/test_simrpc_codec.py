@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.client import CodecError, dumps, loads
+from sim.client import FAST_REPLY, CodecError, decode_reply, dumps, encode_reply, loads
 from sim.records import RATES_DTYPE, RECORD_TYPES, TICKS_DTYPE
 
 
@@ -126,3 +126,52 @@ values = st.recursive(
 @given(values)
 def test_codec_round_trips_any_value(v):
     assert same(rt(v), v)
+
+
+# -- replies: flat records and tuples of them as msgpack, everything else as JSON ---------
+
+def reply_rt(payload, err=(1, "Success")):
+    rid, status, out, e, epoch = decode_reply(encode_reply(7, "ok", payload, err, "ep"))
+    assert (rid, status, epoch) == (7, "ok", "ep") and same(e, err)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(RECORD_TYPES))
+def test_a_record_reply_round_trips_as_its_class_one_or_many(name):
+    rec = make_record(name)
+    assert same(reply_rt(rec), rec)
+    assert same(reply_rt((rec, rec, rec)), (rec, rec, rec))
+    flat = name not in ("OrderSendResult", "OrderCheckResult")  # these hold a TradeRequest: JSON
+    assert (encode_reply(7, "ok", rec, None, "ep")[0] == FAST_REPLY) is flat
+
+
+def test_the_hot_replies_travel_as_msgpack_and_the_rest_as_json():
+    pos = RECORD_TYPES["TradePosition"](*range(len(RECORD_TYPES["TradePosition"]._fields)))
+    assert encode_reply(1, "ok", (pos,) * 100, (1, "Success"), "e")[0] == FAST_REPLY
+    for payload in (None, (), True, 3, 1.5, "x", {"a": 1}, [pos], (pos, make_record("Tick"))):
+        frames = encode_reply(1, "ok", payload, (1, "Success"), "e")
+        assert frames[0] != FAST_REPLY and same(decode_reply(frames)[2], payload)
+    assert encode_reply(1, "exc", pos, None, "e")[0] != FAST_REPLY  # an error's payload is never a record
+
+
+def test_a_record_msgpack_cannot_carry_falls_back_to_json():
+    tick = RECORD_TYPES["Tick"](2**70, float("nan"), 1.1, 0.0, 0, 1, 2, 0.0)  # int past 64 bits
+    frames = encode_reply(1, "ok", tick, None, "e")
+    assert frames[0] != FAST_REPLY and same(decode_reply(frames)[2], tick)
+
+
+def test_malformed_msgpack_replies_are_codec_errors():
+    good = encode_reply(1, "ok", make_record("Tick"), (1, "Success"), "e")
+    for bad in ([FAST_REPLY], [FAST_REPLY, good[1]], [FAST_REPLY, b"\xc1", good[2]], [FAST_REPLY, good[1], b"\x93\x01"],
+                [FAST_REPLY, good[1].replace(b"Tick", b"Nope"), good[2]], [*good, b"extra"],
+                [FAST_REPLY, good[1], encode_reply(1, "ok", make_record("AccountInfo"), None, "e")[2]]):
+        with pytest.raises(CodecError):
+            decode_reply(bad)
+    with pytest.raises(CodecError):
+        decode_reply(dumps({"not": "a reply"}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(values, st.lists(records, min_size=1, max_size=5).map(tuple)))
+def test_any_reply_round_trips(v):
+    assert same(reply_rt(v), v)

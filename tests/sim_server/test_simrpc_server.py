@@ -237,7 +237,7 @@ def test_admin_calls(frozen_server, world):
     with pytest.raises((ValueError, KeyError)):
         admin.inject_fault(987654321, "disconnect")
     ping = admin.ping()
-    assert ping["protocol"] == 1 and ping["endpoint"] == frozen_server.endpoint
+    assert ping["protocol"] == 2 and ping["endpoint"] == frozen_server.endpoint
 
 
 def test_injected_faults_show_through_the_client(frozen_server, world):
