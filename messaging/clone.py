@@ -66,6 +66,12 @@ class StatePublisher:
         self._last_snapshot_ms: int | None = None
         self._snapshot_requested = False
 
+    def snapshot_due(self, now_ms: int) -> bool:
+        """True when the next :meth:`update` publishes a full snapshot (first call, asked
+        for, or ``snapshot_interval_ms`` since the last one)."""
+        last = self._last_snapshot_ms
+        return not self._started or self._snapshot_requested or last is None or not 0 <= now_ms - last < self.snapshot_interval_ms
+
     def request_snapshot(self) -> None:
         """Publish a full snapshot with the next :meth:`update` (e.g. on ``ctl`` snapshot)."""
         self._snapshot_requested = True
@@ -128,8 +134,7 @@ class StatePublisher:
                 sigs.pop(k, None)
             self._orders = ords
 
-        last = self._last_snapshot_ms
-        if self._snapshot_requested or last is None or not 0 <= now_ms - last < self.snapshot_interval_ms:
+        if self.snapshot_due(now_ms):
             self._send_snapshot(pos, ords, metrics, now_ms)
         return delta
 

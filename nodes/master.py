@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sys
 import time
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,6 +37,13 @@ from terminals.convert import (  # noqa: E402
 
 MAX_OFFSET_MS = 14 * 3600_000
 ORDER_STATE_FILLED = 4  # MT5 ORDER_STATE_FILLED
+# What a poll compares before converting anything: the raw fields a published position or
+# order is made of, price_current and profit left out (they move with every tick and are not
+# part of a change: messaging/clone.VOLATILE_POSITION_FIELDS).
+_POSITION_KEY = attrgetter("ticket", "identifier", "symbol", "type", "volume", "price_open", "sl", "tp", "time_msc",
+                           "time_update_msc", "magic", "comment")
+_ORDER_KEY = attrgetter("ticket", "symbol", "type", "volume_current", "price_open", "price_stoplimit", "sl", "tp",
+                        "time_setup_msc", "magic", "comment", "type_time", "time_expiration")
 VANISHED_HOLD_POLLS = 50  # polls a vanished, unaccounted order stays published (~1 s at 20 ms)
 
 
@@ -57,6 +66,7 @@ class MasterLoop:
         self._next_heartbeat = 0
         self.guardian = None
         self.contract_sizes = ContractSizes(mt5)  # bus v2: contract size with every position
+        self._steady: tuple | None = None  # _steady_key of the last poll converted
         self.held_orders: dict[int, int] = {}  # vanished order ticket -> polls it was kept published
 
     def poll_once(self) -> bool:
@@ -89,9 +99,13 @@ class MasterLoop:
             self.rt.event("master_terminal_recovered", failures=self.failures)
         self.failures = 0
         self.rt.set_error(None)
+        refreshed = now >= self._next_heartbeat
+        steady = self._steady_key(positions, orders)
+        if steady is not None and steady == self._steady and not refreshed and not self.held_orders \
+                and not self.contract_sizes.failed and not self.publisher.snapshot_due(now):
+            return True  # only prices moved: nothing to convert, nothing to publish
         self.contract_sizes.mt5 = self.mt5  # the terminal may have been reconnected
         failed_before = set(self.contract_sizes.failed)
-        refreshed = now >= self._next_heartbeat
         if refreshed:  # before converting: the first poll already needs the server offset (UTC times, expiries)
             self._refresh_metrics(now)
         new_positions = positions_by_identifier(positions, offset_ms=self.offset_ms, contract_size=self.contract_sizes)
@@ -107,7 +121,19 @@ class MasterLoop:
         if delta is not None:
             self._record_changes(new_positions, new_orders)
         self.positions, self.orders = new_positions, new_orders
+        self._steady = steady
         return True
+
+    def _steady_key(self, positions: Any, orders: Any) -> tuple | None:
+        """What the terminal's records say apart from prices, as plain tuples (C speed): a
+        poll whose key equals the last converted poll's has nothing to publish, and skips
+        the conversion (``bench/master_cpu.py``). A heartbeat poll, a due snapshot, an order
+        held after vanishing and a contract size still unknown always take the full path.
+        None (always the full path) for records without the fields."""
+        try:
+            return self.offset_ms, tuple(map(_POSITION_KEY, positions)), tuple(map(_ORDER_KEY, orders))
+        except AttributeError:
+            return None
 
     def _account_for_vanished_orders(self, new_positions: dict, new_orders: dict) -> None:
         """Invariant 1 within one poll: an order that vanished is accounted for before its

@@ -79,3 +79,49 @@ def test_a_wrong_account_publishes_nothing(master):
     rt.wrong = False
     assert loop.poll_once()  # once right again, the change goes out
     assert len(rt.published) == published + 1
+
+
+def test_a_poll_where_only_prices_moved_converts_nothing(master, monkeypatch):
+    """The steady-poll path: the raw records are compared before any conversion."""
+    import nodes.master as master_mod
+
+    sim, raw, term, rt, loop = master
+    loop.poll_once()  # the snapshot the fixture's poll scheduled
+    converted = []
+    real = master_mod.positions_by_identifier
+    monkeypatch.setattr(master_mod, "positions_by_identifier", lambda *a, **k: converted.append(1) or real(*a, **k))
+    published = len(rt.published)
+    for _ in range(5):
+        sim.advance(1.0)
+        assert loop.poll_once()
+    assert converted == [] and len(rt.published) == published
+    pos = raw.positions_get()[0]
+    r = raw.order_send({"action": 6, "position": pos.ticket, "symbol": pos.symbol, "sl": round(pos.price_open - 0.01, 5),
+                        "tp": 0.0})
+    assert r.retcode == 10009
+    assert loop.poll_once()
+    assert converted == [1] and rt.published[-1].upsert_positions[0].sl == round(pos.price_open - 0.01, 5)
+
+
+def test_a_due_snapshot_converts_and_carries_fresh_prices(master):
+    sim, raw, term, rt, loop = master
+    loop.poll_once()
+    sim.advance(5.0)
+    loop.publisher.request_snapshot()
+    assert loop.poll_once()
+    snap = rt.published[-1]
+    want = {p.identifier: p.price_current for p in raw.positions_get()}
+    assert type(snap).__name__ == "Snapshot" and {p.identifier: p.price_current for p in snap.positions} == want
+
+
+def test_a_change_refused_for_a_wrong_account_is_not_skipped_by_the_next_poll(master):
+    sim, raw, term, rt, loop = master
+    loop.poll_once()
+    _buy(raw)
+    rt.wrong = True
+    with pytest.raises(WrongAccount):
+        loop.poll_once()
+    rt.wrong = False
+    published = len(rt.published)
+    assert loop.poll_once()  # same records as the refused poll: still converted and published
+    assert len(rt.published) == published + 1 and len(rt.published[-1].upsert_positions) == 1
