@@ -7,6 +7,10 @@ A copy's hub window holds about eight such hand-offs (master → proxy → slave
 two terminal calls, the master's login check), so on a machine whose idle round trip is
 0.3 ms p50 / 1.4 ms p99 that alone is ~2 ms before any of copyhub's own work.
 
+The last column is this process's CPU time per round trip (``time.process_time``: user +
+system, libzmq's I/O thread included): what a node pays for each terminal call over the
+simulator's RPC before any decoding, and how much more it pays when it sleeps between calls.
+
 Run: ``python bench/wakeup.py [--n 300]``.
 """
 from __future__ import annotations
@@ -45,17 +49,20 @@ def main() -> None:
         req = zmq.Context.instance().socket(zmq.REQ)
         req.connect(f"tcp://127.0.0.1:{port}")
         payload = b"x" * 200
-        print(f"{'mode':<12}{'n':>6}{'p50 µs':>9}{'p90 µs':>9}{'p99 µs':>9}{'max µs':>9}")
+        print(f"{'mode':<12}{'n':>6}{'p50 µs':>9}{'p90 µs':>9}{'p99 µs':>9}{'max µs':>9}{'CPU µs/rt':>11}")
         for mode, gap in (("tight", 0.0), ("every 20 ms", 0.02)):
             times = []
+            cpu = 0.0
             for _ in range(args.n):
                 if gap:
                     time.sleep(gap)
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 req.send(payload)
                 req.recv()
                 times.append((time.perf_counter() - t0) * 1e6)
-            print(f"{mode:<12}{len(times):>6}" + "".join(f"{pct(times, p):>9.0f}" for p in (50, 90, 99)) + f"{max(times):>9.0f}")
+                cpu += time.process_time() - c0
+            print(f"{mode:<12}{len(times):>6}" + "".join(f"{pct(times, p):>9.0f}" for p in (50, 90, 99))
+                  + f"{max(times):>9.0f}{cpu / len(times) * 1e6:>11.0f}")
         req.send(b"quit")
         req.recv()
         req.close(linger=0)
