@@ -52,20 +52,27 @@ class CountingTerminal:
         return self.calls[mark:]
 
 
-@pytest.fixture
-def world(tmp_path):
+def make_world(tmp_path, login: int = 2001, **slave_fields):
+    """The demo simulator, master M (1001) and slave S (``login``: 2001 hedging, 2002
+    netting on SimProp) following it: ``(sim, store, master terminal, slave terminal)``."""
     sim = Simulator.demo(seed=3)
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     store.upsert_account({"name": "M", "type": "MASTER", "terminal": {"kind": "sim", "login": 1001}})
-    store.upsert_account({"name": "S", "type": "SLAVE", "suffix": ".c", "slippage_tolerance": 300, "risk": RISK,
-                          "terminal": {"kind": "sim", "login": 2001}})
+    store.upsert_account({"name": "S", "type": "SLAVE", "suffix": ".c", "slippage_tolerance": 300, **slave_fields,
+                          "terminal": {"kind": "sim", "login": login}})
     store.set_flag("follow:S:M", {"since_ms": 0})
     master = sim.terminal()
     master.initialize(login=1001)
     slave = sim.terminal()
-    slave.initialize(login=2001)
-    yield sim, store, master, slave
-    store.close()
+    slave.initialize(login=login)
+    return sim, store, master, slave
+
+
+@pytest.fixture
+def world(tmp_path):
+    made = make_world(tmp_path, risk=RISK)
+    yield made
+    made[1].close()
 
 
 def _loop(store, mt5):

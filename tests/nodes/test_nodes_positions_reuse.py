@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from db import open_store
 from nodes.runtime import utc_ms
 from nodes.slave import POSITIONS_REUSE_MS
-from sim import Simulator
-from tests.nodes.test_nodes_copy_calls import (  # noqa: F401  (world is a fixture)
+from tests.nodes.test_nodes_copy_calls import (
+    RISK,
     CountingTerminal,
     _before_send,
     _change,
     _deal,
     _loop,
     _settle,
-    world,
+    make_world,
 )
+
+
+@pytest.fixture
+def world(tmp_path):
+    made = make_world(tmp_path, risk=RISK)
+    yield made
+    made[1].close()
 
 
 def _ready(world):
@@ -127,17 +133,9 @@ def test_a_hand_trade_in_the_window_is_seen_by_the_next_timer_pass(world):
 
 @pytest.fixture
 def netting(tmp_path):
-    sim = Simulator.demo(seed=3)
-    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    store.upsert_account({"name": "M", "type": "MASTER", "terminal": {"kind": "sim", "login": 1001}})
-    store.upsert_account({"name": "S", "type": "SLAVE", "suffix": ".c", "slippage_tolerance": 300,
-                          "terminal": {"kind": "sim", "login": 2002}})
-    store.set_flag("follow:S:M", {"since_ms": 0})
-    master, slave = sim.terminal(), sim.terminal()
-    master.initialize(login=1001)
-    slave.initialize(login=2002)
-    yield sim, store, master, slave
-    store.close()
+    made = make_world(tmp_path, 2002)
+    yield made
+    made[1].close()
 
 
 def test_a_netting_account_reads_its_positions_for_every_open(netting):
