@@ -41,7 +41,7 @@ from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noq
 from db.urls import missing_store  # noqa: E402
 from fleet import controls  # noqa: E402
 from fleet import keys as bus_keys  # noqa: E402
-from fleet.demo import running_demo_store  # noqa: E402
+from fleet.demo import last_demo  # noqa: E402
 from fleet.operator import (  # noqa: E402
     KILL_SWITCH,
     RESET_PREFIX,
@@ -183,16 +183,33 @@ def cmd_accounts(args: argparse.Namespace, store: Any) -> int:
             "disable": acc_disable, "remove": acc_remove, "pin": acc_pin}[args.action](args, store)
 
 
-def acc_list(args: argparse.Namespace, store: Any) -> int:
-    docs = store.list_accounts()
-    # the fleet's rules, as setup_db.py --check and the launcher apply them: one document's own
-    # fields, and what only the fleet shows (follows naming no master, one terminal twice, tag hashes)
+def fleet_problems(docs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Account name -> what the fleet's rules say against it, as setup_db.py --check and the
+    launcher apply them: one document's own fields, and what only the fleet shows (follows
+    naming no master, one terminal twice, tag hashes)."""
     _configs, errors = validate_accounts(docs, default_slippage=settings.DEFAULT_SLIPPAGE_TOLERANCE,
                                          default_magic=settings.DEFAULT_MAGIC_NUMBER,
                                          default_sim_endpoint=settings.SIM_ENDPOINT)
     problems: dict[str, list[str]] = {}
     for exc in errors:
         problems.setdefault(str(exc.account), []).append(str(exc))
+    return problems
+
+
+def warn_fleet_problems(store: Any, name: str) -> list[str]:
+    """After an add or a change: say on stderr what the fleet's rules still hold against
+    ``name`` (e.g. it follows a master not added yet). Not refused: the other account may
+    come next; the launcher and ``setup_db.py --check`` report it until it is fixed."""
+    found = fleet_problems(store.list_accounts()).get(name, [])
+    for text in found:
+        print(f"cli: warning: {text} (setup_db.py --check and the launcher report this until it is fixed)",
+              file=sys.stderr)
+    return found
+
+
+def acc_list(args: argparse.Namespace, store: Any) -> int:
+    docs = store.list_accounts()
+    problems = fleet_problems(docs)
     rows = []
     for d in docs:
         problem = "; ".join(problems.get(str(d.get("name")), []))
@@ -282,7 +299,8 @@ def acc_add(args: argparse.Namespace, store: Any) -> int:
         raise CliError(f"account {doc['name']!r} already exists (use accounts set to change it)") from None
     audit(store, "accounts add", doc["name"])
     clear_stale_node(store, doc["name"])  # a node that exited 78 before the account existed
-    emit(args, {"added": doc["name"]}, f"added account {doc['name']}")
+    warnings = warn_fleet_problems(store, doc["name"])
+    emit(args, {"added": doc["name"], "warnings": warnings}, f"added account {doc['name']}")
     return EXIT_OK
 
 
@@ -299,7 +317,9 @@ def _update(args: argparse.Namespace, store: Any, name: str, new: dict[str, Any]
     if changed:
         clear_stale_node(store, name)  # a CONFIG_ERROR its node wrote about the old document
     what = "changed" if changed else "unchanged (same values)"
-    emit(args, {"account": name, "changed": changed, "set": sets, "unset": unsets}, f"account {name} {what}")
+    warnings = warn_fleet_problems(store, name)
+    emit(args, {"account": name, "changed": changed, "set": sets, "unset": unsets, "warnings": warnings},
+         f"account {name} {what}")
     return EXIT_OK
 
 
@@ -372,17 +392,20 @@ def _first(doc: dict[str, Any], *keys: str) -> Any:
 
 
 EVENT_DATA_WIDTH = 140  # characters of the DATA column; --json shows every field
+EVENT_DATA_FIRST = ("reason", "error", "cause")  # shown first: why a copy was skipped, failed or closed
 
 
 def event_brief(data: dict[str, Any], width: int = EVENT_DATA_WIDTH) -> str:
-    """An event's data as ``key=value`` pairs within ``width`` characters.
+    """An event's data as ``key=value`` pairs within ``width`` characters, the why
+    (``EVENT_DATA_FIRST``) first, then the rest in their order.
 
     Whole pairs only: a pair that does not fit (and every one after it) is left out and
     counted (``… +N more, --json``), so no value is ever shown cut (a ticket or reason
     cut mid-value reads as a different one). A first pair longer than ``width`` is shown
     cut with ``…`` so the line is never empty.
     """
-    pairs = [f"{k}={v}" for k, v in data.items() if v is not None]
+    first = [k for k in EVENT_DATA_FIRST if data.get(k) is not None]
+    pairs = [f"{k}={data[k]}" for k in first] + [f"{k}={v}" for k, v in data.items() if v is not None and k not in first]
     shown: list[str] = []
     used = 0
     for i, pair in enumerate(pairs):
@@ -724,10 +747,13 @@ def store_url_or_error(args: argparse.Namespace, cfg: Any) -> str:
     file that does not exist (and would otherwise be created empty)."""
     url = args.db or cfg.database_url
     missing = missing_store(url) if command_name(args) in READ_ONLY else None
-    demo_url = running_demo_store(Path(cfg.DATA_DIR).resolve()) if missing and not args.db else None
-    if demo_url:
-        print(f"cli: no store at {missing}; showing the running demo's store {mask_url(demo_url)}", file=sys.stderr)
-        return demo_url
+    demo = last_demo(Path(cfg.DATA_DIR).resolve()) if missing and not args.db else None
+    if demo is not None and demo[1]:
+        print(f"cli: no store at {missing}; showing the running demo's store {mask_url(demo[0])}", file=sys.stderr)
+        return demo[0]
+    if demo is not None and not missing_store(demo[0]):
+        raise CliError(f"no store at {missing}; the demo that ran here has stopped and its store stays at "
+                       f"{mask_url(demo[0])}: add --db to read it (python cli.py --db {mask_url(demo[0])} status)")
     if missing:
         origin = "--db" if args.db else (f"settings: {cfg.source('DATABASE_URL')}" if cfg.DATABASE_URL
                                          else f"settings: SQLITE_PATH, {cfg.source('SQLITE_PATH')}, home {cfg.home}")

@@ -34,7 +34,6 @@ from fleet.demo import (  # noqa: E402
     free_port,
     plan_demo_endpoints,
     port_free,
-    withdraw_demo,
 )
 from fleet.report import banner, slave_summary, summary_text  # noqa: E402
 from fleet.runner import Fleet, FleetError, FleetOptions, SimOptions  # noqa: E402
@@ -173,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     started_ms = now_ms()
     code = 0
     # A plain ``cli.py status`` finds the demo's temporary store through this file.
-    pointer = announce_demo(Path(cfg.DATA_DIR).resolve(), db_url) if args.demo and not args.db else None
+    if args.demo and not args.db:
+        announce_demo(Path(cfg.DATA_DIR).resolve(), db_url)
     try:
         fleet.start()
         cli_db = "" if db_url == cfg.database_url else f" --db {mask_url(db_url)}"
@@ -188,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     finally:
         fleet.shutdown()
-        withdraw_demo(pointer)
         alerts.close(timeout=2)
     if code == 0 and (args.demo or args.summary):
         print_summary(store, fleet, started_ms)

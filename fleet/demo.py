@@ -153,10 +153,10 @@ RUNNING_DEMO_FILE = "running-demo.json"
 
 
 def announce_demo(data_dir: Path, db_url: str, *, pid: int | None = None) -> Path | None:
-    """Write ``data_dir/running-demo.json`` naming a running demo's store, so that a plain
+    """Write ``data_dir/running-demo.json`` naming a demo's store, so that a plain
     ``python cli.py status`` (whose default store does not exist) can find the demo's
-    temporary one. Returns the file, or None when it cannot be written (a read-only
-    folder: the banner's command still works)."""
+    temporary one, while it runs and after (``last_demo``). Returns the file, or None when
+    it cannot be written (a read-only folder: the banner's command still works)."""
     pid = os.getpid() if pid is None else pid
     try:
         created = psutil.Process(pid).create_time()
@@ -168,26 +168,24 @@ def announce_demo(data_dir: Path, db_url: str, *, pid: int | None = None) -> Pat
     return path
 
 
-def withdraw_demo(path: Path | None, *, pid: int | None = None) -> None:
-    """Remove the file ``announce_demo`` wrote, if it still names this process."""
-    if path is None:
-        return
-    pid = os.getpid() if pid is None else pid
-    try:
-        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
-            path.unlink()
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def running_demo_store(data_dir: Path) -> str | None:
-    """The store URL of a demo launcher that is running now (its file in ``data_dir`` names
-    a live process with the same start time: a reused pid does not count), else None."""
+def last_demo(data_dir: Path) -> tuple[str, bool] | None:
+    """``(store URL, running)`` of the demo last started with this home (the file
+    ``announce_demo`` left in ``data_dir``), or None. ``running``: its launcher is alive
+    (same pid and start time: a reused pid does not count). A stopped demo's store stays
+    in its temporary folder; the file stays too, so the CLI can say where."""
     try:
         doc = json.loads((data_dir / RUNNING_DEMO_FILE).read_text(encoding="utf-8"))
         pid, created, url = int(doc["pid"]), float(doc["created"]), str(doc["db_url"])
-        if abs(psutil.Process(pid).create_time() - created) > 1.0:
-            return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, psutil.Error):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return url
+    try:
+        running = abs(psutil.Process(pid).create_time() - created) <= 1.0
+    except psutil.Error:
+        running = False
+    return url, running
+
+
+def running_demo_store(data_dir: Path) -> str | None:
+    """The store URL of a demo launcher that is running now, else None (``last_demo``)."""
+    last = last_demo(data_dir)
+    return last[0] if last is not None and last[1] else None

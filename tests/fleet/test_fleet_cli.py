@@ -196,9 +196,9 @@ def test_event_data_is_shown_in_whole_pairs_never_cut_mid_value():
     text = event_brief(data)
     assert len(text) <= EVENT_DATA_WIDTH
     shown, _, more = text.partition(" … +")
-    full = [f"{k}={v}" for k, v in data.items() if v is not None]
-    [k] = [k for k in range(1, len(full)) if shown == " ".join(full[:k])]  # whole pairs, in order
-    assert k == 4  # the reason fits whole; the symbol pair would not with the tail
+    full = [f"reason={data['reason']}"] + [f"{k}={v}" for k, v in data.items() if v is not None and k != "reason"]
+    [k] = [k for k in range(1, len(full)) if shown == " ".join(full[:k])]  # whole pairs, the reason first
+    assert k == 4  # the reason and three more fit whole; the symbol pair would not with the tail
     assert more == f"{len(full) - k} more, --json"
     assert event_brief({"a": 1, "b": None}) == "a=1"
     assert event_brief({}) == ""
@@ -227,3 +227,16 @@ def test_accounts_add_of_a_missing_file_says_so(db, capsys, tmp_path):
     assert code == 2 and "no such file" in err and "nofile.json" in err
     code, _, err = run(capsys, "--db", db, "accounts", "add", "{not json")
     assert code == 2 and "not a JSON document" in err
+
+
+def test_accounts_add_warns_of_what_the_fleet_rules_still_hold_against_it(db, capsys):
+    """The README's example follows a master not added yet: added, with a warning naming it,
+    and the warning is gone once the master exists."""
+    code, out, err = run(capsys, "--db", db, "--json", "accounts", "add",
+                         json.dumps(sim_account("F1", login=7002, follows=["My_Master"])))
+    assert code == 0 and "warning" in err and "My_Master" in err and "setup_db.py --check" in err
+    assert any("My_Master" in w for w in json.loads(out)["warnings"])
+    code, _, err = run(capsys, "--db", db, "accounts", "add", json.dumps(sim_account("My_Master", "MASTER", login=7001)))
+    assert code == 0, err
+    code, _, err = run(capsys, "--db", db, "accounts", "set", "F1", "slippage_tolerance=40")
+    assert code == 0 and "warning" not in err

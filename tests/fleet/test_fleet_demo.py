@@ -123,8 +123,12 @@ def demo(tmp_path_factory):
         d.track()
         d.proc.send_signal(signal.SIGTERM)
         assert d.proc.wait(60) == 0
-        assert not d.pointer.exists()  # a stopped demo is not found by a plain cli.py status
         assert f"the demo's store and logs stay in {d.data_dir}" in d.stdout.read_text()
+        # a plain cli.py status after the demo stopped says where its store stayed
+        res = subprocess.run([sys.executable, str(ROOT / "cli.py"), "status"], capture_output=True, text=True,
+                             timeout=30, env=d.env, cwd=str(d.data_dir))
+        assert res.returncode == 2 and "the demo that ran here has stopped" in res.stderr
+        assert f"--db {d.db}" in res.stderr or f"--db sqlite:///{(d.data_dir / 'copyhub.db').as_posix()}" in res.stderr
         assert [p.pid for p in d.seen.values() if alive(p)] == []
     finally:
         d.close()
