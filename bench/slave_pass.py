@@ -7,9 +7,13 @@ from ``on_message`` to the slave's ``order_send`` is measured (then the master c
 it, so each open is planned against the same small book). The terminal calls cost
 microseconds here, so what is measured is copyhub's own work: decode-free message
 apply, planning, the guardian's pre-trade check, the SQLite intent write and the fence.
-With ``--held N`` the slave holds N other copies (the planner walks every link).
+With ``--held N`` the slave holds N other copies (the planner walks every link). With
+``--history N`` the store holds N finished copies of earlier days (an account that has
+traded for weeks); the timer's full pass runs every 20 opens, as every second in a node,
+and lets them go (``SlaveLoop._prune_finished``) — ``--keep-history`` measures the loop
+that kept every finished link in memory (before).
 
-Run: ``python bench/slave_pass.py [--opens 300] [--held 0] [--profile]``.
+Run: ``python bench/slave_pass.py [--opens 300] [--held 0] [--history 0 [--keep-history]] [--profile]``.
 """
 from __future__ import annotations
 
@@ -80,8 +84,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--opens", type=int, default=300)
     ap.add_argument("--held", type=int, default=0, help="other copies the slave holds meanwhile")
+    ap.add_argument("--history", type=int, default=0, help="finished copies of earlier days in the store")
+    ap.add_argument("--keep-history", action="store_true", help="keep every finished link in memory (before)")
     ap.add_argument("--profile", action="store_true", help="print the top of a cProfile by own time")
     args = ap.parse_args()
+    if args.keep_history:
+        import nodes.slave as slave_mod
+
+        slave_mod.FINISHED_LINK_KEEP_MS = 10**15
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     workdir = tempfile.mkdtemp()
     sim = Simulator.demo(seed=3)
@@ -101,6 +111,10 @@ def main() -> None:
         return send(request)
 
     slave.order_send = timed_send
+    old = utc_ms() - 30 * 86_400_000
+    for i in range(args.history):  # finished copies of earlier days
+        store.record_intent({"slave_name": "S", "master_name": "M", "master_ticket": 10_000_000 + i, "status": "CLOSED",
+                             "kind": "position", "symbol": "EURUSD.c", "created_ms": old, "updated_ms": old})
     cfg = validate_account(store.get_account("S"))
     loop = SlaveLoop(Runtime("S", store), slave, cfg, stale_after_ms=60_000, max_attempts=3)
     loop.executor.sleep = lambda s: None
@@ -145,8 +159,10 @@ def main() -> None:
             to_send.append((sent[0] - t0) * 1000)
         deal("SELL", opened.order)
         loop.on_message(change())
-        loop.reconcile(full=False)
-    print(f"slave's own work, master change -> order_send, {len(to_send)} opens, {args.held} other copies held (ms):")
+        loop.reconcile(full=i % 20 == 19)  # the timer's full pass, every 20 opens
+    print(f"slave's own work, master change -> order_send, {len(to_send)} opens, {args.held} other copies held, "
+          f"{args.history} finished in the store{' (all kept in memory)' if args.keep_history else ''}; "
+          f"{len(loop.links)} links in memory at the end (ms):")
     print("  " + "  ".join(f"p{p:g} {pct(to_send, p):.3f}" for p in (50, 90, 99)) + f"  max {max(to_send):.3f}")
     if args.profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)

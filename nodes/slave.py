@@ -39,7 +39,7 @@ from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
 from nodes.rates import RateBook, symbol_currencies  # noqa: E402
 from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
-from nodes.slave_actions import ActionRunner, PassData  # noqa: E402
+from nodes.slave_actions import FINISHED, ActionRunner, PassData  # noqa: E402
 from nodes.slave_held import sync_held  # noqa: E402
 from terminals.convert import (  # noqa: E402
     deal_from_mt5,
@@ -66,6 +66,10 @@ QUOTE_REUSE_MS = 1_000
 # them again, while that read is younger than this and no order of ours went out since it:
 # the copy's one terminal call before order_send is then its fresh tick (issue 14).
 POSITIONS_REUSE_MS = 1_500
+# A finished link (CLOSED, SKIPPED, FAILED) stays in the loop's memory while its master
+# ticket is visible and for this long after its last write; then the timer's pass lets it
+# go (the store keeps it), so a pass's work does not grow with the account's history.
+FINISHED_LINK_KEEP_MS = 3_600_000
 # A vanished position whose deals show no closing deal yet is read again on the next passes
 # (the history may trail the position list); after this long it is taken as it is (UNKNOWN).
 HISTORY_GRACE_MS = 3_000
@@ -395,6 +399,7 @@ class SlaveLoop:
         else:
             if full:  # the timer's pass (off the copy path): what each copy holds now, on its link
                 sync_held(self.actions, ctx, actions, specs)
+                self._prune_finished(views, now)
         for name, view in views.items():
             if view.first_sync and view.fresh:
                 self._record_follow(name, now)
@@ -537,6 +542,21 @@ class SlaveLoop:
             self.rt.event("follow_started", master=master)
         except StoreUnavailable as exc:
             self.log.warning("follow_not_recorded", master=master, error=str(exc))
+
+    def _prune_finished(self, views: dict[str, MasterView], now: int) -> int:
+        """Let go of finished links whose master ticket no master shows and whose last write
+        is older than FINISHED_LINK_KEEP_MS (the store keeps them; a copy of such a ticket
+        is refused by ``ActionRunner._new_intent``). Only when every master's mirror is
+        fresh: a stale one cannot say what is visible. Returns how many went."""
+        if not views or not all(v.fresh for v in views.values()):
+            return 0
+        visible = {(n, t) for n, v in views.items() for t in (*v.state.positions, *v.state.orders)}
+        old = [k for k, r in self.links.items()
+               if r.get("status") in FINISHED and k not in visible and now - int(r.get("updated_ms") or 0) > FINISHED_LINK_KEEP_MS]
+        for key in old:
+            del self.links[key]
+            self._link_cache.pop(key, None)
+        return len(old)
 
     def _relevant_links(self, views: dict[str, MasterView]) -> list[Link]:
         """Live links, plus finished ones whose master ticket is still visible (never recopy)."""

@@ -46,6 +46,7 @@ from nodes.execution import SKIPPED as OUT_SKIPPED
 from nodes.runtime import utc_ms
 from terminals.convert import PENDING_TYPE_CODES
 
+FINISHED = frozenset({CLOSED, SKIPPED, FAILED})  # a link in one of these never trades again
 INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
 RETRY_BACKOFF_MS = (1_000, 60_000)  # a failing close/add/restore is retried at 1 s, 2 s … 60 s
 
@@ -151,6 +152,22 @@ class ActionRunner:
             doc, _ = self.store.record_intent({"slave_name": self.name, "master_name": master, "master_ticket": ticket, **(create or {}), **fields})
         self.links[key] = doc
         return doc
+
+    def _new_intent(self, key: tuple[str, int], intent: dict[str, Any], log: Any) -> bool:
+        """Record the intent of a copy the loop holds no link for. False (and nothing
+        sent) when the store already has a finished link (CLOSED, SKIPPED, FAILED) for
+        this master ticket — one the loop let go of (``SlaveLoop._prune_finished``): the
+        record is taken back, and the master position is not copied a second time."""
+        master, ticket = key
+        doc, created = self.store.record_intent({"slave_name": self.name, "master_name": master, "master_ticket": ticket, **intent})
+        self.links[key] = doc
+        if created:
+            return True
+        if doc.get("status") in FINISHED:
+            log.warning("copy_not_repeated", status=doc.get("status"), note="the store already holds this master ticket's link")
+            return False
+        self._save(key, intent)  # a live record the loop did not hold: the intent updates it
+        return True
 
     def _backing_off(self, action: Any) -> bool:
         """The planner re-issues a failed close or top-up every pass; space the attempts out."""
@@ -286,7 +303,11 @@ class ActionRunner:
             existing = self.links.get(key)
             attempts = int(existing.get("attempts", 0)) + 1 if existing else 1
             intent = {**self._intent_fields(action), "status": PENDING, "attempts": attempts, "master_price": action.master_price, "slave_volume": action.volume}
-            self._save(key, intent, create=intent)  # the intent is durable BEFORE order_send
+            # the intent is durable BEFORE order_send (one write for a new copy)
+            if existing is not None:
+                self._save(key, intent, create=intent)
+            elif not self._new_intent(key, intent, log):
+                return  # the store already holds a finished link for this master ticket: never copied twice
         if p.cfg.dry_run:
             self._save(key, {"status": SKIPPED, "skip_reason": f"dry run: would {action.side} {action.volume:g} {action.symbol}"})
             log.info("dry_run_open")
