@@ -37,6 +37,7 @@ from nodes.bus_guard import BusGuard, limits_from_settings  # noqa: E402
 from nodes.execution import Executor  # noqa: E402
 from nodes.identity import WrongAccount  # noqa: E402
 from nodes.lease import LeaseLost  # noqa: E402
+from nodes.link_table import LinkTable  # noqa: E402
 from nodes.rates import RateBook, symbol_currencies  # noqa: E402
 from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
 from nodes.slave_actions import FINISHED, ActionRunner, PassData  # noqa: E402
@@ -102,7 +103,7 @@ class SlaveLoop:
         self.requester = SnapshotRequester(rt.publisher, rt.name, min_interval_ms=250)
         self.mirrors: dict[str, Mirror] = {}
         self.guard = BusGuard(self, limits_from_settings(settings), self.log)  # issue 15: no message believed blindly
-        self.links: dict[tuple[str, int], dict[str, Any]] = {}  # the runner writes it, the planner reads it
+        self.links = LinkTable()  # the runner writes it, the planner reads it; .live: PENDING and OPEN ones
         self._link_cache: dict[tuple[str, int], tuple[dict[str, Any], Link]] = {}
         self.followed: set[str] = set()
         self.specs: dict[str, tuple[int, SymbolSpec]] = {}
@@ -476,7 +477,7 @@ class SlaveLoop:
         present = {p.identifier for p in positions}
         wanted = {
             int(r.get("slave_ticket") or 0)
-            for r in self.links.values()
+            for r in self.links.live.values()
             if r.get("status") == OPEN and r.get("kind", "position") != KIND_ORDER
         } - {0} - present
         for ident in sorted(wanted - self.closures.keys()):
@@ -507,7 +508,7 @@ class SlaveLoop:
         present = {o.ticket for o in orders} | {p.identifier for p in positions}
         wanted = {
             int(r.get("slave_ticket") or 0)
-            for r in self.links.values()
+            for r in self.links.live.values()
             if r.get("status") == OPEN and r.get("kind") == KIND_ORDER
         } - {0} - present
         for ticket in sorted(wanted - self.order_fates.keys()):
@@ -532,7 +533,7 @@ class SlaveLoop:
 
     def _orders_in_play(self, views: dict[str, MasterView]) -> bool:
         return any(v.fresh and v.state.orders for v in views.values()) or any(
-            r.get("kind") == KIND_ORDER and r.get("status") in (PENDING, OPEN) for r in self.links.values()
+            r.get("kind") == KIND_ORDER for r in self.links.live.values()
         )
 
     def _record_follow(self, master: str, now: int) -> None:
@@ -561,7 +562,8 @@ class SlaveLoop:
     def _relevant_links(self, views: dict[str, MasterView]) -> list[Link]:
         """Live links, plus finished ones whose master ticket is still visible (never recopy)."""
         visible = {(n, t) for n, v in views.items() for t in (*v.state.positions, *v.state.orders)}
-        return [self._link(k, r) for k, r in self.links.items() if r.get("status") in (PENDING, OPEN) or k in visible]
+        links = self.links
+        return [self._link(k, links[k]) for k in links.in_order([*links.live, *visible])]
 
     def _link(self, key: tuple[str, int], rec: dict[str, Any]) -> Link:
         """``Link.from_record(rec)``, built once per record: every write replaces the record
@@ -582,7 +584,7 @@ class SlaveLoop:
                 sym = translate_symbol(item.symbol, self.cfg, self.available)
                 if isinstance(sym, str):
                     out.add(sym)
-        out |= {r["symbol"] for r in self.links.values() if r.get("status") in (PENDING, OPEN) and r.get("symbol")}
+        out |= {r["symbol"] for r in self.links.live.values() if r.get("symbol")}
         return out
 
     def _spec(self, symbol: str, now: int, *, refresh: bool = True) -> SymbolSpec | None:
@@ -621,7 +623,7 @@ class SlaveLoop:
                         out.add(item.symbol)
                         keys.add((name, key))
         mapped = {s for m in out if isinstance(s := translate_symbol(m, self.cfg, self.available), str)}
-        for key, r in self.links.items():
+        for key, r in self.links.live.items():
             if r.get("status") == PENDING:
                 keys.add(key)
                 if r.get("symbol"):
@@ -660,7 +662,7 @@ class SlaveLoop:
     # ------------------------------------------------------------------ status
     def status_info(self) -> dict[str, Any]:
         return {
-            "links_open": sum(1 for r in self.links.values() if r.get("status") == OPEN),
+            "links_open": sum(1 for r in self.links.live.values() if r.get("status") == OPEN),
             "last_copy_ms": self.actions.last_copy_ms or None,
             "paused": self.paused,
             "masters": {n: m.fresh(utc_ms()) for n, m in self.mirrors.items()},
