@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 PREFIX = "cH"
 HASH_LEN = 4
@@ -33,8 +34,10 @@ def to_base36(n: int) -> str:
     return "".join(reversed(out))
 
 
+@lru_cache(maxsize=4096)
 def master_hash(name: str) -> str:
-    """4 base36 chars identifying a master by name (stable across runs and hosts)."""
+    """4 base36 chars identifying a master by name (stable across runs and hosts); cached:
+    every pass maps its masters' hashes and every order's comment carries one."""
     digest = int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big")
     return to_base36(digest % (36**HASH_LEN)).rjust(HASH_LEN, "0")
 
