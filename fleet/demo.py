@@ -184,8 +184,3 @@ def last_demo(data_dir: Path) -> tuple[str, bool] | None:
         running = False
     return url, running
 
-
-def running_demo_store(data_dir: Path) -> str | None:
-    """The store URL of a demo launcher that is running now, else None (``last_demo``)."""
-    last = last_demo(data_dir)
-    return last[0] if last is not None and last[1] else None

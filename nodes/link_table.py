@@ -15,10 +15,9 @@ from collections.abc import Iterable
 from itertools import count
 from typing import Any, NoReturn
 
-from copier.links import OPEN, PENDING
+from copier.links import LIVE
 
 LinkKey = tuple[str, int]
-LIVE = frozenset({PENDING, OPEN})
 
 
 class LinkTable(dict[LinkKey, dict[str, Any]]):

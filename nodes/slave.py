@@ -25,6 +25,7 @@ from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Position, Quote, SymbolSpec  # noqa: E402
 from copier.order_fates import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
 from copier.orders import RetryPolicy  # noqa: E402
+from copier.pass_scope import links_to_let_go, only_new_opens  # noqa: E402
 from copier.planner import MasterView, PlanContext, plan  # noqa: E402
 from copier.reasons import UNKNOWN, Closure, classify_closure  # noqa: E402
 from copier.risk import RiskConfigError  # noqa: E402
@@ -40,7 +41,7 @@ from nodes.lease import LeaseLost  # noqa: E402
 from nodes.link_table import LinkTable  # noqa: E402
 from nodes.rates import RateBook, symbol_currencies  # noqa: E402
 from nodes.runtime import EXIT_OK, EXIT_RESTART, NodeRuntime, bus_counters, run_node, utc_ms  # noqa: E402
-from nodes.slave_actions import FINISHED, ActionRunner, PassData  # noqa: E402
+from nodes.slave_actions import ActionRunner, PassData  # noqa: E402
 from nodes.slave_held import sync_held  # noqa: E402
 from terminals.convert import (  # noqa: E402
     deal_from_mt5,
@@ -409,32 +410,19 @@ class SlaveLoop:
     def _reusable_positions(self, views: dict[str, MasterView], focus: frozenset[tuple[str, int]] | None,
                             now: int) -> list[Position] | None:
         """The positions of the last read, when a change pass may plan on them instead of
-        reading again (else None): a hedging account, a read younger than POSITIONS_REUSE_MS
-        with no ``order_send`` of ours since, and a change that only opens copies — every
-        link it touches is a new master position with no link yet, or a link still PENDING
-        with no slave position. Closes, partial closes, modifications, flips, pending orders
-        and a master's first sync always read the positions (the planner must see what the
-        account holds now); so does a netting account, whose one position per symbol every
-        copy shares. What can differ from a fresh read is only what no order of ours did
-        (an SL, a stop-out, a hand trade) in the last POSITIONS_REUSE_MS; the timer's pass
-        reads again every second."""
+        reading again (else None): a hedging account (netting: every copy shares the one
+        position per symbol), a read younger than POSITIONS_REUSE_MS with no ``order_send`` of
+        ours since, and a change that only opens copies (``copier.pass_scope.only_new_opens``).
+        What can differ from a fresh read is only what no order of ours did (an SL, a
+        stop-out, a hand trade) in the last POSITIONS_REUSE_MS; the timer's pass reads again
+        every second."""
         read = self._positions_read
-        if read is None or self.margin_mode != "hedging" or not focus:
+        if read is None or self.margin_mode != "hedging":
             return None
         positions, read_ms, sends = read
         if sends != self.executor.sends or not 0 <= now - read_ms < POSITIONS_REUSE_MS:
             return None
-        for master, ticket in focus:
-            view = views.get(master)
-            if view is None or view.first_sync or not view.fresh or ticket not in view.state.positions:
-                return None
-            rec = self.links.get((master, ticket))
-            if rec is None:
-                if ticket in self._seen.get(master, ({}, {}))[0]:  # known, not new: a change of an existing one
-                    return None
-            elif rec.get("status") != PENDING or rec.get("slave_ticket"):
-                return None
-        return positions
+        return positions if only_new_opens(focus, views, self.links, self._seen) else None
 
     def refresh_positions(self) -> None:
         """Off the copy path (the loop calls it before it waits for the bus): once orders of
@@ -549,11 +537,7 @@ class SlaveLoop:
         is older than FINISHED_LINK_KEEP_MS (the store keeps them; a copy of such a ticket
         is refused by ``ActionRunner._new_intent``). Only when every master's mirror is
         fresh: a stale one cannot say what is visible. Returns how many went."""
-        if not views or not all(v.fresh for v in views.values()):
-            return 0
-        visible = {(n, t) for n, v in views.items() for t in (*v.state.positions, *v.state.orders)}
-        old = [k for k, r in self.links.items()
-               if r.get("status") in FINISHED and k not in visible and now - int(r.get("updated_ms") or 0) > FINISHED_LINK_KEEP_MS]
+        old = links_to_let_go(self.links, views, now, FINISHED_LINK_KEEP_MS)
         for key in old:
             del self.links[key]
             self._link_cache.pop(key, None)

@@ -33,7 +33,7 @@ from copier.actions import (
 )
 from copier.expiry import TIME_CODES
 from copier.held import added_held, recorded_held, reduced_held
-from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED
+from copier.links import CLOSED, FAILED, KIND_ORDER, KIND_POSITION, OPEN, PENDING, SKIPPED, TERMINAL
 from copier.models import AccountMetrics, Position, Quote, SymbolSpec
 from copier.orders import choose_filling
 from copier.planner import MasterView
@@ -46,7 +46,6 @@ from nodes.execution import SKIPPED as OUT_SKIPPED
 from nodes.runtime import utc_ms
 from terminals.convert import PENDING_TYPE_CODES
 
-FINISHED = frozenset({CLOSED, SKIPPED, FAILED})  # a link in one of these never trades again
 INTENT_PURPOSES = ("new", "retry", "replace")  # opens of a new copy: intent written first
 RETRY_BACKOFF_MS = (1_000, 60_000)  # a failing close/add/restore is retried at 1 s, 2 s … 60 s
 
@@ -139,17 +138,23 @@ class ActionRunner:
     def _trade_log(self, action: Any, **kw: Any) -> Any:
         return self.log.bind(master=action.master_name, master_ticket=action.master_ticket, **kw)
 
+    def _record(self, key: tuple[str, int], fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """``store.record_intent`` for this link (the store's record, and whether it is new),
+        kept in the in-memory table."""
+        master, ticket = key
+        doc, created = self.store.record_intent({"slave_name": self.name, "master_name": master, "master_ticket": ticket, **fields})
+        self.links[key] = doc
+        return doc, created
+
     def _save(self, key: tuple[str, int], fields: dict[str, Any], *, create: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write a link (creating it if needed) and keep the in-memory copy in step."""
-        master, ticket = key
         if key not in self.links and create is not None:
-            doc, created = self.store.record_intent({"slave_name": self.name, "master_name": master, "master_ticket": ticket, **create, **fields})
-            self.links[key] = doc
+            doc, created = self._record(key, {**create, **fields})
             if created:  # one write on the copy path, not two
                 return doc
-        doc = self.store.update_trade(self.name, master, ticket, fields)
+        doc = self.store.update_trade(self.name, key[0], key[1], fields)
         if doc is None:  # row vanished (operator removed it): recreate it from what we know
-            doc, _ = self.store.record_intent({"slave_name": self.name, "master_name": master, "master_ticket": ticket, **(create or {}), **fields})
+            return self._record(key, {**(create or {}), **fields})[0]
         self.links[key] = doc
         return doc
 
@@ -158,12 +163,10 @@ class ActionRunner:
         sent) when the store already has a finished link (CLOSED, SKIPPED, FAILED) for
         this master ticket — one the loop let go of (``SlaveLoop._prune_finished``): the
         record is taken back, and the master position is not copied a second time."""
-        master, ticket = key
-        doc, created = self.store.record_intent({"slave_name": self.name, "master_name": master, "master_ticket": ticket, **intent})
-        self.links[key] = doc
+        doc, created = self._record(key, intent)
         if created:
             return True
-        if doc.get("status") in FINISHED:
+        if doc.get("status") in TERMINAL:
             log.warning("copy_not_repeated", status=doc.get("status"), note="the store already holds this master ticket's link")
             return False
         self._save(key, intent)  # a live record the loop did not hold: the intent updates it
