@@ -2,7 +2,8 @@
 
 Scenarios (each a fresh fleet: sim server ticking at 10 Hz, bus proxy, one master, N slaves):
 
-* ``e2e/<N> slaves``: the bench opens then closes positions on the master one at a time;
+* ``e2e/<N> slaves``: the bench opens then closes positions on the master one at a time
+  (after ``--warmup`` ones, default 1, that are not counted: each fleet's first copy);
   end-to-end = slave fill (slave's wall clock) − the master's ``order_send`` reply (bench's
   wall clock); hub = slave ``order_send`` issued − master detection (the delta's ts).
 * ``burst``: 100 positions opened on the master within one poll, copied by 5 slaves;
@@ -67,15 +68,18 @@ def start_fleet(workdir: Path, slaves: int, *, poll_ms: int = 20) -> tuple[Local
 
 
 
-def e2e(slaves: int, trades: int) -> dict:
+def e2e(slaves: int, trades: int, *, warmup: int = 0) -> dict:
+    """Open then close ``trades`` master positions one at a time (after ``warmup`` ones not
+    counted); end-to-end and hub latencies (ms) over every slave's copies."""
     with tempfile.TemporaryDirectory() as tmp:
         fleet, names = start_fleet(Path(tmp), slaves)
         try:
             m = fleet.terminal(1001)
             sent: dict[int, int] = {}
-            for i in range(trades):
+            for i in range(warmup + trades):
                 r = market_order(m, "EURUSD", "BUY" if i % 2 == 0 else "SELL", 0.01)
-                sent[r.order] = time.time_ns() // 1_000_000
+                if i >= warmup:
+                    sent[r.order] = time.time_ns() // 1_000_000
                 wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") >= 1 for n in names), timeout=20, message="copies")
                 pos = m.positions_get(ticket=r.order)[0]
                 market_order(m, "EURUSD", "SELL" if pos.type == 0 else "BUY", 0.01, position=r.order)
@@ -85,7 +89,7 @@ def e2e(slaves: int, trades: int) -> dict:
                 for t in fleet.trades(n):
                     if t.get("filled_ms") and t["master_ticket"] in sent:
                         e2e_ms.append(t["filled_ms"] - sent[t["master_ticket"]])
-                    if t.get("hub_ms") is not None:
+                    if t.get("hub_ms") is not None and t["master_ticket"] in sent:
                         hub_ms.append(t["hub_ms"])
             return {"slaves": slaves, "e2e_ms": summary(e2e_ms), "hub_ms": summary(hub_ms)}
         finally:
@@ -134,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--trades", type=int, default=40, help="positions per e2e scenario")
     ap.add_argument("--slaves", default="1,5,10")
+    ap.add_argument("--warmup", type=int, default=1, help="copies made first and not counted (each fleet's first)")
     args = ap.parse_args(argv)
-    results = {"e2e": [e2e(int(n), args.trades) for n in args.slaves.split(",")], "burst": burst(), "master_cpu": [master_cpu(20), master_cpu(5)]}
+    results = {"e2e": [e2e(int(n), args.trades, warmup=args.warmup) for n in args.slaves.split(",")], "burst": burst(), "master_cpu": [master_cpu(20), master_cpu(5)]}
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -45,6 +45,12 @@ _POSITION_KEY = attrgetter("ticket", "identifier", "symbol", "type", "volume", "
 _ORDER_KEY = attrgetter("ticket", "symbol", "type", "volume_current", "price_open", "price_stoplimit", "sl", "tp",
                         "time_setup_msc", "magic", "comment", "type_time", "time_expiration")
 VANISHED_HOLD_POLLS = 50  # polls a vanished, unaccounted order stays published (~1 s at 20 ms)
+# The audit record of a published change (log line and ``master_changes`` event) is written
+# once no change went out for CHANGE_RECORD_QUIET_MS, or when the oldest waited
+# CHANGE_RECORD_MAX_WAIT_MS: written right after the publish, its store write and log line
+# took the CPU the proxy and the slaves need to copy that very change (docs/benchmarks.md).
+CHANGE_RECORD_QUIET_MS = 50
+CHANGE_RECORD_MAX_WAIT_MS = 1_000
 
 
 class MasterLoop:
@@ -68,6 +74,8 @@ class MasterLoop:
         self.contract_sizes = ContractSizes(mt5)  # bus v2: contract size with every position
         self._steady: tuple | None = None  # _steady_key of the last poll converted
         self.held_orders: dict[int, int] = {}  # vanished order ticket -> polls it was kept published
+        # published changes not yet in the audit trail: (seen ms, seq, positions and orders before, after)
+        self.unrecorded: list[tuple[int, int, dict, dict, dict, dict]] = []
 
     def poll_once(self) -> bool:
         """Read the terminal and publish. False when the terminal returned an error.
@@ -119,7 +127,7 @@ class MasterLoop:
         confirm = self._confirm_account if not refreshed and self.cfg is not None else None
         delta = self.publisher.update(new_positions, new_orders, self.metrics, now, before_change=confirm)
         if delta is not None:
-            self._record_changes(new_positions, new_orders)
+            self.unrecorded.append((now, self.publisher.seq, self.positions, self.orders, new_positions, new_orders))
         self.positions, self.orders = new_positions, new_orders
         self._steady = steady
         return True
@@ -215,11 +223,24 @@ class MasterLoop:
         tick = self.mt5.symbol_info_tick(self.clock_symbol)
         return int(tick.time_msc) if tick is not None else 0
 
-    def _record_changes(self, new_positions: dict, new_orders: dict) -> None:
-        changes = diff_state(self.positions, new_positions, self.orders, new_orders)
-        for change in changes:
-            self.rt.log.info("master_change", kind=str(change.kind), master_ticket=change.key)
-        self.rt.event("master_changes", changes=[f"{c.kind}:{c.key}" for c in changes], seq=self.publisher.seq)
+    def record_changes(self, now: int, *, force: bool = False) -> int:
+        """Write the audit record of the published changes (a ``master_change`` log line per
+        position or order, one ``master_changes`` event per delta with its ``seq`` and
+        ``seen_ms``, the UTC ms the poll saw it) once no change went out for
+        ``CHANGE_RECORD_QUIET_MS``, when the oldest has waited ``CHANGE_RECORD_MAX_WAIT_MS``,
+        or with ``force`` (the node stops). Returns how many deltas it recorded. ``now``: UTC ms."""
+        if not self.unrecorded:
+            return 0
+        last_seen, first_seen = self.unrecorded[-1][0], self.unrecorded[0][0]
+        if not force and now - last_seen < CHANGE_RECORD_QUIET_MS and now - first_seen < CHANGE_RECORD_MAX_WAIT_MS:
+            return 0
+        waiting, self.unrecorded = self.unrecorded, []
+        for seen_ms, seq, positions, orders, new_positions, new_orders in waiting:
+            changes = diff_state(positions, new_positions, orders, new_orders)
+            for change in changes:
+                self.rt.log.info("master_change", kind=str(change.kind), master_ticket=change.key, seq=seq, seen_ms=seen_ms)
+            self.rt.event("master_changes", changes=[f"{c.kind}:{c.key}" for c in changes], seq=seq, seen_ms=seen_ms)
+        return len(waiting)
 
     def heartbeat(self, now: int) -> None:
         if now < self._next_heartbeat:
@@ -256,46 +277,50 @@ def main(rt: NodeRuntime) -> None:
     guardian, alerts = rt.start_guardian(cfg, mt5, executor)
     loop.guardian = guardian
     rt.log.info("master_started", poll_ms=settings.MASTER_POLL_INTERVAL_MS)
-    backoff = 0.1
-    next_poll = time.monotonic()
-    while not rt.stopping:
-        try:
-            ok = loop.poll_once()
-            loop.heartbeat(utc_ms())
-            if ok:
-                guardian.tick(utc_ms())
-        except LeaseLost as exc:  # another process publishes for this master now
-            rt.lease_lost(str(exc))
-            break
-        except WrongAccount:  # never publish another account's positions as this master's
-            _quietly(mt5.shutdown)
-            mt5 = rt.connect_terminal(cfg)
-            if mt5 is None:
-                return
-            loop.mt5 = guardian.executor.mt5 = mt5
-            continue
-        if ok:
-            backoff = 0.1
-            next_poll += loop.poll_s
-        else:  # reconnect with backoff; publish nothing but the error status
-            if loop.failures % 5 == 0:
+    try:
+        backoff = 0.1
+        next_poll = time.monotonic()
+        while not rt.stopping:
+            try:
+                ok = loop.poll_once()
+                loop.record_changes(utc_ms())
+                loop.heartbeat(utc_ms())
+                if ok:
+                    guardian.tick(utc_ms())
+            except LeaseLost as exc:  # another process publishes for this master now
+                rt.lease_lost(str(exc))
+                break
+            except WrongAccount:  # never publish another account's positions as this master's
                 _quietly(mt5.shutdown)
                 mt5 = rt.connect_terminal(cfg)
                 if mt5 is None:
                     return
                 loop.mt5 = guardian.executor.mt5 = mt5
-            next_poll = time.monotonic() + backoff
-            backoff = min(backoff * 2, 5.0)
-        # wait for the next poll while serving control messages
-        while not rt.stopping:
-            remaining_ms = int((next_poll - time.monotonic()) * 1000)
-            if remaining_ms <= 0:
-                break
-            msg = subscriber.recv(timeout_ms=remaining_ms)
-            if msg is not None:
-                loop.handle(msg)
-        if time.monotonic() - next_poll > 1.0:  # fell far behind (suspend, slow call): resync
-            next_poll = time.monotonic()
+                continue
+            if ok:
+                backoff = 0.1
+                next_poll += loop.poll_s
+            else:  # reconnect with backoff; publish nothing but the error status
+                if loop.failures % 5 == 0:
+                    _quietly(mt5.shutdown)
+                    mt5 = rt.connect_terminal(cfg)
+                    if mt5 is None:
+                        return
+                    loop.mt5 = guardian.executor.mt5 = mt5
+                next_poll = time.monotonic() + backoff
+                backoff = min(backoff * 2, 5.0)
+            # wait for the next poll while serving control messages
+            while not rt.stopping:
+                remaining_ms = int((next_poll - time.monotonic()) * 1000)
+                if remaining_ms <= 0:
+                    break
+                msg = subscriber.recv(timeout_ms=remaining_ms)
+                if msg is not None:
+                    loop.handle(msg)
+            if time.monotonic() - next_poll > 1.0:  # fell far behind (suspend, slow call): resync
+                next_poll = time.monotonic()
+    finally:  # a change already published gets its audit record, however the loop ends
+        loop.record_changes(utc_ms(), force=True)
     guardian.close(utc_ms())
     alerts.close(timeout=2)
 
