@@ -68,6 +68,12 @@ QUOTE_REUSE_MS = 1_000
 # them again, while that read is younger than this and no order of ours went out since it:
 # the copy's one terminal call before order_send is then its fresh tick (issue 14).
 POSITIONS_REUSE_MS = 1_500
+# After an order of ours the loop reads the positions again (``refresh_positions``) once the
+# bus was quiet this long: right after the order the other followers of the same master
+# change are still copying it, and the read's terminal call and conversion would take the
+# CPU (and, on the simulator, the one queue) they need. A change arriving meanwhile makes
+# its pass read the positions itself.
+POSITIONS_REFRESH_DELAY_MS = 20
 # A finished link (CLOSED, SKIPPED, FAILED) stays in the loop's memory while its master
 # ticket is visible and for this long after its last write; then the timer's pass lets it
 # go (the store keeps it), so a pass's work does not grow with the account's history.
@@ -424,13 +430,19 @@ class SlaveLoop:
             return None
         return positions if only_new_opens(focus, views, self.links, self._seen) else None
 
-    def refresh_positions(self) -> None:
-        """Off the copy path (the loop calls it before it waits for the bus): once orders of
-        ours went out since the last read, read the positions again, so that the next open
-        plans on a read taken after them (``_reusable_positions``). Hedging accounts only;
-        one ``positions_get``; a terminal error leaves the next pass to read for itself."""
+    def refresh_pending(self) -> bool:
+        """True when ``refresh_positions`` would read: a hedging account whose last read
+        was taken before an order of ours went out."""
         read = self._positions_read
-        if self.margin_mode != "hedging" or read is None or read[2] == self.executor.sends:
+        return self.margin_mode == "hedging" and read is not None and read[2] != self.executor.sends
+
+    def refresh_positions(self) -> None:
+        """Off the copy path (the loop calls it once the bus was quiet for
+        POSITIONS_REFRESH_DELAY_MS after our orders): read the positions again, so that the
+        next open plans on a read taken after them (``_reusable_positions``). Hedging
+        accounts only; one ``positions_get``; a terminal error leaves the next pass to read
+        for itself."""
+        if not self.refresh_pending():
             return
         sends = self.executor.sends
         positions = self.mt5.positions_get()
@@ -772,12 +784,18 @@ def _turn(rt: NodeRuntime, loop: SlaveLoop, guardian: Guardian, subscriber: Any)
         loop.reload()
         t.next_reload = now + t.reload_s
     due = now >= t.next_reconcile
-    if not due and not rt.stopping:
-        loop.refresh_positions()  # after our own orders, before waiting: the next open needs no read
     wait_ms = int((min(t.next_reconcile, t.next_heartbeat, t.next_reload) - now) * 1000)
     if loop.syncing:  # re-ask for the snapshot we are waiting for
         wait_ms = min(wait_ms, 250)
-    wants = _drain(loop, subscriber, 0 if due else max(1, min(wait_ms, guardian.ms_until_due(utc_ms()))))
+    timeout = 0 if due else max(1, min(wait_ms, guardian.ms_until_due(utc_ms())))
+    # after our own orders the positions are read again once the bus was quiet a little
+    # (POSITIONS_REFRESH_DELAY_MS), so the next open needs no read; the next turn waits the rest
+    refresh = not due and not rt.stopping and loop.refresh_pending()
+    if refresh:
+        timeout = min(timeout, POSITIONS_REFRESH_DELAY_MS)
+    wants = _drain(loop, subscriber, timeout)
+    if refresh and not wants and not rt.stopping:
+        loop.refresh_positions()
     if loop.sync_changed():  # a master became trustworthy (or stopped being): say so now
         t.next_heartbeat = now
     if (due or wants) and not rt.stopping:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from nodes.slave import _Timers, _turn
+from nodes.slave import POSITIONS_REFRESH_DELAY_MS, _Timers, _turn
 
 
 class Sub:
@@ -29,6 +29,7 @@ class Loop:
         self.syncing = False
         self.metrics = None
         self.cfg = None
+        self.pending = False  # refresh_pending(): an order of ours went out since the last read
 
     def on_message(self, msg) -> bool:
         self.log.append(f"msg:{msg}")
@@ -47,8 +48,12 @@ class Loop:
     def reload(self) -> None:
         self.log.append("reload")
 
+    def refresh_pending(self) -> bool:
+        return self.pending
+
     def refresh_positions(self) -> None:
         self.log.append("refresh")
+        self.pending = False
 
     def status_info(self) -> dict:
         return {}
@@ -140,20 +145,61 @@ def test_without_a_change_the_full_pass_runs_when_due():
     assert [x for x in log if x in ("fast", "full")] == ["full"]
 
 
-def test_the_positions_refresh_runs_after_the_copy_and_before_the_wait_for_the_bus():
+class Waits(Sub):
+    """Records each blocking wait on the bus (``wait:<timeout ms>``); ``arrive`` is what
+    comes during the first wait."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+        self.arrive: list[str] = []
+
+    def recv(self, timeout_ms: int = 0):
+        if timeout_ms:
+            self.log.append(f"wait:{timeout_ms}")
+            self.queue.extend(self.arrive)
+            self.arrive = []
+        return self.queue.pop(0) if self.queue else None
+
+
+def _waits(log: list[str]) -> list[int]:
+    return [int(x.split(":")[1]) for x in log if x.startswith("wait:")]
+
+
+def _copying_kit():
     log, rt, loop, guardian, _ = _kit()
     _not_due(loop)
+    guardian.ms_until_due = lambda now_ms: 60_000
+    loop.reconcile = lambda *, full: (log.append("full" if full else "fast"), setattr(loop, "pending", True))[0]
+    return log, rt, loop, guardian, Waits(log)
 
-    class Waits(Sub):  # records when the turn blocks on the bus
-        def recv(self, timeout_ms: int = 0):
-            if timeout_ms:
-                log.append("wait")
-            return self.queue.pop(0) if self.queue else None
 
-    sub = Waits()
+def test_after_a_copy_the_positions_are_read_once_the_bus_was_quiet_a_little():
+    log, rt, loop, guardian, sub = _copying_kit()
     sub.queue.append("delta")
     _turn(rt, loop, guardian, sub)
-    assert log.index("fast") < log.index("refresh") < log.index("wait")
+    assert log.index("fast") < log.index(f"wait:{POSITIONS_REFRESH_DELAY_MS}") < log.index("refresh")
+    log.clear()
+    _turn(rt, loop, guardian, sub)  # nothing sent since: the next turn waits the whole interval, no read
+    assert "refresh" not in log and _waits(log) and min(_waits(log)) > 50_000  # the whole interval (60 s)
+
+
+def test_a_change_arriving_before_the_read_is_copied_at_once_without_it():
+    """Its pass reads the positions itself (the read is stale): no refresh ahead of the copy."""
+    log, rt, loop, guardian, sub = _copying_kit()
+    sub.queue.append("delta")
+    sub.arrive.append("next delta")
+    _turn(rt, loop, guardian, sub)
+    after_wait = log[log.index(f"wait:{POSITIONS_REFRESH_DELAY_MS}"):]
+    assert "msg:next delta" in after_wait and "fast" in after_wait and "refresh" not in log
+
+
+def test_without_an_order_of_ours_nothing_is_read_and_the_wait_is_whole():
+    log, rt, loop, guardian, sub = _copying_kit()
+    loop.reconcile = lambda *, full: log.append("full" if full else "fast")  # a pass that sent nothing
+    sub.queue.append("delta")
+    _turn(rt, loop, guardian, sub)
+    assert "refresh" not in log and _waits(log) and min(_waits(log)) > 50_000  # the whole interval (60 s)
 
 
 def test_no_positions_refresh_when_the_full_pass_is_due():
