@@ -8,7 +8,10 @@ runs exactly those and nothing else — a bare master that polls ``orders_get`` 
 new tickets through the same bus proxy; bare followers that, on the message, read the tick
 and send the market order (no store, no planner, no guardian, no logs) — on the same
 simulator world as ``bench/copy_latency.py``, then copyhub's fleet on a fresh copy of it,
-interleaved, and prints both and the ratio.
+interleaved, and prints both and the ratio: the hub window, and end to end (the master's
+fill as the bench's ``order_send`` returns → the follower's ``order_send`` reply, as
+``bench/copy_latency.py`` measures it). Each fleet first makes one warm-up copy that is
+not counted (``WARMUP_TRADES``): the bare followers' first calls open their connections.
 
     python bench/floor.py [--slaves 1,10] [--trades 40] [--json]
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -34,6 +38,7 @@ import zmq  # noqa: E402
 from testing.harness import LocalFleet, free_port, market_order, write_world_with_slaves  # noqa: E402
 
 TOPIC = b"floor"
+POLL_MS = 20  # the bare master's poll, as copyhub's MASTER_POLL_INTERVAL_MS in bench/copy_latency.py
 WARMUP_TRADES = 1  # copies made before the measured ones, by the floor and by copyhub alike
 
 
@@ -89,8 +94,9 @@ def run_slave(sim: str, bus_sub: str, report: str, login: int) -> None:
         msg = json.loads(raw)
         for ticket, symbol, side in msg["open"]:
             sent, result = _send_order(mt5, symbol + ".c", "BUY" if side == 0 else "SELL")
+            filled = time.time() * 1000
             mine[ticket] = int(result.order)
-            push.send_json({"kind": "open", "hub_ms": sent - msg["ts"], "ok": result.retcode == 10009})
+            push.send_json({"kind": "open", "hub_ms": sent - msg["ts"], "filled_ms": filled, "ok": result.retcode == 10009})
         for ticket in msg["close"]:
             own = mine.pop(ticket, 0)
             if own:
@@ -106,7 +112,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 def floor(slaves: int, trades: int) -> dict:
-    """The bare pipeline's hub latencies (ms) for ``trades`` opens copied by ``slaves``."""
+    """The bare pipeline's latencies (ms) for ``trades`` opens copied by ``slaves``: hub
+    (detection → ``order_send``) and end to end (the master's fill → the follower's)."""
     with tempfile.TemporaryDirectory() as tmp:
         fleet = LocalFleet(Path(tmp), tick_hz=10)
         world = write_world_with_slaves(Path(tmp) / "world.toml", slaves)
@@ -131,6 +138,8 @@ def floor(slaves: int, trades: int) -> dict:
             time.sleep(1.0)  # the subscriptions reach the proxy and the master's first poll
             m = fleet.terminal(1001)
             hub: list[float] = []
+            e2e: list[float] = []
+            master_filled = [0.0]
 
             def collect(kind: str) -> None:
                 got = 0
@@ -142,17 +151,25 @@ def floor(slaves: int, trades: int) -> dict:
                             got += 1
                             if kind == "open":
                                 hub.append(msg["hub_ms"])
+                                e2e.append(msg["filled_ms"] - master_filled[0])
                 if got < slaves:
                     raise TimeoutError(f"floor: {got} of {slaves} {kind}s")
 
+            phase = random.Random(7)
             for i in range(trades + WARMUP_TRADES):
+                # the reports come right after the master's poll: without a random wait every open
+                # would land just after a poll and wait a whole interval for the next one
+                time.sleep(phase.uniform(0, POLL_MS / 1000))
                 r = market_order(m, "EURUSD", "BUY" if i % 2 == 0 else "SELL", 0.01)
+                master_filled[0] = time.time() * 1000  # as bench/copy_latency.py: when the master's fill came back
                 collect("open")
                 pos = m.positions_get(ticket=r.order)[0]
                 market_order(m, "EURUSD", "SELL" if pos.type == 0 else "BUY", 0.01, position=r.order)
                 collect("close")
             del hub[:WARMUP_TRADES * slaves]  # the followers' first calls (connection, first symbol) are not the floor
-            return {"slaves": slaves, "n": len(hub), **{f"p{p}": round(pct(hub, p), 2) for p in (50, 90, 99)}}
+            del e2e[:WARMUP_TRADES * slaves]
+            return {"slaves": slaves, "n": len(hub), **{f"p{p}": round(pct(hub, p), 2) for p in (50, 90, 99)},
+                    "e2e": {f"p{p}": round(pct(e2e, p), 1) for p in (50, 90, 99)}}
         finally:
             pull.close(linger=0)
             fleet.close()
@@ -161,8 +178,10 @@ def floor(slaves: int, trades: int) -> dict:
 def copyhub(slaves: int, trades: int) -> dict:
     import copy_latency
 
-    r = copy_latency.e2e(slaves, trades, warmup=WARMUP_TRADES)["hub_ms"]
-    return {"slaves": slaves, "n": r["n"], **{f"p{p}": r[f"p{p}"] for p in (50, 90, 99)}}
+    both = copy_latency.e2e(slaves, trades, warmup=WARMUP_TRADES)
+    r, e = both["hub_ms"], both["e2e_ms"]
+    return {"slaves": slaves, "n": r["n"], **{f"p{p}": r[f"p{p}"] for p in (50, 90, 99)},
+            "e2e": {f"p{p}": e[f"p{p}"] for p in (50, 90, 99)}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.role == "master":
-        run_master(args.sim, args.bus, 20)
+        run_master(args.sim, args.bus, POLL_MS)
         return 0
     if args.role == "slave":
         run_slave(args.sim, args.bus, args.report, args.login)
@@ -188,17 +207,21 @@ def main(argv: list[str] | None = None) -> int:
         ours = copyhub(n, args.trades)
         rows.append({"slaves": n, "floor": bare, "copyhub": ours,
                      "ratio": {f"p{p}": round(ours[f"p{p}"] / bare[f"p{p}"], 2) if bare[f"p{p}"] else None
-                               for p in (50, 90, 99)}})
+                               for p in (50, 90, 99)},
+                     "e2e_ratio": {f"p{p}": round(ours["e2e"][f"p{p}"] / bare["e2e"][f"p{p}"], 2) if bare["e2e"][f"p{p}"] else None
+                                   for p in (50, 90, 99)}})
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     if args.json:
         print(json.dumps({"load_avg": load, "rows": rows}, indent=2))
         return 0
-    print(f"hub latency (master detection -> slave order_send), ms; load average {load}")
-    print(f"{'slaves':>6} {'':8} {'p50':>7} {'p90':>7} {'p99':>7}")
+    print(f"ms, p50 p90 p99; load average {load}")
+    print(f"{'slaves':>6} {'':8} {'hub (detection -> order_send)':>29}   {'end to end (master fill -> slave fill)':>38}")
     for row in rows:
         for name in ("floor", "copyhub", "ratio"):
             r = row[name]
-            print(f"{row['slaves']:>6} {name:8} " + " ".join(f"{r[f'p{p}']:>7}" for p in (50, 90, 99)))
+            e = row["e2e_ratio"] if name == "ratio" else r["e2e"]
+            print(f"{row['slaves']:>6} {name:8} " + " ".join(f"{r[f'p{p}']:>9}" for p in (50, 90, 99))
+                  + "   " + " ".join(f"{e[f'p{p}']:>12}" for p in (50, 90, 99)))
     return 0
 
 
