@@ -36,15 +36,10 @@ from rpyc.core import consts  # noqa: E402
 from sim import Simulator  # noqa: E402
 from sim.server import SimServer  # noqa: E402
 from terminals import guard, open_terminal  # noqa: E402
+from testing.harness import free_port  # noqa: E402
 
 FAR = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
 LOGIN = 1001
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def counter(conn) -> list:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,12 +34,7 @@ sys.path.insert(0, str(ROOT))
 from sim import Simulator  # noqa: E402
 from sim.client import AdminClient, connect, wait_until_up  # noqa: E402
 from sim.trader import filling_for  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from testing.harness import free_port  # noqa: E402
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:

@@ -6,7 +6,6 @@ each with its own temporary store, ports and log directory.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,22 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from fleet.demo import free_port as demo_free_port
 from utils.process import kill_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now and never handed out before by this process: the
+    kernel can give the same free port to two binds in a row, and a fleet's bus proxy once
+    got one port for both of its ends (``fleet.demo.free_port``)."""
+    port = demo_free_port(avoid=_HANDED_OUT)
+    _HANDED_OUT.add(port)
+    return port
 
 
 def market_order(m: Any, symbol: str, side: str, volume: float, position: int = 0) -> Any:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,15 +17,10 @@ from sim import Simulator
 from sim.client import AdminClient, SimUnavailable, connect, dumps, loads, wait_until_up
 from sim.records import RECORD_TYPES
 from sim.trader import filling_for
+from testing.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProc:

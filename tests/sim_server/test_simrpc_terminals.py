@@ -3,7 +3,6 @@ the wrong_login fault and AdminClient.switch_terminal, and the CLI commands for 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from sim.cli import main
 from sim.client import AdminClient, SimUnavailable, connect, wait_until_up
 from sim.server import SimServer
 from sim.world import DEMO_WORLD, parse_world, tomllib
+from testing.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(60)
@@ -25,12 +25,6 @@ BUY_PROP = {"action": 1, "symbol": "EURUSD.c", "volume": 0.1, "type": 0, "type_f
 BUY_FX = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "type_filling": 1}
 TERMINALS_TOML = ("\n[[terminals]]\npath = 'C:\\MT5\\FTMO\\terminal64.exe'\nlogin = 1001\n"
                   "\n[[terminals]]\npath = 'D:/Terminals/Prop/terminal64.exe'\nlogin = 2004\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

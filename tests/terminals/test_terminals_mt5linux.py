@@ -28,18 +28,13 @@ from sim.client import connect  # noqa: E402
 from sim.records import OrderSendResult, TradeDeal, TradePosition, TradeRequest  # noqa: E402
 from sim.server import SimServer  # noqa: E402
 from terminals import TerminalError, open_terminal  # noqa: E402
+from testing.harness import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).resolve().parent / "standin"
 pytestmark = pytest.mark.timeout(60)
 MASTER = 1001  # demo world login
 FAR = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class BridgeServer:
