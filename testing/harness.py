@@ -6,6 +6,7 @@ each with its own temporary store, ports and log directory.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from fleet.demo import free_port as demo_free_port
 from utils.process import kill_tree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,10 +25,15 @@ _HANDED_OUT: set[int] = set()
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now and never handed out before by this process: the
     kernel can give the same free port to two binds in a row, and a fleet's bus proxy once
-    got one port for both of its ends (``fleet.demo.free_port``)."""
-    port = demo_free_port(avoid=_HANDED_OUT)
-    _HANDED_OUT.add(port)
-    return port
+    got one port for both of its ends. (Not ``fleet.demo.free_port``: the benches put bench/
+    first on the path, where bench/fleet.py is ``fleet``.)"""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def market_order(m: Any, symbol: str, side: str, volume: float, position: int = 0) -> Any:

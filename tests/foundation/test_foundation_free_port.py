@@ -3,7 +3,6 @@ can give the same free port to two binds in a row, and a fleet's bus proxy once 
 port for both of its ends (it could not bind, and the whole test timed out)."""
 from __future__ import annotations
 
-import fleet.demo
 from testing import harness
 
 
@@ -30,7 +29,7 @@ class _Socket:
 
 def test_a_port_the_kernel_gives_twice_is_handed_out_once(monkeypatch):
     monkeypatch.setattr(harness, "_HANDED_OUT", set())
-    monkeypatch.setattr(fleet.demo.socket, "socket", _Socket)
+    monkeypatch.setattr(harness.socket, "socket", _Socket)
     _Socket.queue = [41001, 41001, 41001, 41002]
     assert [harness.free_port(), harness.free_port()] == [41001, 41002]
     assert _Socket.queue == []
