@@ -31,9 +31,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import psutil  # noqa: E402
-from copy_latency import _send, start_fleet, summary  # noqa: E402
+from copy_latency import start_fleet, summary  # noqa: E402
 
-from testing.harness import free_port, wait_until  # noqa: E402
+from testing.harness import (  # noqa: E402
+    free_port,
+    market_order,  # noqa: E402
+    wait_until,
+)
 
 
 def start_monitor(fleet, port: int):
@@ -98,7 +102,7 @@ def monitor_cpu(fleet, port: int, seconds: float) -> dict:
 def latency_block(fleet, m, names: list[str], trades: int, background: int) -> list[float]:
     out = []
     for i in range(trades):
-        r = _send(m, "EURUSD", "BUY" if i % 2 == 0 else "SELL", 0.01)
+        r = market_order(m, "EURUSD", "BUY" if i % 2 == 0 else "SELL", 0.01)
         sent = time.time_ns() // 1_000_000
         wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") > background for n in names),
                    timeout=30, interval=0.02, message="copies")
@@ -107,7 +111,7 @@ def latency_block(fleet, m, names: list[str], trades: int, background: int) -> l
             if t and t.get("filled_ms"):
                 out.append(t["filled_ms"] - sent)
         pos = m.positions_get(ticket=r.order)[0]
-        _send(m, "EURUSD", "SELL" if pos.type == 0 else "BUY", 0.01, position=r.order)
+        market_order(m, "EURUSD", "SELL" if pos.type == 0 else "BUY", 0.01, position=r.order)
         wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") == background for n in names),
                    timeout=30, interval=0.02, message="closes")
     return out
@@ -119,7 +123,7 @@ def fleet_scenarios(slaves: int, positions: int, seconds: float, blocks: int, bl
         try:
             m = fleet.terminal(1001)
             for _i in range(positions):
-                _send(m, "EURUSD", "BUY", 0.01)
+                market_order(m, "EURUSD", "BUY", 0.01)
             wait_until(lambda: all(fleet.store.count_trades(slave_name=n, status="OPEN") == positions for n in names),
                        timeout=300, interval=0.5, message="background copies")
             port = free_port()
