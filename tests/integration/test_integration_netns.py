@@ -203,13 +203,17 @@ def test_cut_follower_link_closes_nothing_there_until_it_is_back_then_exactly_th
         assert deals(sa) == {"in": before["in"] + 3, "out": before["out"]}
     finally:
         hosts.lab.set_link("HOST-A", up=True)
-    wait_until(lambda: volumes(sa) == [0.3], timeout=40, message="HOST-A closes the two copies once linked again")
-    assert [t["master_ticket"] for t in open_trades(hosts, "SA")] == [tickets[2]]
-    time.sleep(1.0)  # a few more reconcile passes: nothing else moves
-    assert volumes(sa) == [0.3]
-    assert deals(sa) == {"in": before["in"] + 3, "out": before["out"] + 2}  # exactly the right copies, once
-    close(m, tickets[2])
-    wait_until(lambda: all_copied(hosts, 0), timeout=30, message="the last close on every host")
+    try:
+        # the slave records a close in the ticket map just after its order: wait for both
+        wait_until(lambda: volumes(sa) == [0.3] and [t["master_ticket"] for t in open_trades(hosts, "SA")] == [tickets[2]],
+                   timeout=40, message="HOST-A closes the two copies once linked again")
+        time.sleep(1.0)  # a few more reconcile passes: nothing else moves
+        assert volumes(sa) == [0.3]
+        assert deals(sa) == {"in": before["in"] + 3, "out": before["out"] + 2}  # exactly the right copies, once
+    finally:  # the next test starts flat, whatever happened here
+        for pos in m.positions_get() or ():
+            close(m, pos.ticket)
+        wait_until(lambda: all_copied(hosts, 0), timeout=30, message="the last close on every host")
 
 
 def test_hostless_account_claimed_by_three_launchers_has_one_writer(hosts):
