@@ -52,6 +52,7 @@ from fleet.operator import (  # noqa: E402
 )
 from fleet.report import status_row, status_table  # noqa: E402
 from fleet.stale import clear_stale_node  # noqa: E402
+from messaging.security import is_curve_key  # noqa: E402
 from monitoring.headroom import risk_rows, risk_table  # noqa: E402
 from monitoring.reports import FORMATS, live_days, load_reports, render, request_live_reports  # noqa: E402
 from nodes.identity import pin_key  # noqa: E402
@@ -73,6 +74,13 @@ class CliError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        # a CURVE public key may begin with "-" (it is in the Z85 alphabet): it is a value
+        # ("keys allow -x…"), not an option; argparse would otherwise say "KEY is required"
+        if arg_string.startswith("-") and is_curve_key(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
 
 # =========================================================================== output

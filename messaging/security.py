@@ -56,11 +56,17 @@ class BusSecurityError(ValueError):
 
 
 # ---------------------------------------------------------------------------- keys
+def is_curve_key(text: str) -> bool:
+    """True when ``text`` is exactly a Z85 CURVE key (40 characters of the Z85 alphabet,
+    which has "-": one key in 85 begins with it)."""
+    return len(text) == KEY_CHARS and set(text) <= _Z85_ALPHABET
+
+
 def check_public_key(text: Any, what: str = "public key") -> str:
     """``text`` stripped, if it is a Z85 CURVE key (40 characters of the Z85 alphabet);
     BusSecurityError naming ``what`` otherwise."""
     key = text.strip() if isinstance(text, str) else text
-    if not isinstance(key, str) or len(key) != KEY_CHARS or not set(key) <= _Z85_ALPHABET:
+    if not isinstance(key, str) or not is_curve_key(key):
         shown = key if isinstance(key, str) and len(key) <= 60 else type(key).__name__
         raise BusSecurityError(f"{what} {shown!r} is not a CURVE key: expected {KEY_CHARS} Z85 characters "
                                "(what 'python cli.py keys create' prints)")

@@ -361,6 +361,46 @@ def test_cli_keys_create_allow_list_revoke(tmp_path, capsys):
         assert [k["name"] for k in store.list_bus_keys()] == ["VPS-1"]
 
 
+def _key_starting_with(char: str) -> str:
+    """A valid Z85 public key whose first character is ``char`` (the first 4 bytes pick it)."""
+    from zmq.utils import z85
+
+    first = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".index(char)
+    raw = (first * 85 ** 4).to_bytes(4, "big") + bytes(range(28))
+    key = z85.encode(raw).decode("ascii")
+    assert key[0] == char
+    return key
+
+
+@pytest.mark.parametrize("char", ["-", ":", "a"])
+def test_cli_keys_allow_and_revoke_take_a_key_whatever_its_first_character(tmp_path, capsys, char):
+    """One public key in 85 begins with "-" (part of the Z85 alphabet): the CLI must take it
+    as the key, not as an unknown option, both to allow and to revoke it."""
+    import json
+
+    import cli
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    key = _key_starting_with(char)
+    assert cli.main(["--db", db, "keys", "allow", key, "--name", "VPS-9"]) == 0
+    assert cli.main(["--db", db, "--json", "keys", "list"]) == 0
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["keys"]
+    assert [(k["name"], k["public_key"]) for k in listed] == [("VPS-9", key)]
+    assert cli.main(["--db", db, "keys", "revoke", key]) == 0
+    from db import open_store
+    with open_store(db) as store:
+        assert store.list_bus_keys() == []
+
+
+def test_cli_still_refuses_an_unknown_option_that_is_not_a_key(capsys):
+    import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["keys", "allow", "--nonsense", "--name", "x"])
+    assert exc.value.code == 2
+    assert "required: key" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(sys.platform != "win32", reason="the Windows ACL path")
 def test_windows_secret_file_acl(tmp_path):  # pragma: no cover - runs on Windows CI only
     import subprocess
