@@ -40,4 +40,21 @@ def translate_symbol(master_symbol: str, cfg: Any, available: Container[str] | N
     for cand in candidates:
         if cand in available:
             return cand
-    return Skip(f"symbol '{candidates[0]}' not available on slave (mapped from '{master_symbol}')")
+    return Skip(f"symbol '{candidates[0]}' not available on slave ({_origin(master_symbol, cfg)})")
+
+
+def _origin(master_symbol: str, cfg: Any) -> str:
+    """How the master name became the slave name, for the Skip: the map entry it came
+    from, or that no entry exists (the fix is a ``symbol_map`` entry)."""
+    stripped = strip_master_symbol(master_symbol, getattr(cfg, "master_prefix", ""), getattr(cfg, "master_suffix", ""))
+    symbol_map = getattr(cfg, "symbol_map", None) or {}
+    if master_symbol in symbol_map or stripped in symbol_map:
+        return f"mapped from '{master_symbol}'"
+    suffix = getattr(cfg, "suffix", "") or ""
+    steps = [f"'{master_symbol}'"]
+    if stripped != master_symbol:
+        steps.append(f"stripped to '{stripped}'")
+    if suffix:
+        steps.append(f"suffix '{suffix}' added")
+    how = "master " + ", ".join(steps) if len(steps) > 1 else f"master '{master_symbol}'"
+    return f"{how}; no symbol_map entry for '{stripped}'"

@@ -57,7 +57,7 @@ def create_app(collector: Collector, store: Any, *, publish: Callable[..., bool]
                 return JSONResponse({"error": "cross-site request refused"}, status_code=403)
             return await call_next(request)
         if not security.authorized(token, request.headers, request.cookies):
-            if request.method == "GET" and path == "/":
+            if request.method in ("GET", "HEAD") and path == "/":
                 return HTMLResponse(LOGIN_PAGE.format(error=""), status_code=401)
             return JSONResponse({"error": "token required (Authorization: Bearer ...)"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -71,7 +71,7 @@ def create_app(collector: Collector, store: Any, *, publish: Callable[..., bool]
         return response
 
     # ------------------------------------------------------------------ page
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: uptime checks, curl -I
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 

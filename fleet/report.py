@@ -6,6 +6,7 @@ Pure formatting over plain dicts (documents from the store), so the same code se
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -173,9 +174,25 @@ def summary_text(summaries: Mapping[str, Mapping[str, Any]]) -> str:
     text = [format_table(["SLAVE", "COPIES", "OPEN", "CLOSED", "SKIPPED", "FAILED", "P50 ms", "P99 ms"], rows)]
     for name, s in summaries.items():
         for label, reasons in (("skipped", s["skip_reasons"]), ("failed", s["fail_reasons"])):
-            for reason, count in reasons.items():
-                text.append(f"  {name} {label} x{count}: {reason}")
+            for reason, count, alike in grouped_reasons(reasons):
+                more = f" (and {alike} more like it, other numbers)" if alike else ""
+                text.append(f"  {name} {label} x{count}: {reason}{more}")
     return "\n".join(text)
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def grouped_reasons(reasons: Mapping[str, int]) -> list[tuple[str, int, int]]:
+    """Reasons that differ only in their numbers (slippage points, prices, volumes) as one
+    line: ``(first reason, total count, how many other distinct reasons it stands for)``,
+    the most frequent first."""
+    groups: dict[str, list[Any]] = {}
+    for reason, count in reasons.items():
+        group = groups.setdefault(_NUMBER.sub("#", reason), [reason, 0, -1])
+        group[1] += count
+        group[2] += 1
+    return sorted(((r, c, a) for r, c, a in groups.values()), key=lambda g: -g[1])
 
 
 # ----------------------------------------------------------------------- banner

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 from copier_testkit import cfg
 
@@ -37,6 +39,21 @@ def test_unavailable_symbol_is_a_skip_naming_both():
     r = translate_symbol("US30", cfg(symbol_map={"US30": "DJ30"}), {"EURUSD.c"})
     assert isinstance(r, Skip)
     assert r.reason == "symbol 'DJ30.c' not available on slave (mapped from 'US30')"
+
+
+@pytest.mark.parametrize("master,options,reason", [
+    ("XAUUSD", {}, "symbol 'XAUUSD' not available on slave (master 'XAUUSD'; no symbol_map entry for 'XAUUSD')"),
+    ("XAUUSD", {"suffix": ".c"},
+     "symbol 'XAUUSD.c' not available on slave (master 'XAUUSD', suffix '.c' added; no symbol_map entry for 'XAUUSD')"),
+    ("XAUUSD.raw", {"master_suffix": ".raw"},
+     "symbol 'XAUUSD' not available on slave (master 'XAUUSD.raw', stripped to 'XAUUSD'; no symbol_map entry for 'XAUUSD')"),
+    ("XAUUSD.raw", {"master_suffix": ".raw", "symbol_map": {"XAUUSD": "GOLD"}},
+     "symbol 'GOLD' not available on slave (mapped from 'XAUUSD.raw')"),
+])
+def test_an_unavailable_symbol_says_how_its_name_was_made(master, options, reason):
+    """Only a map entry is called a mapping; without one the Skip says none exists (the fix)."""
+    r = translate_symbol(master, SimpleNamespace(**{"suffix": "", "symbol_map": {}, **options}), {"EURUSD"})
+    assert isinstance(r, Skip) and r.reason == reason
 
 
 def test_strip_keeps_a_name_that_is_only_the_suffix():

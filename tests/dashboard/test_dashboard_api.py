@@ -168,3 +168,12 @@ def test_page_and_its_assets_are_served_locally(env):
         body = client.get(f"/static/{asset}").text
         assert "https://" not in body and "http://" not in body
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_the_page_answers_head_like_get_without_a_body(env):
+    """Uptime checks and ``curl -I`` send HEAD: the page says 200 with GET's headers."""
+    _, _, client, _ = env
+    head, get = client.head("/"), client.get("/")
+    assert head.status_code == get.status_code == 200
+    assert head.headers["content-type"] == get.headers["content-type"] == "text/html; charset=utf-8"
+    assert head.headers["content-length"] == get.headers["content-length"] and head.content == b""

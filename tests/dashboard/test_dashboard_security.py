@@ -78,6 +78,7 @@ def test_the_page_asks_for_the_token_and_the_cookie_is_not_the_token(guarded):
     _, client, _ = guarded
     login = client.get("/")
     assert login.status_code == 401 and 'name="token"' in login.text and TOKEN not in login.text
+    assert client.head("/").status_code == 401  # HEAD is a read like GET: no token, no page
     assert client.post("/login", data={"token": "wrong-token-0123456789"}).status_code == 401
     r = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
     assert r.status_code == 303

@@ -66,6 +66,22 @@ def test_slave_summary_counts_copies_skips_by_reason_failures_and_latency():
     assert "S1 skipped x2: slippage 80 > 50 points" in text and "S1 failed x1: 10019 no money" in text
 
 
+def test_summary_groups_reasons_that_differ_only_in_their_numbers():
+    trades = [{"status": "SKIPPED", "reason": f"slippage {p}.0 points > tolerance 50 (XAUUSD BUY at 20{p}.5)"}
+              for p in (61, 72, 72, 93)]
+    trades += [{"status": "SKIPPED", "reason": "max_open_positions 3 reached"},
+               {"status": "SKIPPED", "reason": "symbol 'US30' not available on slave"}]
+    s = slave_summary(trades)
+    assert len(s["skip_reasons"]) == 5  # the JSON keeps every reason as it was
+    # the example shown is the most frequent reason of the group
+    lines = [line for line in summary_text({"S1": s}).splitlines() if line.startswith("  S1")]
+    assert lines == [
+        "  S1 skipped x4: slippage 72.0 points > tolerance 50 (XAUUSD BUY at 2072.5) (and 2 more like it, other numbers)",
+        "  S1 skipped x1: max_open_positions 3 reached",
+        "  S1 skipped x1: symbol 'US30' not available on slave",
+    ]
+
+
 def test_status_rows_show_supervisor_verdict_reason_and_slave_columns():
     now = 100_000
     slave = {"name": "S1", "role": "slave", "state": "RUNNING", "pid": 11, "heartbeat_ms": now - 1500,
