@@ -47,6 +47,8 @@ def test_requote_then_success(running):
     m, s1 = running.terminal(1001), running.terminal(2001)
     market(m, "GBPUSD", "BUY", 0.10)
     wait_until(lambda: volumes(s1) == [0.1], timeout=15, message="copy after requotes")
+    # the link becomes OPEN just after the fill (the slave writes it once order_send returns)
+    wait_until(lambda: running.trades("S1", "OPEN"), timeout=5, message="the link recorded as open")
     link = running.trades("S1")[0]
     assert link["status"] == "OPEN" and link["attempts_sent"] == 3
 

@@ -81,6 +81,8 @@ def test_fault1_us30_contract_10_is_copied_as_ten_lots_of_dj30_contract_1(exposu
     assert m.symbol_info("US30").trade_contract_size == 10 and s1.symbol_info("DJ30").trade_contract_size == 1
     opened = market(m, "US30", "BUY", 1.0)
     wait_until(lambda: volumes(s1, "DJ30") == [10.0], timeout=15, message="DJ30 copy of 10 lots")
+    # the link becomes OPEN just after the fill (the slave writes it once order_send returns)
+    wait_until(lambda: exposure_fleet.trades("S1", "OPEN"), timeout=5, message="the link recorded as open")
     link = next(t for t in exposure_fleet.trades("S1") if t["master_ticket"] == opened.order)
     assert link["status"] == "OPEN" and link["symbol"] == "DJ30" and link["slave_volume"] == 10.0
     assert link["master_contract_size"] == 10.0 and link["lot_factor"] == 10.0
