@@ -10,9 +10,12 @@
     python cli.py reset NAME
 
 Every command takes ``--json``; the store comes from ``--db``, else the settings
-(``--config``/COPYHUB_CONFIG settings file, COPYHUB_DATABASE_URL, default). A read-only
-command (status, links, events, report, accounts list/show, sizing, symbols) on a SQLite
-path that holds no store is an error: it never creates a new, empty store.
+(``--config``/COPYHUB_CONFIG settings file, COPYHUB_DATABASE_URL, default). Without
+``--db``, when the settings' store does not exist and a demo started with this home runs
+(``launcher.py --demo``), every command uses the demo's store and says so on stderr. Only
+``accounts add`` and ``keys create``/``keys allow`` create a store (``CREATES_STORE``):
+any other command on a SQLite path that holds no store is an error naming the path; it
+never creates a new, empty store.
 Account edits are validated with the same rules the nodes load with, and refused with
 the error. Every operator command is written to the audit trail (kind
 ``operator_command``). Commands that steer nodes persist a flag (seen by a node that is
@@ -22,6 +25,7 @@ nodes). Errors: one line on stderr, exit code 2. See docs/operations.md.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import socket
 import sys
@@ -35,7 +39,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config import settings, settings_for  # noqa: E402
-from copier.accounts import AccountConfigError, terminal_conflicts, validate_account, validate_accounts  # noqa: E402
+from copier.accounts import (  # noqa: E402
+    MASTER,
+    SLAVE,
+    AccountConfigError,
+    is_master_doc,
+    normalised_account,
+    terminal_conflicts,
+    validate_account,
+    validate_accounts,
+)
 from copier.held import recorded_held  # noqa: E402
 from db import DuplicateAccount, StoreError, mask_url, now_ms, open_store  # noqa: E402
 from db.urls import missing_store  # noqa: E402
@@ -46,6 +59,7 @@ from fleet.operator import (  # noqa: E402
     KILL_SWITCH,
     RESET_PREFIX,
     apply_assignments,
+    map_assignments,
     parse_assignment,
     parse_since,
     top_level_changes,
@@ -62,8 +76,14 @@ from utils.table import format_table  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"
-# Commands that only read: on a SQLite path with no store they fail instead of creating one.
-READ_ONLY = frozenset({"status", "links", "events", "report", "sizing", "symbols", "accounts list", "accounts show"})
+# Commands that only read (command_name): on a missing store they say there is nothing to show.
+READ_ONLY = frozenset({"status", "links", "events", "report", "sizing", "symbols", "accounts list", "accounts show",
+                       "keys list", "keys show"})
+# The only commands that may create a store where the settings (or --db) say: they set a
+# fleet up (README "Windows": accounts add before the first launcher run; keys on a new bus
+# host). Every other command acts on what a store holds (accounts, flags, keys): on a
+# SQLite path with no store it fails naming the path instead of creating an empty one.
+CREATES_STORE = frozenset({"accounts add", "keys create", "keys allow"})
 SUBSCRIPTION_WAIT_S = 0.5
 
 
@@ -103,11 +123,21 @@ def audit(store: Any, command: str, account: str | None = None, **data: Any) -> 
     controls.audit(store, command, account, origin=SENDER, **data)
 
 
+def store_label(store: Any) -> str:
+    """The store's URL with any password masked (how the user can tell which store it was)."""
+    label = getattr(store, "label", None)
+    return mask_url(str(label)) if label else type(store).__name__
+
+
 def require_account(store: Any, name: str) -> dict[str, Any]:
+    """The account document; CliError naming the store looked in and the accounts it holds."""
     doc = store.get_account(name)
     if doc is None:
-        known = ", ".join(d["name"] for d in store.list_accounts()) or "none"
-        raise CliError(f"no account named {name!r} (known: {known})")
+        names = [d["name"] for d in store.list_accounts()]
+        hint = ("" if names else
+                "; is this the fleet's store? (--db, --config or COPYHUB_CONFIG name another)")
+        raise CliError(f"no account named {name!r} in the store {store_label(store)} "
+                       f"(known: {', '.join(names) or 'none'}){hint}")
     return doc
 
 
@@ -220,7 +250,12 @@ def acc_list(args: argparse.Namespace, store: Any) -> int:
     problems = fleet_problems(docs)
     rows = []
     for d in docs:
-        problem = "; ".join(problems.get(str(d.get("name")), []))
+        found = list(problems.get(str(d.get("name")), []))
+        typ = d.get("type")
+        if isinstance(typ, str) and typ != typ.upper() and typ.upper() in (MASTER, SLAVE):
+            # stored before add/set normalised it; code comparing the stored type sees no MASTER
+            found.append(f"type stored as {typ!r}: python cli.py accounts set {d.get('name')} type={typ.upper()}")
+        problem = "; ".join(found)
         terminal = d.get("terminal") or ({"kind": "mt5", "path": d["path"]} if d.get("path") else {})
         where = terminal.get("login") or terminal.get("path") or ""
         rows.append({"name": d.get("name"), "type": d.get("type"), "enabled": d.get("enabled", True),
@@ -276,13 +311,26 @@ def acc_pin(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
+def decode_document(data: bytes, where: str) -> str:
+    """The text of a JSON file as Windows editors and shells write it: UTF-8 with or without
+    a byte-order mark (Notepad's "UTF-8 with BOM"), or UTF-16 with its BOM (what Windows
+    PowerShell 5.1's ``>`` and ``Out-File`` write). CliError for anything else."""
+    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    codec = next((name for bom, name in boms if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{where} is not UTF-8 or UTF-16 text (byte {exc.start}): save it as UTF-8") from None
+
+
 def _read_doc(source: str) -> dict[str, Any]:
+    """An account document from JSON text, a file (``@path`` or a path) or ``-`` (stdin)."""
     if source == "-":
-        text = sys.stdin.read()
+        text = sys.stdin.read().lstrip("\ufeff")
     elif source.startswith("@") or (not source.lstrip().startswith("{") and Path(source).is_file()):
         path = Path(source[1:] if source.startswith("@") else source)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = decode_document(path.read_bytes(), str(path))
         except OSError as exc:
             raise CliError(f"cannot read {path}: {exc.strerror}") from None
     else:
@@ -299,7 +347,7 @@ def _read_doc(source: str) -> dict[str, Any]:
 
 
 def acc_add(args: argparse.Namespace, store: Any) -> int:
-    doc = _read_doc(args.doc)
+    doc = normalised_account(_read_doc(args.doc))  # "type": "slave" is stored as "SLAVE"
     validated(doc, store)
     try:
         store.add_account(doc)
@@ -314,6 +362,7 @@ def acc_add(args: argparse.Namespace, store: Any) -> int:
 
 def _update(args: argparse.Namespace, store: Any, name: str, new: dict[str, Any], command: str, **data: Any) -> int:
     old = require_account(store, name)
+    new = normalised_account(new)  # one spelling of enum-like fields (an old lower-case type too)
     validated(new, store)
     sets, unsets = top_level_changes(old, new)
     changed = False
@@ -385,11 +434,39 @@ def cmd_links(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
+MAX_STEP_DECIMALS = 4  # no broker's volume step is finer than 0.0001 lots
+
+
+def _grid_decimals(value: Any) -> int | None:
+    """How many decimals ``value`` (lots) needs when it lies on a volume-step grid (0..4),
+    else None (an unrounded share, not a traded volume)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    for decimals in range(MAX_STEP_DECIMALS + 1):
+        if abs(value - round(value, decimals)) < 1e-9:
+            return decimals
+    return None
+
+
 def _held(doc: dict[str, Any]) -> Any:
-    """The lots the follower holds for a link (``held_volume``; links written before it
-    existed: the opening ``slave_volume``); a CLOSED link shows what it held last."""
+    """HELD: the lots the copy holds NOW, or ``-`` when it holds nothing.
+
+    Only an OPEN position link holds lots: its ``held_volume`` (links written before that
+    field: the opening ``slave_volume``; copier/held.py). SKIPPED and FAILED links never
+    held any, a PENDING one is not filled (yet, or again after a flip), an OPEN pending-order
+    link is an order (no lots), a CLOSED one holds none any more (its record keeps what it
+    held last: ``--json``). On a netting account ``held_volume`` is the copy's share of the
+    one net position (the shares of a symbol's copies add up to it), not a traded volume:
+    it is rounded for display to 2 decimals, or to as many as the link's traded volumes
+    (``slave_volume``, a hedging ``held_volume``) show the symbol's volume step needs
+    (0.001-lot steps: 3). ``--json`` shows the stored values unchanged."""
+    if doc.get("status") != "OPEN" or doc.get("kind") == "order":
+        return "-"
     held = recorded_held(doc)
-    return _first(doc, "volume", "master_volume") if held is None else held
+    if held is None or held <= 0:
+        return "-"
+    decimals = max([2, *(d for d in (_grid_decimals(held), _grid_decimals(doc.get("slave_volume"))) if d is not None)])
+    return round(held, decimals)
 
 
 def _first(doc: dict[str, Any], *keys: str) -> Any:
@@ -481,6 +558,7 @@ def _control(fn: Any, *a: Any, **kw: Any) -> dict[str, Any]:
 
 
 def cmd_pause(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.name)  # the error names the store it looked in
     out = _control(controls.pause, store, args.name, publish=_ctl_publisher(args))
     emit(args, out, f"{args.name} paused: no new opens (open copies are still managed); "
                     f"{bus_note(out['published'], f'ctl.{args.name} pause')}")
@@ -488,6 +566,7 @@ def cmd_pause(args: argparse.Namespace, store: Any) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.name)
     out = _control(controls.resume, store, args.name, publish=_ctl_publisher(args))
     note = "; the fleet kill switch is still ON" if out.pop("kill_switch") else ""
     emit(args, out, f"{args.name} resumed{note}; {bus_note(out['published'], f'ctl.{args.name} resume')}")
@@ -495,6 +574,7 @@ def cmd_resume(args: argparse.Namespace, store: Any) -> int:
 
 
 def cmd_flatten(args: argparse.Namespace, store: Any) -> int:
+    require_account(store, args.name)
     _control(lambda *a, origin: controls.check_flatten(*a), store, args.name)
     confirm(args, f"close EVERY copied position on {args.name} and pause it?")
     out = _control(controls.flatten, store, args.name, publish=_ctl_publisher(args))
@@ -574,7 +654,7 @@ def _per_master_rows(args: argparse.Namespace, store: Any, rows_for: Any, *, fol
     if followers_only and cfg.type != "SLAVE":
         raise CliError(f"{args.follower} is not a follower (type {cfg.type})")
     masters = [args.master] if args.master else sorted(
-        d["name"] for d in store.list_accounts() if d.get("type") == "MASTER" and cfg.follows_master(d["name"]))
+        d["name"] for d in store.list_accounts() if is_master_doc(d) and cfg.follows_master(d["name"]))
     if not masters:
         raise CliError(f"{args.follower} follows no master")
     opened: list[Any] = []
@@ -644,7 +724,10 @@ def cmd_symbols(args: argparse.Namespace, store: Any) -> int:
     text = (format_table(["MASTER", "M.SYMBOL", "F.SYMBOL", "HOW", "M.CONTRACT", "F.CONTRACT", "LOT FACTOR", "NOTE"], table)
             if rows else f"no master symbols seen for {args.follower} (try --all)")
     if patch != dict(cfg.symbol_map or {}):
-        text += f"\nsuggested: python cli.py accounts set {args.follower} symbol_map='{json.dumps(patch, sort_keys=True)}'"
+        entries = map_assignments("symbol_map", dict(cfg.symbol_map or {}), patch)
+        text += (f"\nsuggested: python cli.py accounts set {args.follower} {' '.join(entries)}" if entries else
+                 f"\nsuggested (bash): python cli.py accounts set {args.follower} "
+                 f"symbol_map='{json.dumps(patch, sort_keys=True)}'")
     if unmapped:
         text += f"\ncannot map: {', '.join(unmapped)}"
     emit(args, {"follower": args.follower, "rows": rows, "symbol_map": patch, "unmapped": unmapped}, text)
@@ -746,29 +829,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_name(args: argparse.Namespace) -> str:
-    """``status``, ``accounts list``, ... (for READ_ONLY)."""
-    return f"{args.command} {args.action}" if args.command == "accounts" else args.command
+    """``status``, ``accounts list``, ``keys allow``, ... (for READ_ONLY and CREATES_STORE)."""
+    return f"{args.command} {args.action}" if args.command in ("accounts", "keys") else args.command
 
 
 def store_url_or_error(args: argparse.Namespace, cfg: Any) -> str:
-    """The store URL for this command; CliError when a read-only command names a SQLite
-    file that does not exist (and would otherwise be created empty)."""
+    """The store URL for this command.
+
+    Without ``--db``, when the settings' store does not exist and the demo last started
+    with this home runs (``fleet.demo.last_demo``), the demo's store, said on stderr: for
+    every command that reads or changes a store; one that would create the fleet's store
+    (CREATES_STORE) is refused instead, naming both ways (``--db``). Else a missing SQLite store is created only by the
+    commands in CREATES_STORE; any other command gets a CliError naming the path (and the
+    store a stopped demo left, if there is one) instead of a new, empty store."""
     url = args.db or cfg.database_url
-    missing = missing_store(url) if command_name(args) in READ_ONLY else None
-    demo = last_demo(Path(cfg.DATA_DIR).resolve()) if missing and not args.db else None
+    missing = missing_store(url)
+    if not missing:
+        return url
+    name = command_name(args)
+    demo = None if args.db else last_demo(Path(cfg.DATA_DIR).resolve())
+    if demo is not None and demo[1] and name in CREATES_STORE:
+        # adding accounts (real terminals, maybe) to a running demo because the fleet's
+        # store is not made yet would be a surprise: the demo's launcher would start them
+        raise CliError(f"no store at {missing} yet, and a demo is running with its store at {mask_url(demo[0])}: "
+                       f"'{name}' does not guess which one you mean. For the demo: python cli.py --db "
+                       f"{mask_url(demo[0])} {name} ...; to set up the fleet's own store at {missing}: stop the "
+                       "demo first, or pass --db " + mask_url(url))
     if demo is not None and demo[1]:
-        print(f"cli: no store at {missing}; showing the running demo's store {mask_url(demo[0])}", file=sys.stderr)
+        verb = "showing" if name in READ_ONLY else "using"
+        print(f"cli: no store at {missing}; {verb} the running demo's store {mask_url(demo[0])} "
+              "(--db names another)", file=sys.stderr)
         return demo[0]
+    if name in CREATES_STORE:
+        return url
     if demo is not None and not missing_store(demo[0]):
+        example = (f"python cli.py --db {mask_url(demo[0])} status" if name in READ_ONLY
+                   else f"python cli.py --db {mask_url(demo[0])} {name} ...")
         raise CliError(f"no store at {missing}; the demo that ran here has stopped and its store stays at "
-                       f"{mask_url(demo[0])}: add --db to read it (python cli.py --db {mask_url(demo[0])} status)")
-    if missing:
-        origin = "--db" if args.db else (f"settings: {cfg.source('DATABASE_URL')}" if cfg.DATABASE_URL
-                                         else f"settings: SQLITE_PATH, {cfg.source('SQLITE_PATH')}, home {cfg.home}")
+                       f"{mask_url(demo[0])}: add --db to {'read' if name in READ_ONLY else 'use'} it ({example})")
+    origin = "--db" if args.db else (f"settings: {cfg.source('DATABASE_URL')}" if cfg.DATABASE_URL
+                                     else f"settings: SQLITE_PATH, {cfg.source('SQLITE_PATH')}, home {cfg.home}")
+    if name in READ_ONLY:
         raise CliError(f"no store at {missing} ({origin}); nothing to show. Start the launcher or run "
                        "python setup_db.py first, or point --db / --config at the fleet's store (a demo "
                        "started with --db or another home: use the command its banner prints)")
-    return url
+    raise CliError(f"no store at {missing} ({origin}); '{name}' acts on a fleet's store and does not create an "
+                   "empty one. Point --db / --config at the fleet's store (a demo started with --db or another "
+                   "home: use the store its banner prints), or set the fleet up first: python cli.py accounts add "
+                   "(or python setup_db.py)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

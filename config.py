@@ -286,21 +286,44 @@ def _parse(name: str, raw: Any, kind: type, source: str) -> Any:
     return raw.strip() if name != "LOG_LEVEL" else raw.strip().upper()
 
 
+# ``--config PATH`` as given on this process's command line, and the absolute path it was
+# put into COPYHUB_CONFIG as (``_adopt_command_line_config``): an error about that file then
+# names ``--config``, not a variable the user never set.
+_command_line_config: tuple[str, str] | None = None
+
+
 def find_config_file(environ: Mapping[str, str], explicit: str | Path | None = None) -> tuple[Path | None, str]:
     """The settings file to read and how it was chosen: ``explicit`` (``--config``), else
     ``COPYHUB_CONFIG``, else ``copyhub.toml`` beside ``launcher.py`` when it exists.
 
-    A file named explicitly (argument or variable) must exist: SettingsError otherwise.
+    A file named explicitly (argument or variable) must exist: SettingsError otherwise,
+    naming where the path came from: ``--config`` (also when this process's ``--config``
+    reached here through COPYHUB_CONFIG, see ``_adopt_command_line_config``) or the
+    environment variable.
     """
-    for given, how in ((explicit, "--config"), (environ.get(CONFIG_ENV) or None, CONFIG_ENV)):
-        if given:
-            path = Path(given).expanduser().resolve()
-            if not path.is_file():
-                raise SettingsError(f"{how}={str(given)!r}: no settings file there")
-            return path, how
+    if explicit:
+        return _named_file(str(explicit), "--config"), "--config"
+    given = environ.get(CONFIG_ENV) or None
+    if given:
+        if _command_line_config is not None and given == _command_line_config[1]:
+            return _named_file(_command_line_config[0], "--config"), "--config"
+        return _named_file(given, CONFIG_ENV), CONFIG_ENV
     if DEFAULT_CONFIG_PATH.is_file():
         return DEFAULT_CONFIG_PATH, "beside launcher.py"
     return None, ""
+
+
+def _named_file(given: str, how: str) -> Path:
+    """The settings file ``given`` by ``how`` (``--config`` or COPYHUB_CONFIG); SettingsError
+    when there is none, saying where the path came from and how to fix it."""
+    path = Path(given).expanduser().resolve()
+    if path.is_file():
+        return path
+    where = "" if str(path) == given else f" ({path})"
+    if how == CONFIG_ENV:
+        raise SettingsError(f"the environment variable {CONFIG_ENV}={given!r} names no settings file{where}: "
+                            f"point it at the file, or unset it")
+    raise SettingsError(f"--config {given!r}: no settings file there{where}")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -318,9 +341,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if name.startswith(ENV_PREFIX):
             name = name[len(ENV_PREFIX):]
         if name not in known:
-            hint = difflib.get_close_matches(name.lower(), sorted(k.lower() for k in known), n=1)
+            # not "python config.py lists them": config.py reads this same file and stops here too
+            names = sorted(k.lower() for k in known)
+            hint = difflib.get_close_matches(name.lower(), names, n=1)
             raise SettingsError(f"{key} in {path}: not a copyhub setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                                + "; python config.py lists them")
+                                + f"; rename or remove it. The settings a file may hold: {', '.join(names)}")
         out[name] = value
     return out
 
@@ -420,8 +445,12 @@ def _adopt_command_line_config() -> list[str]:
         return argv
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from utils.configarg import adopt_config_argument
+    from utils.configarg import adopt_config_argument, take_config_argument
 
+    global _command_line_config
+    found = take_config_argument(argv)[1]
+    if found:
+        _command_line_config = (found, str(Path(found).expanduser().resolve()))
     return adopt_config_argument(argv)
 
 

@@ -31,6 +31,7 @@ from fleet.demo import (  # noqa: E402
     DemoPortBusy,
     announce_demo,
     demo_accounts,
+    demo_sim_line,
     free_port,
     plan_demo_endpoints,
     port_free,
@@ -181,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         print(banner(host=args.host, db_label=mask_url(db_url), log_dir=str(log_dir),
                      nodes=[(c.name, c.kind, c.sup.pid or c.sup.state.value) for c in fleet.children.values()],
                      cli_hint=f"python cli.py{cli_db} status", demo=args.demo, duration_s=args.duration,
-                     bus=f"{bus_pub} -> {bus_sub} ({bus_security})", dashboard=dashboard_url(fleet, cfg)), flush=True)
+                     bus=f"{bus_pub} -> {bus_sub} ({bus_security})", dashboard=dashboard_url(fleet, cfg),
+                     sim_line=demo_sim_line(sim_endpoint, settings_endpoint=cfg.SIM_ENDPOINT) if args.demo else None),
+              flush=True)
         fleet.run(args.duration)
     except FleetError as exc:
         print(f"launcher: {exc}", file=sys.stderr)

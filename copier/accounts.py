@@ -8,7 +8,13 @@ while the rest of the fleet runs on (invariant 5).
 
 Choices:
 * Unknown keys are refused (a typo such as ``slipage_tolerance`` must not silently fall back
-  to a default); keys starting with ``_`` and the bookkeeping keys in ``IGNORED_KEYS`` pass.
+  to a default): ``unknown field 'slipage_tolerance' (did you mean 'slippage_tolerance'?)``
+  and the known names (``UnknownField``; also inside ``terminal``, ``sizing`` and ``risk``);
+  keys starting with ``_`` and the bookkeeping keys in ``IGNORED_KEYS`` pass.
+* A required field that is absent (or null) reads ``field 'type' is missing; it must be ...``,
+  whichever field it is.
+* ``type`` is accepted in any case and stored in upper case (``normalised_account``, applied
+  by ``cli.py accounts add/set``); every other enum-like field is exact and lower case.
 * Integers may arrive as integral floats (the mongo shell stores ``50`` as a double).
 * A literal ``password`` anywhere is refused and never echoed: use ``password_env``.
 """
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, overload
 
 from copier.filters import follows as _follows
-from copier.risk.config import RiskConfigError, resolve_risk_config
+from copier.risk.config import RISK_KEYS, RiskConfigError, resolve_risk_config
 from copier.sizing import MODES as SIZING_MODES
 from copier.sizing import SizingConfig
 from copier.tags import master_hash
@@ -42,8 +48,25 @@ NAME_RULE = ("1-64 letters (A-Z, a-z), digits, '_' or '-' -- no spaces, dots or 
 def is_account_name(name: object) -> bool:
     """True when ``name`` follows the account-name rule (``NAME_RULE``)."""
     return isinstance(name, str) and bool(NAME_PATTERN.match(name)) and name not in RESERVED_NAMES
+
+
+def is_master_doc(doc: Mapping[str, Any]) -> bool:
+    """True for a stored account document of type MASTER, in any case: validation accepts
+    ``"master"`` (documents written by hand or before ``normalised_account``), so every
+    reader that picks the masters out of the store must too (a slave that missed one would
+    never subscribe to it)."""
+    typ = doc.get("type")
+    return isinstance(typ, str) and typ.upper() == MASTER
+
+
 SLTP_MODES = ("absolute", "distance")
 TERMINAL_KINDS = ("mt5", "mt5linux", "sim")
+TERMINAL_KEYS: dict[str, frozenset[str]] = {  # the keys of a ``terminal`` object, per kind
+    "mt5": frozenset({"kind", "path", "login", "server", "password_env", "timeout", "portable"}),
+    "mt5linux": frozenset({"kind", "host", "port", "path", "login", "server", "password_env", "timeout", "portable"}),
+    "sim": frozenset({"kind", "login", "endpoint", "server", "password_env", "path", "timeout", "portable"}),
+}
+SIZING_KEYS = frozenset({"mode", "lot", "multiplier", "percent", "fallback_lot"})
 IGNORED_KEYS = frozenset({"notes", "description", "created_at", "updated_at"})
 KNOWN_KEYS = frozenset({
     "name", "type", "path", "enabled", "suffix", "symbol_map", "slippage_tolerance",
@@ -61,7 +84,7 @@ HOT_FIELDS = frozenset({
 
 class _Missing:
     def __repr__(self) -> str:
-        return "nothing"
+        return "missing"
 
 
 MISSING: Any = _Missing()
@@ -75,12 +98,47 @@ class AccountConfigError(ValueError):
         self.account, self.field, self.expected, self.got = account, field, expected, got
         super().__init__(str(self))
 
+    @property
+    def missing(self) -> bool:
+        """True when the field is absent (or null), not wrong."""
+        return isinstance(self.got, _Missing)  # not ``is MISSING``: a pickled copy has its own
+
     def __str__(self) -> str:
+        if self.missing:
+            return f"account {self.account!r}: field {self.field!r} is missing; it must be {self.expected}"
         got = self.got if isinstance(self.got, str) and self.got == REDACTED else repr(self.got)
         return f"account {self.account!r}: field {self.field!r} must be {self.expected}, got {got}"
 
     def __reduce__(self):  # picklable despite the custom __init__
         return (AccountConfigError, (self.account, self.field, self.expected, self.got))
+
+
+class UnknownField(AccountConfigError):
+    """A key the document may not hold: ``unknown field 'colour'``, the nearest known name when
+    one is close, and the names that are known (``known``, also in the message)."""
+
+    def __init__(self, account: str, field: str, got: Any, known: Iterable[str], *, prefix: str = "",
+                 context: str = "") -> None:
+        self.known = tuple(sorted(known))
+        self.prefix, self.context = prefix, context
+        name = field[len(prefix):] if prefix and field.startswith(prefix) else field
+        close = difflib.get_close_matches(name, self.known, n=1)
+        self.hint = prefix + close[0] if close else None
+        super().__init__(account, field, "a known field" + (f" ({', '.join(self.known)})" if self.known else ""), got)
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.hint!r}?)" if self.hint else ""
+        what = f"{self.prefix[:-1]} " if self.prefix else ""
+        return (f"account {self.account!r}: unknown field {self.field!r}{self.context}{hint}; "
+                f"known {what}fields: {', '.join(self.known)}")
+
+    def __reduce__(self):
+        return (_unknown_field, (self.account, self.field, self.got, self.known, self.prefix, self.context))
+
+
+def _unknown_field(account: str, field: str, got: Any, known: Iterable[str], prefix: str,
+                   context: str) -> UnknownField:
+    return UnknownField(account, field, got, known, prefix=prefix, context=context)
 
 
 @dataclass(frozen=True)
@@ -161,7 +219,9 @@ class _Checker:
 
     def string(self, key: str, default: str | None = "", *, nonempty: bool = False) -> str | None:
         """The string at ``key`` (``default`` when absent; ``nonempty``: absent or blank fails)."""
-        v = self.get(key, default)
+        v = self.get(key, MISSING if nonempty else default)
+        if v is MISSING:
+            raise self.fail(key, "a non-empty string")
         if v is None and not nonempty:
             return None
         if not isinstance(v, str) or (nonempty and not v.strip()):
@@ -234,14 +294,13 @@ def _terminal(c: _Checker, path: str | None) -> dict:
     kind = t.get("kind", "mt5")
     if kind not in TERMINAL_KINDS:
         raise c.fail("terminal.kind", f"one of {', '.join(TERMINAL_KINDS)}", kind)
-    allowed = {
-        "mt5": {"kind", "path", "login", "server", "password_env", "timeout", "portable"},
-        "mt5linux": {"kind", "host", "port", "path", "login", "server", "password_env", "timeout", "portable"},
-        "sim": {"kind", "login", "endpoint", "server", "password_env", "path", "timeout", "portable"},
-    }[kind]
+    allowed = TERMINAL_KEYS[kind]
     for key in t:
         if key not in allowed:
-            raise c.fail(f"terminal.{key}", f"absent for a {kind!r} terminal (allowed: {', '.join(sorted(allowed))})", t[key])
+            owners = [repr(k) for k in TERMINAL_KINDS if key in TERMINAL_KEYS[k]]
+            raise UnknownField(c.account, f"terminal.{key}", t[key], allowed, prefix="terminal.",
+                               context=f" for a {kind!r} terminal" + (f" ({key} is for {' and '.join(owners)} terminals)"
+                                                                      if owners else ""))
     out: dict = {"kind": kind}
     for key in sorted(allowed - {"kind"}):
         value = t.get(key)
@@ -276,10 +335,9 @@ def _sizing(c: _Checker) -> SizingConfig:
     mode = spec["mode"]
     if mode not in SIZING_MODES:
         raise c.fail("sizing.mode", f"one of {', '.join(SIZING_MODES)}", mode)
-    allowed = {"mode", "lot", "multiplier", "percent", "fallback_lot"}
     for key in spec:
-        if key not in allowed:
-            raise c.fail(f"sizing.{key}", f"one of {', '.join(sorted(allowed))}", spec[key])
+        if key not in SIZING_KEYS:
+            raise UnknownField(c.account, f"sizing.{key}", spec[key], SIZING_KEYS, prefix="sizing.")
 
     def optional(key: str) -> float | None:
         if spec.get(key) is None:
@@ -307,8 +365,29 @@ def _sizing(c: _Checker) -> SizingConfig:
     return SizingConfig("same")
 
 
+def normalised_account(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` with its enum-like fields in their one spelling, as ``cli.py
+    accounts add/set`` store it: ``type`` (accepted in any case, ``"slave"``) in upper case.
+
+    The other enum-like fields (``terminal.kind``, ``sizing``/``sizing.mode``, ``sltp_mode``
+    and the ``risk`` choices) are accepted only as written in their error messages, so they
+    have one spelling already. Anything else is left as it is for ``validate_account``."""
+    out = dict(doc)
+    typ = out.get("type")
+    if isinstance(typ, str) and typ.upper() in (MASTER, SLAVE):
+        out["type"] = typ.upper()
+    return out
+
+
 def validate_account(doc: Mapping[str, Any], *, default_slippage: int = 50, default_magic: int = 234000) -> AccountConfig:
-    """Validate one account document; raise AccountConfigError on the first bad field."""
+    """Validate one account document; raise AccountConfigError on the first bad field.
+
+    ``type`` is accepted in any case (``"slave"`` is ``"SLAVE"``: ``AccountConfig.type`` is
+    upper case); the document itself is not changed. ``cli.py accounts add/set`` store the
+    upper-case spelling (``normalised_account``), so that code reading stored documents
+    (``doc["type"] == "MASTER"``) and ``accounts list`` see one spelling. A field that is
+    absent or null reads ``is missing``; an unknown key reads ``unknown field 'colour'`` with
+    the nearest known name (``UnknownField``)."""
     if not isinstance(doc, Mapping):
         raise AccountConfigError("<unnamed>", "document", "an object", type(doc).__name__)
     raw_name = doc.get("name")
@@ -324,8 +403,7 @@ def validate_account(doc: Mapping[str, Any], *, default_slippage: int = 50, defa
         if not isinstance(key, str) or key.startswith("_") or key in IGNORED_KEYS:
             continue
         if key not in KNOWN_KEYS:
-            hint = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
-            raise c.fail(key, "a known account field" + (f" (did you mean {hint[0]!r}?)" if hint else ""), doc[key])
+            raise UnknownField(account, key, doc[key], KNOWN_KEYS | IGNORED_KEYS)
     typ = c.get("type")
     if not isinstance(typ, str) or typ.upper() not in (MASTER, SLAVE):
         raise c.fail("type", "'MASTER' or 'SLAVE'", typ)
@@ -346,6 +424,9 @@ def validate_account(doc: Mapping[str, Any], *, default_slippage: int = 50, defa
     if risk is not None and not isinstance(risk, Mapping):
         raise c.fail("risk", "an object of risk rules", risk)
     if risk is not None:  # the guardian's own rules (copier/risk/config.py), so add/--check/list refuse what a node would
+        for key in risk:
+            if key not in RISK_KEYS:
+                raise UnknownField(account, f"risk.{key}", risk[key], RISK_KEYS, prefix="risk.")
         try:
             resolve_risk_config(risk, is_master=typ == MASTER)
         except RiskConfigError as exc:

@@ -65,7 +65,7 @@ def store_allow_list(db_url: str) -> tuple[AllowList, Callable[[dict[str, Any]],
 
 def main(argv: list[str] | None = None, **kwargs: Any) -> int:
     """``python -m fleet.busproxy``: ``messaging.proxy.main`` with the store's allow-list."""
-    return proxy.main(argv, allow_source=store_allow_list, **kwargs)
+    return proxy.main(argv, allow_source=store_allow_list, prog="python -m fleet.busproxy", **kwargs)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ import psutil
 
 DEMO_MASTER = "Demo_Master"
 DEMO_MASTER_LOGIN = 1001
+# ``python -m sim``'s endpoint when neither --endpoint nor SIM_ENDPOINT names one
+# (sim.client.DEFAULT_ENDPOINT, config.Settings.SIM_ENDPOINT)
+DEFAULT_SIM_ENDPOINT = "tcp://127.0.0.1:5570"
 PROP_SYMBOL_MAP = {"XAUUSD": "GOLD", "US30": "DJ30"}
 
 
@@ -147,6 +150,25 @@ def plan_demo_endpoints(settings: Any, *, bus_pub: str | None = None, bus_sub: s
         hp = _tcp_host_port(settings.SIM_ENDPOINT)
         sim = settings.SIM_ENDPOINT if hp is None else choose("SIM_ENDPOINT", hp[0], hp[1])
     return DemoEndpoints(pub, sub, sim, notes)
+
+
+def sim_trade_command(sim_endpoint: str, *, settings_endpoint: str = DEFAULT_SIM_ENDPOINT) -> str:
+    """The command that trades by hand on the demo master (login 1001) through the demo's
+    simulator at ``sim_endpoint``, as a user pastes it into a second window.
+
+    ``--endpoint`` is spelt out unless both the demo's simulator and the one ``python -m
+    sim`` reads by default (``settings_endpoint``: the settings' SIM_ENDPOINT) are the
+    default port 5570: a demo that moved the simulator off a busy 5570, or runs it where
+    the settings or ``--sim-endpoint`` say, is found only with it (the window the user
+    types in may not have the launcher's ``--config``)."""
+    endpoint = "" if sim_endpoint == settings_endpoint == DEFAULT_SIM_ENDPOINT else f" --endpoint {sim_endpoint}"
+    return f"python -m sim trade --login {DEMO_MASTER_LOGIN}{endpoint} buy EURUSD 0.10"
+
+
+def demo_sim_line(sim_endpoint: str, *, settings_endpoint: str = DEFAULT_SIM_ENDPOINT) -> str:
+    """The demo banner's simulator line: where it serves, and how to trade on the master."""
+    return (f"  sim   : {sim_endpoint}  (simulated brokers; trade on the master: "
+            f"{sim_trade_command(sim_endpoint, settings_endpoint=settings_endpoint)})")
 
 
 RUNNING_DEMO_FILE = "running-demo.json"

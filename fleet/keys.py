@@ -88,9 +88,10 @@ def run(args: argparse.Namespace, store: Any, cfg: Any, emit: Callable[[Any, str
             " (or the public key above in single quotes)",
             "",
             "settings for this host (copyhub.toml):",
-            "  bus_host = '<the bus host's address>'   # e.g. '10.0.0.5'; 127.0.0.1 on the bus host itself",
+            "  bus_host = '<address of the bus host>'   # e.g. '10.0.0.5'. On the bus host itself: an address of",
+            "             # its own that the other hosts can reach (its proxy binds it; 127.0.0.1 would shut them out)",
             f"  bus_key_file = '{secret_path}'",
-            "  bus_server_key = '<the bus host's public key>'   # on the bus host itself: "
+            "  bus_server_key = '<public key of the bus host>'   # on the bus host itself: "
             f"'{keys.public}'",
         ])
         emit({"public_key": keys.public, "secret_file": str(secret_path), "public_file": str(public_path),

@@ -49,19 +49,42 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
+# Fields whose keys are free names (symbols): after ``symbol_map.`` the rest of the key is
+# one name, dots and all (``symbol_map.EURUSD.raw=EURUSD``).
+NAME_KEYED = frozenset({"symbol_map"})
+# What a shell (bash, cmd, PowerShell) passes unquoted and unchanged inside a word.
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_.#+\-]+")
+
+
 def parse_assignment(text: str) -> tuple[list[str], Any]:
     """``KEY=VALUE`` with dotted keys for nested fields -> (path, value).
-    ``null`` as the value removes the field."""
+    ``null`` as the value removes the field. Under a NAME_KEYED field the rest of the key
+    is one name (``symbol_map.US30.cash=DJ30`` sets the entry ``US30.cash``)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ValueError(f"{text!r}: expected KEY=VALUE (e.g. slippage_tolerance=30)")
     path = key.split(".")
+    if path[0] in NAME_KEYED and len(path) > 2:
+        path = [path[0], ".".join(path[1:])]
     if any(not part for part in path):
         raise ValueError(f"{text!r}: empty part in key {key!r}")
     if path[0] == "name":
         raise ValueError("the account name cannot be changed with set (add a new account and remove the old one)")
     return path, parse_value(raw)
+
+
+def map_assignments(field: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``accounts set`` arguments turning the map ``old`` into ``new`` one entry at a time
+    (``symbol_map.XAUUSD=GOLD``, ``symbol_map.US30=null``): unlike a JSON value they need no
+    quoting in bash, cmd or PowerShell. Empty when a name or value is not shell-safe (then
+    give the whole map as JSON)."""
+    args = [f"{field}.{k}={v}" for k, v in sorted(new.items()) if old.get(k) != v]
+    args += [f"{field}.{k}=null" for k in sorted(old) if k not in new]
+    names = [*new, *old, *(str(v) for v in new.values())]
+    if not all(isinstance(n, str) and _SHELL_SAFE.fullmatch(n) and parse_value(n) == n for n in names):
+        return []
+    return args
 
 
 def apply_assignments(doc: dict[str, Any], assignments: list[tuple[list[str], Any]]) -> dict[str, Any]:

@@ -197,10 +197,13 @@ def grouped_reasons(reasons: Mapping[str, int]) -> list[tuple[str, int, int]]:
 
 # ----------------------------------------------------------------------- banner
 def banner(*, host: str, db_label: str, log_dir: str, nodes: Sequence[tuple[str, str, Any]], cli_hint: str,
-           demo: bool, duration_s: float | None, bus: str, dashboard: str | None = None) -> str:
-    """What is running, where the logs are, how to watch and how to stop."""
+           demo: bool, duration_s: float | None, bus: str, dashboard: str | None = None,
+           sim_line: str | None = None) -> str:
+    """What is running, where the logs are, how to watch and how to stop. ``sim_line``: the
+    demo's simulator and the command that trades on its master (fleet.demo.demo_sim_line)."""
     lines = ["", "copyhub fleet" + (" (demo, simulated brokers)" if demo else "") + f" on {host}",
-             f"  store : {db_label}", f"  bus   : {bus}", f"  logs  : {log_dir}", "  nodes :"]
+             f"  store : {db_label}", f"  bus   : {bus}", *([sim_line] if sim_line else []), f"  logs  : {log_dir}",
+             "  nodes :"]
     for name, kind, pid in nodes:
         lines.append(f"    {name:<22} {kind:<8} pid {pid}")
     if dashboard:

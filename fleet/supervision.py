@@ -27,6 +27,7 @@ from enum import Enum
 EXIT_OK = 0
 EXIT_RESTART = 75  # EX_TEMPFAIL: "restart me", e.g. a config change the node cannot hot-reload
 EXIT_CONFIG = 78  # EX_CONFIG: the account document is bad; the node wrote the reason
+STOPPED_ON_REQUEST = "stopped by the launcher"  # a graceful stop the caller gave no reason for (its shutdown)
 
 
 class State(str, Enum):
@@ -149,6 +150,7 @@ class Supervised:
         self.restart_after_stop = False
         if self.state in (State.STARTING, State.RUNNING):
             self.state = State.STOPPING
+            self.reason = ""  # an earlier incarnation's reason is not why this one stops
             return [Terminate(self.name)]
         if self.state is State.STOPPING:
             return []
@@ -232,6 +234,10 @@ class Supervised:
                 self.restart_after_stop = False
                 return self._spawn()
             self.state = State.STOPPED
+            # the caller may have said why ("disabled"); else this, never what the node
+            # last said while it ran (its terminal error, a silent bus): that is over
+            self.reason = self.reason or (STOPPED_ON_REQUEST if code == EXIT_OK
+                                          else f"{STOPPED_ON_REQUEST} (exit code {code})")
             return []
         if was not in (State.STARTING, State.RUNNING):
             return []  # a late exit report for a process we already wrote off

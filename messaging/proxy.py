@@ -239,15 +239,15 @@ AllowSource = Callable[[str], "tuple[AllowList, Callable[[dict[str, Any]], None]
 
 
 def main(argv: list[str] | None = None, *, xsub: str = DEFAULT_XSUB, xpub: str = DEFAULT_XPUB,
-         settings: Any = None, allow_source: AllowSource | None = None) -> int:
-    """``python -m messaging.proxy``: bind XSUB (``xsub``, publishers connect) and XPUB
+         settings: Any = None, allow_source: AllowSource | None = None, prog: str = "python -m messaging.proxy") -> int:
+    """``python -m messaging.proxy`` (``prog``: the name usage and errors give): bind XSUB (``xsub``, publishers connect) and XPUB
     (``xpub``, subscribers connect) unless given on the command line. CURVE follows
     ``settings`` (default: this process's; messaging/security.py): on with
     ``BUS_KEY_FILE``, required off loopback -- exit 2 with the reason when it is
     required and the keys are missing or bad. ``allow_source(db_url)`` gives the CURVE
     allow-list (the store's, from ``python -m fleet.busproxy``, which the launcher runs):
     ``(AllowList, record a refusal, close)``; without it a CURVE proxy exits 2."""
-    ap = argparse.ArgumentParser(prog="python -m messaging.proxy", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     ap.add_argument("--xsub", default=xsub, help=f"endpoint publishers connect to (default {xsub}: ZMQ_PUB_PORT)")
     ap.add_argument("--xpub", default=xpub, help=f"endpoint subscribers connect to (default {xpub}: ZMQ_SUB_PORT)")
     ap.add_argument("--parent-pid", type=int, default=None,

@@ -269,7 +269,7 @@ def main(rt: NodeRuntime) -> None:
     if not rt.claim_lease():
         return
     subscriber = rt.subscribe([f"ctl.{rt.name}", "ctl.all"])
-    mt5 = rt.connect_terminal(cfg)
+    mt5, held = rt.connect_terminal_holding(cfg)  # serves the bus meanwhile: a ctl stop ends it
     if mt5 is None:
         return
     loop = MasterLoop(rt, mt5, poll_ms=settings.MASTER_POLL_INTERVAL_MS, heartbeat_ms=settings.HEARTBEAT_INTERVAL_MS, cfg=cfg)
@@ -277,6 +277,8 @@ def main(rt: NodeRuntime) -> None:
     guardian, alerts = rt.start_guardian(cfg, mt5, executor)
     loop.guardian = guardian
     rt.log.info("master_started", poll_ms=settings.MASTER_POLL_INTERVAL_MS)
+    for msg in held:  # what came while the terminal was connecting (snapshot requests)
+        loop.handle(msg)
     try:
         backoff = 0.1
         next_poll = time.monotonic()
@@ -292,10 +294,9 @@ def main(rt: NodeRuntime) -> None:
                 break
             except WrongAccount:  # never publish another account's positions as this master's
                 _quietly(mt5.shutdown)
-                mt5 = rt.connect_terminal(cfg)
+                mt5 = _reconnect(rt, loop, cfg, guardian)
                 if mt5 is None:
                     return
-                loop.mt5 = guardian.executor.mt5 = mt5
                 continue
             if ok:
                 backoff = 0.1
@@ -303,10 +304,9 @@ def main(rt: NodeRuntime) -> None:
             else:  # reconnect with backoff; publish nothing but the error status
                 if loop.failures % 5 == 0:
                     _quietly(mt5.shutdown)
-                    mt5 = rt.connect_terminal(cfg)
+                    mt5 = _reconnect(rt, loop, cfg, guardian)
                     if mt5 is None:
                         return
-                    loop.mt5 = guardian.executor.mt5 = mt5
                 next_poll = time.monotonic() + backoff
                 backoff = min(backoff * 2, 5.0)
             # wait for the next poll while serving control messages
@@ -323,6 +323,19 @@ def main(rt: NodeRuntime) -> None:
         loop.record_changes(utc_ms(), force=True)
     guardian.close(utc_ms())
     alerts.close(timeout=2)
+
+
+def _reconnect(rt: NodeRuntime, loop: MasterLoop, cfg, guardian) -> Any | None:
+    """The terminal again (``NodeRuntime.connect_terminal_holding``: the bus is served while
+    it retries, a ctl stop ends it: None); the loop and the guardian use it, and the bus
+    messages kept meanwhile are handled."""
+    mt5, held = rt.connect_terminal_holding(cfg)
+    if mt5 is None:
+        return None
+    loop.mt5 = guardian.executor.mt5 = mt5
+    for msg in held:
+        loop.handle(msg)
+    return mt5
 
 
 def _quietly(call) -> None:

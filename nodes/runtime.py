@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from config import settings  # noqa: E402
 from copier.accounts import AccountConfig, AccountConfigError, validate_account  # noqa: E402
 from db import StoreUnavailable, open_store  # noqa: E402
 from messaging.publisher import Publisher  # noqa: E402
-from messaging.schema import Event, Status  # noqa: E402
+from messaging.schema import Control, Event, Status  # noqa: E402
 from messaging.subscriber import Subscriber  # noqa: E402
 from nodes.identity import WrongAccount, check_account  # noqa: E402
 from nodes.lease import AccountLease, LeaseHeld, LeaseLost, LeaseTiming, describe_holder  # noqa: E402
@@ -47,6 +48,8 @@ EXIT_LEASE_HELD = 73
 EXIT_RESTART = 75
 EXIT_BAD_CONFIG = 78
 WRONG_ACCOUNT_RETRY_S = 5.0
+# bus messages a node keeps while it connects its terminal, for its loop once connected
+HELD_WHILE_CONNECTING = 10_000
 
 
 def utc_ms() -> int:
@@ -111,6 +114,7 @@ class NodeRuntime:
         self._alerts: Any = None
         self._wrong_account: str | None = None
         self._last_store_heartbeat = 0
+        self._last_info: dict[str, Any] = {}  # the info of the last heartbeat (kept by record_stopped)
         # what the operator should see beside the state (nodes/notes.py): {"config": ..., "bus": ...}
         self.notes: dict[str, str] = {}
         self._bus_silence = BusSilence(BUS_SILENT_HEARTBEATS * settings.HEARTBEAT_INTERVAL_MS)
@@ -303,12 +307,14 @@ class NodeRuntime:
         raise SystemExit(EXIT_BAD_CONFIG)
 
     # ------------------------------------------------------------------ terminal
-    def connect_terminal(self, cfg: AccountConfig) -> Any | None:
+    def connect_terminal(self, cfg: AccountConfig, *, on_message: Callable[[Any], Any] | None = None) -> Any | None:
         """Open the terminal and check its account, retrying until both are right or we are stopped.
 
         A terminal that does not answer is retried with backoff (state TERMINAL_ERROR); one
         logged into another account is retried every few seconds (state WRONG_ACCOUNT, an
-        event and an alert once): nothing is sent to it meanwhile.
+        event and an alert once): nothing is sent to it meanwhile. Between attempts the node
+        keeps its heartbeat and serves its bus (``wait_serving_bus``): a ``ctl stop`` stops
+        it at once, and ``on_message`` gets every other message (default: dropped).
         """
         delay = 0.5
         account: Any = cfg
@@ -324,32 +330,82 @@ class NodeRuntime:
                 if str(exc) != said:  # in the audit trail once per distinct error, not only in the log
                     said = str(exc)
                     self.event("terminal_unavailable", level="error", error=said)
-                self.publish_status()
-                self.stop_event.wait(delay)
+                self.wait_serving_bus(delay, on_message)
                 delay = min(delay * 2, 10.0)
-                if self._account_changed(cfg):
+                if self.stopping or self._account_changed(cfg):
                     return None
                 continue
             try:
                 self.verify_account(mt5, cfg)
             except WrongAccount:
                 _quietly(mt5.shutdown)
-                self.publish_status()
-                self.stop_event.wait(WRONG_ACCOUNT_RETRY_S)
-                if self._account_changed(cfg):
+                self.wait_serving_bus(WRONG_ACCOUNT_RETRY_S, on_message)
+                if self.stopping or self._account_changed(cfg):
                     return None
                 continue
             except StoreUnavailable as exc:  # cannot read the pin: do not guess
                 self.set_error(f"cannot check the account's pinned login: {exc}")
                 _quietly(mt5.shutdown)
-                self.publish_status()
-                self.stop_event.wait(delay)
+                self.wait_serving_bus(delay, on_message)
                 continue
             if mt5 is None:
                 continue
             self.log.info("terminal_connected")
             return mt5
         return None
+
+    def connect_terminal_holding(self, cfg: AccountConfig) -> tuple[Any | None, list[Any]]:
+        """``connect_terminal``, keeping the bus messages other than a stop that arrive
+        meanwhile: the node's loop applies them, in order, once the terminal is there (as if
+        they had waited on the socket: a flatten needs the terminal; a slave's mirrors get
+        the masters' states). Past ``HELD_WHILE_CONNECTING`` the oldest go (a mirror then
+        sees a gap and asks for a snapshot; pause, flatten and reload are also store flags)."""
+        held: deque[Any] = deque(maxlen=HELD_WHILE_CONNECTING)
+        mt5 = self.connect_terminal(cfg, on_message=held.append)
+        return mt5, list(held) if mt5 is not None else []
+
+    def wait_serving_bus(self, seconds: float, on_message: Callable[[Any], Any] | None = None) -> None:
+        """Wait ``seconds`` (less when stopped) the way a node waits outside its loop, while
+        its terminal cannot be used: a heartbeat now and every heartbeat interval (status,
+        node document, lease), and the subscriber read all along. So a ``ctl stop`` (the
+        launcher's shutdown) stops the node at once instead of after the retry, and the
+        node hears the echo of its own heartbeat: a silent-bus note then means a silent bus,
+        not a node that was not listening (nodes/notes.py). Every other message but that
+        echo goes to ``on_message`` (``connect_terminal_holding`` keeps them for the loop),
+        else it is dropped."""
+        sub = self.subscriber
+        interval = settings.HEARTBEAT_INTERVAL_MS / 1000
+        deadline = time.monotonic() + seconds
+        self._serve_bus(sub, on_message, 0)  # what queued while the terminal call ran counts first
+        next_beat = time.monotonic()
+        while not self.stopping:
+            now = time.monotonic()
+            if now >= next_beat:
+                self.publish_status()
+                next_beat = now + interval
+            if now >= deadline or self.stopping:
+                return
+            timeout = min(deadline, next_beat) - now
+            if sub is None:
+                self.stop_event.wait(timeout)
+            else:
+                self._serve_bus(sub, on_message, max(1, int(timeout * 1000)))
+
+    def _serve_bus(self, sub: Any, on_message: Callable[[Any], Any] | None, timeout_ms: int) -> None:
+        """Read what the subscriber has (the first message waited for up to ``timeout_ms``)."""
+        if sub is None:
+            return
+        msg = sub.recv(timeout_ms=timeout_ms)
+        for _ in range(10_000):  # bounded: a flood must not keep the heartbeat from going out
+            if msg is None:
+                return
+            if isinstance(msg, Control) and msg.command == "stop":
+                self.log.info("control", command=msg.command, sender=msg.sender, while_state=self.state)
+                self.request_stop(EXIT_OK)
+                return
+            if on_message is not None and not isinstance(msg, Status):  # its own echo only counts
+                on_message(msg)
+            msg = sub.recv(timeout_ms=0)
 
     def _account_changed(self, cfg: AccountConfig) -> bool:
         """While the terminal cannot be used: has the operator changed or disabled this
@@ -457,11 +513,13 @@ class NodeRuntime:
         if self._wrong_account:
             info["terminal_account"] = getattr(self, "_terminal_account", None)
         note = "; ".join(self.notes[k] for k in sorted(self.notes)) or None
-        if note:
-            info["note"] = note
-        # the reason the operator reads: the node's own error first (a terminal that will not
-        # log in also leaves the bus quiet; the bus is not what to look at then)
+        # the reason the operator reads: the node's own error first (a terminal that cannot be
+        # opened, a wrong account), then its notes. ``info.note`` carries the same text: it is
+        # what the launcher shows as the node's reason while it runs (supervisor_reason)
         reason = "; ".join(x for x in (self.last_error, note) if x) or None
+        if reason:
+            info["note"] = reason
+        self._last_info = info
         status = Status(node=self.name, role=self.role, state=self.state, pid=self.pid, ts_ms=now, account=metrics, error=self.last_error, info=info)
         self.publisher.publish(status)
         if now - self._last_store_heartbeat >= 1000:
@@ -474,6 +532,21 @@ class NodeRuntime:
             except StoreUnavailable as exc:
                 self.log.warning("store_unavailable", error=str(exc))
         self.renew_lease()
+
+    def record_stopped(self) -> None:
+        """A clean stop: the node document says STOPPED, with no reason. The error or note
+        of the running node (a terminal that would not open, a silent bus) is not why it
+        stopped, and ``cli.py status`` must not go on showing it. Written only while this
+        process holds the account's lease (fresh): the document of a standby, or of a node
+        that lost its lease, belongs to the holder. Never raises."""
+        self.state = "STOPPED"
+        if self.lease is None or not self.lease.held:
+            return
+        info = {k: v for k, v in self._last_info.items() if k != "note"}
+        try:
+            self.store.upsert_node(self.name, {"state": "STOPPED", "reason": None, "error": None, "info": info})
+        except StoreUnavailable as exc:
+            self.log.warning("store_unavailable", error=str(exc))
 
     def renew_lease(self) -> None:
         """With the heartbeat; a store that refuses means another holder: stop trading."""
@@ -567,7 +640,7 @@ def run_node(role: str, main: Callable[[NodeRuntime], None]) -> None:
         runtime.log.exception("node_crashed")
         runtime.close()
         raise SystemExit(1) from None
-    runtime.state = "STOPPED"
+    runtime.record_stopped()
     runtime.log.info("node_stopped", exit_code=runtime.exit_code)
     runtime.close()
     raise SystemExit(runtime.exit_code)

@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import settings  # noqa: E402
-from copier.accounts import AccountConfigError, validate_account  # noqa: E402
+from copier.accounts import AccountConfigError, is_master_doc, validate_account  # noqa: E402
 from copier.links import KIND_ORDER, OPEN, PENDING, Link  # noqa: E402
 from copier.models import Position, Quote, SymbolSpec  # noqa: E402
 from copier.order_fates import NO_RECORD, OrderFate, fate_from_record  # noqa: E402
@@ -179,7 +179,7 @@ class SlaveLoop:
 
     def refresh_masters(self) -> None:
         """Subscribe to every enabled master this account follows; drop the others."""
-        masters = {d["name"] for d in self.store.list_accounts() if d.get("type") == "MASTER" and d.get("enabled", True)}
+        masters = {d["name"] for d in self.store.list_accounts() if is_master_doc(d) and d.get("enabled", True)}
         wanted = {m for m in masters if self.cfg.follows_master(m)}
         sub = self.rt.subscriber
         assert sub is not None
@@ -678,7 +678,7 @@ def main(rt: NodeRuntime) -> None:
     if not rt.claim_lease():
         return
     rt.subscribe([f"ctl.{rt.name}", "ctl.all"])
-    mt5 = rt.connect_terminal(cfg)
+    mt5, held = rt.connect_terminal_holding(cfg)
     if mt5 is None:
         return
     loop = SlaveLoop(rt, mt5, cfg, stale_after_ms=settings.STALE_AFTER_MS, max_attempts=settings.ORDER_MAX_ATTEMPTS)
@@ -689,6 +689,7 @@ def main(rt: NodeRuntime) -> None:
     rt.state = "RUNNING"
     subscriber = rt.subscriber
     assert subscriber is not None
+    _apply_held(loop, held)  # commands that came while the terminal was connecting
     while not rt.stopping:
         try:
             _turn(rt, loop, guardian, subscriber)
@@ -699,10 +700,8 @@ def main(rt: NodeRuntime) -> None:
                 loop.mt5.shutdown()
             except Exception:
                 pass
-            new = rt.connect_terminal(loop.cfg)
-            if new is None:
+            if not _reconnect(rt, loop):
                 break
-            loop.use_terminal(new)
     rt.publish_status(loop.metrics, loop.status_info())
     guardian.close(utc_ms())
     alerts.close(timeout=2)
@@ -755,9 +754,30 @@ def _pass(rt: NodeRuntime, loop: SlaveLoop, *, full: bool) -> None:
             loop.mt5.shutdown()
         except Exception:
             pass
-        new = rt.connect_terminal(loop.cfg)
-        if new is not None:
-            loop.use_terminal(new)
+        _reconnect(rt, loop)
+
+
+def _reconnect(rt: NodeRuntime, loop: SlaveLoop) -> bool:
+    """Connect the terminal again (``NodeRuntime.connect_terminal_holding``: it serves the
+    bus while it retries and stops on a ``ctl stop``); the bus messages it kept meanwhile
+    (the masters' states, commands such as flatten that need the terminal) are applied
+    once the terminal is back. False when the node was stopped instead."""
+    new, held = rt.connect_terminal_holding(loop.cfg)
+    if new is None:
+        return False
+    loop.use_terminal(new)
+    _apply_held(loop, held)
+    return True
+
+
+def _apply_held(loop: SlaveLoop, held: list[Any]) -> None:
+    """Bus messages kept while the terminal was connecting, in order; a master change
+    among them makes the next turn pass at once."""
+    wants = False
+    for msg in held:
+        wants = loop.on_message(msg) or wants
+    if wants and getattr(loop, "timers", None) is not None:
+        loop.timers.next_reconcile = time.monotonic()
 
 
 def _turn(rt: NodeRuntime, loop: SlaveLoop, guardian: Guardian, subscriber: Any) -> None:

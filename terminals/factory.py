@@ -43,7 +43,7 @@ def open_terminal(account: Any, *, default_sim_endpoint: str = "tcp://127.0.0.1:
     name = account.get("name") if isinstance(account, Mapping) else getattr(account, "name", "?")
     kind = spec.get("kind", "mt5")
     env = os.environ if environ is None else environ
-    opener = {"sim": lambda: _open_sim(name, spec, default_sim_endpoint),
+    opener = {"sim": lambda: _open_sim(name, spec, default_sim_endpoint, env),
               "mt5": lambda: _open_mt5(name, spec, env),
               "mt5linux": lambda: _open_mt5linux(name, spec, env)}.get(kind)
     if opener is None:
@@ -148,19 +148,17 @@ def _open_mt5linux(name: str, spec: Mapping[str, Any], env: Mapping[str, str]) -
     return _initialise(name, mt5, *args, **_credentials(name, spec, env), **_init_options(spec))
 
 
-def _open_sim(name: str, spec: Mapping[str, Any], default_endpoint: str) -> Any:
+def _open_sim(name: str, spec: Mapping[str, Any], default_endpoint: str, env: Mapping[str, str]) -> Any:
+    """The simulator takes the same credentials as a real terminal (``password_env`` must be
+    set, as for 'mt5'/'mt5linux': a fleet rehearsed on the simulator fails there as it would on
+    the real terminals); a simulated account with a password in its world checks it."""
     from sim.client import connect
 
     if spec.get("login") is None and not spec.get("path"):
         raise TerminalError(f"account {name!r}: a 'sim' terminal needs a 'login' or the 'path' of a simulated terminal")
+    kwargs = {**_credentials(name, spec, env), **_init_options(spec)}  # before any socket: a missing variable raises
     endpoint = spec.get("endpoint") or default_endpoint
     mt5 = connect(endpoint)
-    kwargs: dict[str, Any] = {}
-    if spec.get("login") is not None:
-        kwargs["login"] = int(spec["login"])
-    if spec.get("server"):
-        kwargs["server"] = spec["server"]
-    kwargs.update(_init_options(spec))
     args = (spec["path"],) if spec.get("path") else ()  # a simulated terminal: its current login when none is given
     try:
         return _initialise(name, mt5, *args, **kwargs)

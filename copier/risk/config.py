@@ -98,7 +98,7 @@ class RiskConfig:
         return (self.initial_balance or 0.0) * self.overall_limit_pct / 100.0
 
 
-_KEYS = {
+RISK_KEYS = {
     "profile", "initial_balance", "reference", "reset_time", "reset_tz", "server_offset",
     "daily_limit_pct", "daily_limit_money", "daily_limit_base", "overall_limit_pct",
     "overall_limit_money", "drawdown_mode", "trail_lock_at", "warn_at", "pause_at",
@@ -169,8 +169,8 @@ def resolve_risk_config(risk: Mapping[str, Any] | None, *, is_master: bool = Fal
         raise RiskConfigError("risk", "a mapping of risk settings", risk)
     risk = dict(risk)
     for key in risk:
-        if key not in _KEYS:
-            raise RiskConfigError(key, "a known risk key (" + ", ".join(sorted(_KEYS)) + ")", key)
+        if key not in RISK_KEYS:
+            raise RiskConfigError(key, "a known risk key (" + ", ".join(sorted(RISK_KEYS)) + ")", key)
     profile = risk.get("profile", "custom")
     if profile not in PROFILES:
         raise RiskConfigError("profile", "one of " + ", ".join(PROFILES), profile)

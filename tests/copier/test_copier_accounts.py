@@ -60,7 +60,90 @@ def test_integral_float_from_mongo_shell_is_accepted():
 def test_missing_name_and_type():
     assert bad({"type": "SLAVE", "path": "x"}).field == "name"
     err = bad({"name": "A", "path": "x"})
-    assert err.field == "type" and "got nothing" in str(err)
+    assert err.field == "type" and "is missing" in str(err)
+
+
+@pytest.mark.parametrize("doc,message", [
+    ({"type": "SLAVE", "path": "x"}, "account '<unnamed>': field 'name' is missing; it must be a non-empty string"),
+    ({"name": None, "type": "SLAVE", "path": "x"},
+     "account '<unnamed>': field 'name' is missing; it must be a non-empty string"),
+    ({"name": "A", "path": "x"}, "account 'A': field 'type' is missing; it must be 'MASTER' or 'SLAVE'"),
+    ({"name": "A", "type": None, "path": "x"}, "account 'A': field 'type' is missing; it must be 'MASTER' or 'SLAVE'"),
+    ({"name": "A", "type": "SLAVE"},
+     "account 'A': field 'terminal' is missing; it must be a terminal spec {kind: mt5|mt5linux|sim, ...} "
+     "(or the seed's flat 'path')"),
+    ({"name": "A", "type": "SLAVE", "path": "x", "sizing": {"mode": "fixed"}},
+     "account 'A': field 'sizing.lot' is missing; it must be a positive number (required by mode 'fixed')"),
+])
+def test_a_missing_field_reads_missing_whichever_it_is(doc, message):
+    err = bad(doc)
+    assert str(err) == message and err.missing
+    assert str(pickle.loads(pickle.dumps(err))) == message
+
+
+def test_a_blank_name_is_not_missing_but_wrong():
+    assert str(bad({"name": " ", "type": "SLAVE", "path": "x"})) == (
+        "account '<unnamed>': field 'name' must be a non-empty string, got ' '")
+
+
+KNOWN_FIELDS = ("copy_existing, copy_pending, copy_sltp, created_at, description, dry_run, enabled, follows, host, "
+                "magic, master_prefix, master_suffix, max_lot, max_open_positions, name, notes, path, reverse, risk, "
+                "sizing, slippage_tolerance, sltp_mode, suffix, symbol_map, symbols_allow, symbols_deny, terminal, "
+                "type, updated_at")
+
+
+@pytest.mark.parametrize("key,hint", [
+    ("colour", ""), ("slipage_tolerance", " (did you mean 'slippage_tolerance'?)"), ("note", " (did you mean 'notes'?)"),
+])
+def test_an_unknown_key_is_an_unknown_field_with_the_nearest_name_and_the_known_ones(key, hint):
+    err = bad({**SEED_SLAVE, key: "red"})
+    assert str(err) == f"account 'Apex_Slave_01': unknown field {key!r}{hint}; known fields: {KNOWN_FIELDS}"
+    assert err.field == key and "red" not in str(err)
+    assert err.known == tuple(KNOWN_FIELDS.split(", "))
+    assert str(pickle.loads(pickle.dumps(err))) == str(err)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"terminal": {"kind": "sim", "login": 1, "logn": 2}},
+     "unknown field 'terminal.logn' for a 'sim' terminal (did you mean 'terminal.login'?); known terminal fields: "
+     "endpoint, kind, login, password_env, path, portable, server, timeout"),
+    ({"terminal": {"kind": "sim", "login": 1, "host": "x"}},
+     "unknown field 'terminal.host' for a 'sim' terminal (host is for 'mt5linux' terminals); known terminal fields: "
+     "endpoint, kind, login, password_env, path, portable, server, timeout"),
+    ({"sizing": {"mode": "fixed", "lots": 1}},
+     "unknown field 'sizing.lots' (did you mean 'sizing.lot'?); known sizing fields: "
+     "fallback_lot, lot, mode, multiplier, percent"),
+    ({"risk": {"profil": "ftmo_2step"}}, "unknown field 'risk.profil' (did you mean 'risk.profile'?); known risk fields: "),
+])
+def test_unknown_keys_inside_terminal_sizing_and_risk_read_the_same_way(extra, message):
+    doc = {k: v for k, v in SEED_SLAVE.items() if k != "path"} if "terminal" in extra else SEED_SLAVE
+    err = bad({**doc, **extra})
+    assert str(err).startswith(f"account 'Apex_Slave_01': {message}")
+    assert err.field == message.split("'")[1]
+
+
+@pytest.mark.parametrize("typ,expected", [("slave", "SLAVE"), ("Master", "MASTER"), ("SLAVE", "SLAVE")])
+def test_type_is_accepted_in_any_case_and_normalised_to_upper_case(typ, expected):
+    from copier.accounts import normalised_account
+
+    doc = {**SEED_SLAVE, "type": typ}
+    assert validate_account(doc).type == expected
+    assert normalised_account(doc) == {**SEED_SLAVE, "type": expected}
+    assert doc["type"] == typ  # the input is not changed
+    assert normalised_account({"name": "A", "type": "boss"})["type"] == "boss"  # left for validation to refuse
+
+
+@pytest.mark.parametrize("field,value", [
+    ("sltp_mode", "Distance"), ("sizing", "Balance_Ratio"), ("sizing", {"mode": "FIXED", "lot": 1}),
+])
+def test_the_other_enum_fields_have_one_spelling(field, value):
+    """Only ``type`` was ever accepted in another case; the others are refused as written."""
+    from copier.accounts import normalised_account
+
+    assert bad({**SEED_SLAVE, field: value}).got in (value, "FIXED")
+    assert normalised_account({**SEED_SLAVE, field: value})[field] == value
+    doc = {k: v for k, v in SEED_SLAVE.items() if k != "path"}
+    assert bad({**doc, "terminal": {"kind": "SIM", "login": 1}}).field == "terminal.kind"
 
 
 def test_unknown_key_is_refused_with_a_hint_but_bookkeeping_keys_pass():

@@ -229,6 +229,33 @@ def test_accounts_add_of_a_missing_file_says_so(db, capsys, tmp_path):
     assert code == 2 and "not a JSON document" in err
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le-bom", "utf-16-be-bom"])
+def test_accounts_add_reads_a_file_the_way_windows_editors_and_shells_save_it(db, capsys, tmp_path, encoding):
+    """Notepad's "UTF-8 with BOM" and Windows PowerShell 5.1's ``>``/Out-File (UTF-16 LE with
+    a BOM) are what a Windows user's account file is; a non-ASCII comment must survive."""
+    import codecs
+
+    doc = {**sim_account("S2", login=2002), "notes": "compte démo — €"}
+    text = json.dumps(doc, ensure_ascii=False)
+    data = {"utf-16-le-bom": codecs.BOM_UTF16_LE + text.encode("utf-16-le"),
+            "utf-16-be-bom": codecs.BOM_UTF16_BE + text.encode("utf-16-be")}.get(encoding) or text.encode(encoding)
+    path = tmp_path / "s2.json"
+    path.write_bytes(data)
+    code, _, err = run(capsys, "--db", db, "accounts", "add", str(path))
+    assert code == 0, err
+    with open_store(db) as store:
+        assert store.get_account("S2")["notes"] == "compte démo — €"
+
+
+def test_accounts_add_of_a_file_in_another_encoding_says_to_save_it_as_utf8(db, capsys, tmp_path):
+    path = tmp_path / "s2.json"
+    data = json.dumps({**sim_account("S2", login=2002), "notes": "démo"}, ensure_ascii=False).encode("cp1252")
+    path.write_bytes(data)
+    code, _, err = run(capsys, "--db", db, "accounts", "add", str(path))
+    at = data.index(b"\xe9")  # the é, not valid UTF-8 on its own
+    assert code == 2 and err == f"cli: error: {path} is not UTF-8 or UTF-16 text (byte {at}): save it as UTF-8\n"
+
+
 def test_accounts_add_warns_of_what_the_fleet_rules_still_hold_against_it(db, capsys):
     """The README's example follows a master not added yet: added, with a warning naming it,
     and the warning is gone once the master exists."""

@@ -109,6 +109,9 @@ def test_demo_with_duration_copies_onto_every_slave_and_exits_clean(tmp_path):
         assert all(s.endswith(".c") or s in ("GOLD", "DJ30") for s in hedge)
         assert "copy summary" in out and all(s in out.split("copy summary")[1] for s in SLAVES)
         assert "python cli.py --db" in out and "status" in out  # the banner says what to watch
+        # and how to trade on the master: the demo's simulator is not on 5570 here
+        assert f"  sim   : {demo.sim}  (simulated brokers; trade on the master: python -m sim trade --login 1001 " \
+               f"--endpoint {demo.sim} buy EURUSD 0.10)" in out
         assert all(store.get_node(n)["supervisor_state"] == "STOPPED" for n in SLAVES)
     finally:
         demo.close()

@@ -1,7 +1,14 @@
 """CLI parsing helpers and the report formatting, without processes."""
 import pytest
 
-from fleet.operator import apply_assignments, parse_assignment, parse_since, parse_value, top_level_changes
+from fleet.operator import (
+    apply_assignments,
+    map_assignments,
+    parse_assignment,
+    parse_since,
+    parse_value,
+    top_level_changes,
+)
 from fleet.report import percentile, slave_summary, status_row, status_table, summary_text
 
 
@@ -10,6 +17,29 @@ def test_values_parse_as_json_else_text():
     assert parse_value('{"XAUUSD":"GOLD"}') == {"XAUUSD": "GOLD"}
     assert parse_value("true") is True and parse_value("null") is None
     assert parse_value(".c") == ".c" and parse_value("GOLD") == "GOLD"
+
+
+def test_a_symbol_map_key_keeps_its_dots():
+    assert parse_assignment("symbol_map.EURUSD.raw=EURUSD") == (["symbol_map", "EURUSD.raw"], "EURUSD")
+    assert parse_assignment("symbol_map.US30=null") == (["symbol_map", "US30"], None)
+    assert parse_assignment("sizing.mode=fixed") == (["sizing", "mode"], "fixed")  # other fields nest as before
+    doc = apply_assignments({"symbol_map": {"US30": "DJ30"}}, [parse_assignment("symbol_map.XAU.r=GOLD")])
+    assert doc == {"symbol_map": {"US30": "DJ30", "XAU.r": "GOLD"}}
+
+
+@pytest.mark.parametrize("old,new,args", [
+    ({}, {"XAUUSD": "GOLD", "US30": "DJ30"}, ["symbol_map.US30=DJ30", "symbol_map.XAUUSD=GOLD"]),
+    ({"US30": "DJ30", "GER40": "DE40"}, {"US30": "US30.cash"}, ["symbol_map.US30=US30.cash", "symbol_map.GER40=null"]),
+    ({}, {"#US30": "DJ30-x"}, ["symbol_map.#US30=DJ30-x"]),
+    ({}, {"US 30": "DJ30"}, []),  # a space: the whole map as JSON instead
+    ({}, {"A": "null"}, []), ({}, {"A": "500"}, []),  # a value that would read as JSON
+    ({}, {"A": "B&C"}, []),
+])
+def test_map_assignments_are_shell_safe_entries_or_none(old, new, args):
+    assert map_assignments("symbol_map", old, new) == args
+    if args:  # and they turn old into new
+        doc = apply_assignments({"symbol_map": old}, [parse_assignment(a) for a in args])
+        assert doc["symbol_map"] == new
 
 
 def test_assignments_with_dotted_keys_and_removal():

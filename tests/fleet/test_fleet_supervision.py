@@ -231,3 +231,28 @@ def test_failed_spawn_is_a_crash():
     s.request_start(0)
     actions = s.spawn_failed(0, "No such file")
     assert s.state is State.BACKOFF and "could not start" in actions[0].message
+
+
+def test_a_graceful_stop_ends_with_its_own_reason_not_an_earlier_one():
+    """STOPPED after a stop the caller gave no reason for says so: neither the reason of an
+    earlier incarnation nor (in the launcher's row) what the node said while it ran."""
+    s = Supervised("n", P)
+    up(s, 0)
+    s.exited(10, 75)  # a restart the node asked for, then up again
+    assert s.reason == "restart requested by the node (exit 75)"
+    s.spawned(10, 2)
+    s.heartbeat(10.5, 2)
+    s.tick(14)
+    assert s.request_stop(20) == [Terminate("n")] and s.reason == ""
+    assert s.exited(21, 0) == [] and (s.state, s.reason) == (State.STOPPED, "stopped by the launcher")
+    t = Supervised("t", P)  # the caller said why (the launcher's "disabled"): that stays
+    up(t, 0)
+    t.request_stop(10)
+    t.reason = "disabled"
+    t.exited(11, 0)
+    assert (t.state, t.reason) == (State.STOPPED, "disabled")
+    k = Supervised("k", P)  # still up at the stop deadline: killed
+    up(k, 0)
+    k.request_stop(10)
+    k.exited(20, -9)
+    assert (k.state, k.reason) == (State.STOPPED, "stopped by the launcher (exit code -9)")

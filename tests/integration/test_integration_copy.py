@@ -113,3 +113,27 @@ def test_pending_order_is_copied_modified_and_removed(running):
     res = m.order_send({"action": m.TRADE_ACTION_REMOVE, "order": r.order})
     assert res.retcode == m.TRADE_RETCODE_DONE, res
     wait_until(lambda: (s1.orders_get() or ()) == (), timeout=10, message="pending removed")
+
+
+def test_a_master_stored_in_lower_case_is_followed_and_copied(tmp_path):
+    """Validation accepts ``"type": "master"`` (a document written by hand into MongoDB, or
+    added before the CLI stored one spelling) and the launcher starts it as a master: the
+    slaves must subscribe to it too (copier.accounts.is_master_doc), or nothing is copied."""
+    from testing.harness import LocalFleet
+    from tests.integration.conftest import FAST
+
+    f = LocalFleet(tmp_path, tick_hz=0, env=FAST)
+    try:
+        f.start_sim()
+        f.start_proxy()
+        f.sim_account("M", "master", 1001)
+        f.sim_account("S1", "slave", 2001, suffix=".c")
+        f.start_node("master", "M")
+        f.wait_node_running("M")
+        f.start_node("slave", "S1")
+        f.wait_node_running("S1")
+        wait_until(lambda: f.store.get_flag("follow:S1:M"), timeout=10, message="S1 follows the lower-case master")
+        market(f.terminal(1001), "EURUSD", "BUY", 0.10)
+        wait_until(lambda: volumes(f.terminal(2001)) == [0.1], timeout=10, message="the copy")
+    finally:
+        f.close()

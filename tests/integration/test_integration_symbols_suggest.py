@@ -64,4 +64,4 @@ def test_suggest_all_and_the_table(suggest_fleet, capsys):
     assert {r["master_symbol"] for r in out["rows"]} == {"EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "US30"}
     assert cli.main(["symbols", "suggest", "P", "--db", suggest_fleet.db_url, "--sim-endpoint", suggest_fleet.sim_endpoint]) == 0
     text = capsys.readouterr().out
-    assert "LOT FACTOR" in text and "matched" in text and "symbol_map='{\"US30\": \"DJ30\", \"XAUUSD\": \"GOLD\"}'" in text
+    assert "LOT FACTOR" in text and "matched" in text and "accounts set P symbol_map.US30=DJ30 symbol_map.XAUUSD=GOLD\n" in text + "\n"

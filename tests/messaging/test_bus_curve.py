@@ -474,6 +474,9 @@ def test_keys_create_prints_an_allow_command_a_shell_can_paste(tmp_path, capsys)
     with open_store(db) as store:
         assert [k["name"] for k in store.list_bus_keys()] == ["VPS-2"]
     assert "bus_host = " in out
+    # on the bus host, BUS_HOST is what the proxy binds: an address the other hosts reach, never loopback
+    hint = out[out.index("bus_host = "):out.index("bus_key_file = ")]
+    assert "its proxy binds it" in hint and "127.0.0.1 on the bus host" not in hint
 
 
 def test_keys_allow_of_a_listed_key_under_another_name_says_it_renamed(tmp_path, capsys):
@@ -485,3 +488,14 @@ def test_keys_allow_of_a_listed_key_under_another_name_says_it_renamed(tmp_path,
     capsys.readouterr()
     assert cli.main(["--db", db, "keys", "allow", key, "--name", "VPS-2b"]) == 0
     assert "renamed: it was on the list as VPS-2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", ["fleet.busproxy", "messaging.proxy"])
+def test_each_proxy_entry_point_names_itself_in_its_usage(module, capsys):
+    """The launcher runs ``python -m fleet.busproxy``: its --help and errors must say so."""
+    import importlib
+
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(module).main(["--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m {module} ")
