@@ -43,6 +43,8 @@ def arguments() -> argparse.ArgumentParser:
     --log-dir ...) plus the HTTP address."""
     p = argparse.ArgumentParser(prog="nodes/monitor.py", description="copyhub monitor: dashboard, API, /metrics")
     p.add_argument("--name", default="monitor", help="this node's name on the bus and in the store")
+    p.add_argument("--config", default=None, metavar="PATH",  # read by config.py before these defaults
+                   help="settings file (default: COPYHUB_CONFIG, else copyhub.toml beside launcher.py)")
     p.add_argument("--db", default=None, help="store URL (default: COPYHUB_DATABASE_URL / settings)")
     p.add_argument("--bus-pub", default=settings.bus_pub_endpoint, help="proxy XSUB endpoint (controls are published here)")
     p.add_argument("--bus-sub", default=settings.bus_sub_endpoint, help="proxy XPUB endpoint")
@@ -156,6 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def record_heartbeat(store: Any, name: str, pid: int, error: str | None, info: dict[str, Any], log: Any) -> None:
+    """The node document's heartbeat (``heartbeat_ms``, UTC ms), as the master and slave
+    write theirs: what ``cli.py status`` reads (it sees only the store, not the bus).
+    A store that is down is logged, never raised: the page goes on from the bus."""
+    try:
+        store.upsert_node(name, {"role": "monitor", "pid": pid, "state": "RUNNING", "heartbeat_ms": now_ms(),
+                                 "error": error, "reason": error, "info": info})
+    except StoreError as exc:
+        log.warning("store_unavailable", error=str(exc))
+
+
 def run(args: argparse.Namespace, log: Any, store: Any, alerts: Any, token: str | None, stop: threading.Event) -> None:
     """The node's loop: bus messages, store polls, heartbeat, until ``stop`` is set."""
     from dashboard.app import create_app
@@ -189,7 +202,7 @@ def run(args: argparse.Namespace, log: Any, store: Any, alerts: Any, token: str 
     collector.poll(force=True)
     http.ensure()
     log.info("monitor_started", url=http.url, auth_required=token is not None)
-    next_beat = 0.0
+    next_beat = next_store_beat = 0.0
     try:
         while not stop.is_set():
             msg = sub.recv(timeout_ms=100)
@@ -204,14 +217,16 @@ def run(args: argparse.Namespace, log: Any, store: Any, alerts: Any, token: str 
                 next_beat = now + HEARTBEAT_S
                 info = {"url": http.url, "token_required": token is not None, "links": len(collector.links),
                         "copy_alerts": collector.copy_alerts.sent, "bus_dropped": sub.dropped}
+                error = http.error or (None if collector.store_ok else f"store unavailable: {collector.store_error}")
                 with pub_lock:
                     try:
                         publisher.publish(Status(node=args.name, role="monitor", state="RUNNING", pid=pid, ts_ms=now_ms(),
-                                                 error=http.error or (None if collector.store_ok else
-                                                                      f"store unavailable: {collector.store_error}"),
-                                                 info=info))
+                                                 error=error, info=info))
                     except Exception as exc:
                         log.warning("status_not_published", error=str(exc))
+                if now >= next_store_beat:  # the store at most once a second, like the other nodes
+                    next_store_beat = now + 1.0
+                    record_heartbeat(store, args.name, pid, error, info, log)
     finally:
         http.stop()
         sub.close()

@@ -89,3 +89,16 @@ def test_an_unknown_key_lists_the_known_ones_instead_of_sending_to_config_py(tmp
         assert proc.returncode == 2
         assert proc.stderr == f"copyhub: invalid setting: {expected}\n"
         assert "config.py" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["nodes/master.py", "nodes/slave.py", "nodes/monitor.py"])
+def test_every_node_takes_dash_dash_config_and_reads_that_file(tmp_path, script):
+    """The nodes take --config like the other entry points (the README lists them): a good
+    file is accepted (no 'unrecognized arguments'), a bad one is refused, so it was read."""
+    good, bad = tmp_path / "fleet.toml", tmp_path / "bad.toml"
+    good.write_text("dashboard_port = 18123\n", encoding="utf-8")
+    bad.write_text("dashboard_prot = 18123\n", encoding="utf-8")
+    proc = run([script, "--config", str(good), "--help"], cwd=tmp_path, env=clean_env())
+    assert proc.returncode == 0 and "--config PATH" in proc.stdout, proc.stderr
+    proc = run([script, "--config", str(bad), "--help"], cwd=tmp_path, env=clean_env())
+    assert proc.returncode == 2 and "dashboard_prot" in proc.stderr and "did you mean 'dashboard_port'" in proc.stderr
