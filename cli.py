@@ -8,6 +8,7 @@
     python cli.py pause NAME | resume NAME | flatten NAME [--yes]
     python cli.py kill-switch on|off
     python cli.py reset NAME
+    python cli.py release NAME [--yes]
 
 Every command takes ``--json``; the store comes from ``--db``, else the settings
 (``--config``/COPYHUB_CONFIG settings file, COPYHUB_DATABASE_URL, default). Without
@@ -64,7 +65,7 @@ from fleet.operator import (  # noqa: E402
     parse_since,
     top_level_changes,
 )
-from fleet.report import status_row, status_table  # noqa: E402
+from fleet.report import append_column, risk_cause, sizing_presented, status_row, status_table  # noqa: E402
 from fleet.stale import clear_stale_node  # noqa: E402
 from messaging.security import is_curve_key  # noqa: E402
 from monitoring.headroom import risk_rows, risk_table  # noqa: E402
@@ -210,7 +211,15 @@ def cmd_status(args: argparse.Namespace, store: Any) -> int:
     if not rows:
         extra.append("no nodes recorded yet (is the launcher running against this store?)")
     risk = risk_rows(docs)
-    text = status_table(rows, now_ms=now) + ("\n\n" + risk_table(risk) if risk else "") + (
+    if risk:  # why each account is at its level (a WARN from the margin watch has no money column)
+        accounts = {a.get("name"): a for a in store.list_accounts()}
+        infos = {d.get("name"): d.get("info") for d in docs if isinstance(d.get("info"), dict)}
+        for r in risk:
+            info_risk = (infos.get(r["account"]) or {}).get("risk")
+            r["cause"] = risk_cause(info_risk if isinstance(info_risk, dict) else {},
+                                    accounts.get(r["account"])) or None
+    risk_text = append_column(risk_table(risk), "WHY", [r["cause"] or "-" for r in risk]) if risk else ""
+    text = status_table(rows, now_ms=now) + ("\n\n" + risk_text if risk else "") + (
         "\n" + "\n".join(extra) if extra else "")
     emit(args, {"nodes": rows, "risk": risk, "kill_switch": bool(flags.get(KILL_SWITCH)), "ts_ms": now}, text)
     return EXIT_OK
@@ -426,8 +435,9 @@ def cmd_links(args: argparse.Namespace, store: Any) -> int:
              t.get("direction") or t.get("side") or "-", _held(t), _first(t, "slave_volume"),
              t.get("status"), iso(t.get("created_ms")),
              f"{t['latency_ms']:.1f}" if isinstance(t.get("latency_ms"), (int, float)) else "-",
-             ((t.get("retry_reason") if t.get("status") == "PENDING" else "") or t.get("skip_reason") or t.get("reason")
-              or t.get("error") or "")[:60]] for t in trades]
+             # REASON is the last column: never cut (the actionable part comes last)
+             (t.get("retry_reason") if t.get("status") == "PENDING" else "") or t.get("skip_reason") or t.get("reason")
+             or t.get("error") or ""] for t in trades]
     text = format_table(["MASTER", "M.TICKET", "S.TICKET", "SYMBOL", "DIR", "HELD", "OPENED", "STATUS", "CREATED",
                          "LAT ms", "REASON"], rows) if rows else f"no links for {args.slave}"
     emit(args, {"slave": args.slave, "links": trades}, text)
@@ -592,9 +602,29 @@ def cmd_kill_switch(args: argparse.Namespace, store: Any) -> int:
     return EXIT_OK
 
 
+# Launcher states in which a reset changes nothing: the process is up, being started or
+# being stopped (fleet/supervision.py Supervised.reset starts only a held or waiting node).
+NOTHING_TO_RESET = ("RUNNING", "STARTING", "STOPPING")
+
+
 def cmd_reset(args: argparse.Namespace, store: Any) -> int:
-    require_account(store, args.name)
+    """Start now a node the launcher holds (FATAL, CONFIG_ERROR, STOPPED) or waits to
+    restart (BACKOFF), forgetting its crash history. On a node that is up (or being
+    started or stopped), or whose account is disabled (the launcher ignores the reset),
+    it says why there is nothing to reset, writes no flag, and exits 0."""
+    doc = require_account(store, args.name)
     node = store.get_node(args.name) or {}
+    state = node.get("supervisor_state")
+    idle = None
+    if doc.get("enabled", True) is False:
+        idle = (f"{args.name} is disabled: nothing to reset (the launcher does not start a disabled account; "
+                f"python cli.py accounts enable {args.name})")
+    elif state in NOTHING_TO_RESET:
+        idle = f"{args.name} is {state}: nothing to reset"
+    if idle:
+        audit(store, "reset", args.name, previous_state=state, applied=False)
+        emit(args, {"account": args.name, "reset": False, "previous_state": state, "message": idle}, idle)
+        return EXIT_OK
     store.set_flag(RESET_PREFIX + args.name, now_ms())
     audit(store, "reset", args.name, previous_state=node.get("supervisor_state"))
     emit(args, {"account": args.name, "reset": True, "previous_state": node.get("supervisor_state")},
@@ -633,11 +663,27 @@ def cmd_report(args: argparse.Namespace, store: Any) -> int:
 
 
 def cmd_release(args: argparse.Namespace, store: Any) -> int:
-    """Release an account's risk lock before the firm's next reset (an operator decision)."""
+    """Release an account's risk lock before the firm's next reset (an operator decision).
+
+    An account with no lock (``controls.lock_state``) is not asked about: one line says so,
+    nothing is requested, exit 0. A lock whose rule the last heartbeat shows still past
+    its flatten level is released with a warning: the guardian locks it again at once."""
     require_account(store, args.name)
-    confirm(args, f"release the risk lock on {args.name}? It will trade again")
+    state = controls.lock_state(store, args.name)
+    if state["locked"] is not False:
+        lock = state["lock"] or {}
+        why = lock.get("reason") or lock.get("lock_reason")
+        confirm(args, f"release the risk lock on {args.name}{f' ({why})' if why else ''}? It will trade again")
     out = _control(controls.release, store, args.name)
-    emit(args, out, f"lock release requested for {args.name}; its guardian applies it within one evaluation")
+    if not out["release_requested"]:
+        emit(args, out, f"{out['message']} (it is not locked; a release request would be ignored)")
+        return EXIT_OK
+    text = (f"lock release requested for {args.name}; its guardian applies it within one evaluation"
+            if out["locked"] else
+            f"no guardian has reported on {args.name} yet: release requested; its guardian applies it if it finds a lock")
+    if out.get("warning"):
+        text += f"\nwarning: {out['warning']}"
+    emit(args, out, text)
     return EXIT_OK
 
 
@@ -687,14 +733,20 @@ def cmd_sizing(args: argparse.Namespace, store: Any) -> int:
 
     cfg, rows = _per_master_rows(args, store, lambda cfg, name, master, follower: sizing_rows(
         cfg, name, master, follower, volume=args.volume))
+    rows = sizing_presented(rows, cfg.sizing)  # risk_percent: the lots follow the master's SL, not its volume
 
     def num(v: Any) -> str:
         return "-" if v is None else f"{v:g}"
 
     table = [[r["master"], r["master_symbol"], r["follower_symbol"] or "-", num(r["master_contract_size"]),
-              num(r["follower_contract_size"]), num(r["lot_factor"]), num(r["volume"]),
-              f"{r['fx']} = {r['fx_rate']:.6g}" if r["fx"] else "-", r["note"][:70]] for r in rows]
-    text = f"sizing {cfg.sizing.mode} on {args.follower}: a {args.volume:g}-lot master trade becomes\n" + format_table(
+              num(r["follower_contract_size"]), num(r["lot_factor"]), "by SL" if r.get("sl_dependent") else num(r["volume"]),
+              f"{r['fx']} = {r['fx_rate']:.6g}" if r["fx"] else "-", r["note"]] for r in rows]  # NOTE: last, never cut
+    if cfg.sizing.mode == "risk_percent":
+        head = (f"sizing risk_percent on {args.follower}: each copy risks {cfg.sizing.percent or 0:g}% of its equity "
+                f"at the master trade's SL distance, whatever the master's volume; the lots depend on each trade's SL\n")
+    else:
+        head = f"sizing {cfg.sizing.mode} on {args.follower}: a {args.volume:g}-lot master trade becomes\n"
+    text = head + format_table(
         ["MASTER", "M.SYMBOL", "F.SYMBOL", "M.CONTRACT", "F.CONTRACT", "LOT FACTOR", "LOTS", "FX", "NOTE"], table)
     emit(args, {"follower": args.follower, "mode": cfg.sizing.mode, "volume": args.volume, "rows": rows}, text)
     return EXIT_OK
@@ -719,8 +771,8 @@ def cmd_symbols(args: argparse.Namespace, store: Any) -> int:
         return "-" if v is None else f"{v:g}"
 
     table = [[r["master"], r["master_symbol"], r["follower_symbol"] or "UNMAPPED", r["how"] or "-",
-              num(r["master_contract_size"]), num(r["follower_contract_size"]), num(r["lot_factor"]), r["note"][:80]]
-             for r in rows]
+              num(r["master_contract_size"]), num(r["follower_contract_size"]), num(r["lot_factor"]), r["note"]]
+             for r in rows]  # NOTE: the last column, never cut
     text = (format_table(["MASTER", "M.SYMBOL", "F.SYMBOL", "HOW", "M.CONTRACT", "F.CONTRACT", "LOT FACTOR", "NOTE"], table)
             if rows else f"no master symbols seen for {args.follower} (try --all)")
     if patch != dict(cfg.symbol_map or {}):
@@ -801,7 +853,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("name")
     sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add("kill-switch", cmd_kill_switch, "fleet-wide: no new opens anywhere").add_argument("state", choices=["on", "off"])
-    add("reset", cmd_reset, "clear FATAL / CONFIG_ERROR so the launcher starts the node again").add_argument("name")
+    add("reset", cmd_reset, "start a node held in FATAL / CONFIG_ERROR / STOPPED, or waiting in BACKOFF, now "
+                            "(nothing to do on a running node)").add_argument("name")
     sp = add("report", cmd_report, "daily reports per account and broker day (table, CSV or JSON)")
     sp.add_argument("--account")
     sp.add_argument("--date", help="one broker day, YYYY-MM-DD")
@@ -822,7 +875,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="every symbol of the master's terminal, not only those seen")
     sp.add_argument("--sim-endpoint", default=settings.SIM_ENDPOINT, help="simulator server for terminal kind 'sim'")
     bus_keys.add_parser(sub, common, _Parser, cmd_keys)
-    sp = add("release", cmd_release, "release an account's risk lock before the next reset")
+    sp = add("release", cmd_release, "release an account's risk lock before the next reset "
+                                      "(an account with no lock: says so, requests nothing)")
     sp.add_argument("name")
     sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return p

@@ -22,7 +22,7 @@ from copier.decisions import Skip
 from copier.links import KIND_ORDER, KIND_POSITION, TERMINAL, Link
 from copier.models import Position
 from copier.pending_fills import split_netting_links
-from copier.planner_common import SkipFields, close_positions, emit_open, open_for, skip
+from copier.planner_common import SkipFields, close_positions, emit_open, open_for, paused_text, skip
 from copier.planner_fifo import plan_fifo_links
 from copier.planner_flip import FLIPPED
 from copier.planner_hedging import position_link
@@ -105,7 +105,7 @@ def new_position(st: PlanState, name: str, view: MasterView, mpos: Position) -> 
         skip(st, name, mpos.identifier, "existed before follow (copy_existing is off)", **common)
         return
     if st.ctx.paused:
-        skip(st, name, mpos.identifier, "account paused when the master opened it", **common)
+        skip(st, name, mpos.identifier, paused_text(st, "when the master opened it"), **common)
         return
     if st.netting:
         result: Open | Adopt | Skip | None = new_netting_copy(st, name, view, mpos)

@@ -51,6 +51,15 @@ def skip(st: PlanState, master: str, ticket: int, reason: str, *, kind: str = KI
     st.out.append(RecordSkip(master, ticket, reason, kind, status, master_symbol, symbol, direction, master_volume))
 
 
+def paused_text(st: PlanState, when: str) -> str:
+    """The skip reason of a copy not made while the account is paused: ``account paused
+    <when>`` for an operator's pause or the kill switch, the guardian's own reason (``risk:
+    paused by the guardian (daily_loss 87.8% of 500.00, pause at 85%) <when>``) when it is
+    the guardian that stops opens (``PlanContext.paused_reason``)."""
+    reason = st.ctx.paused_reason
+    return f"{reason} {when}" if reason else f"account paused {when}"
+
+
 def emit_open(st: PlanState, action: Open) -> None:
     """Add a market open to the plan, at most one per master ticket per pass."""
     key = (action.master_name, action.master_ticket)

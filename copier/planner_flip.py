@@ -28,6 +28,7 @@ from copier.planner_common import (
     close_positions,
     emit_open,
     open_for,
+    paused_text,
     size,
     sizing_fields,
     skip,
@@ -125,7 +126,7 @@ def plan_hedging_flip(st: PlanState, link: Link, view: MasterView, mpos: Positio
     if any(p.side == new.direction for p in positions):
         return new  # a copy of the new side exists already (flipped back and forth): adopt it next pass
     if st.ctx.paused:  # like a new position while paused: never opened late after a resume
-        skip_new_side(new, "account paused when the master flipped")
+        skip_new_side(new, paused_text(st, "when the master flipped"))
         return new
     result = open_for(st, link.master_name, view, mpos, new, "retry")
     if isinstance(result, Skip):

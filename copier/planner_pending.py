@@ -27,6 +27,7 @@ from copier.planner_common import (
     filling,
     market_for,
     open_for,
+    paused_text,
     scaled_target,
     size,
     sizing_fields,
@@ -64,7 +65,7 @@ def new_order(st: PlanState, name: str, view: MasterView, order: PendingOrder) -
         skip(st, name, order.ticket, "pending order existed before follow (copy_existing is off)", **common)
         return
     if st.ctx.paused:
-        skip(st, name, order.ticket, "account paused when the master placed it", **common)
+        skip(st, name, order.ticket, paused_text(st, "when the master placed it"), **common)
         return
     result = pending_for(st, name, view, order, None, "new")
     if isinstance(result, Skip):

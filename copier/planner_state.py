@@ -60,6 +60,9 @@ class PlanContext:
     slave_metrics: AccountMetrics | None = None
     slave_margin_mode: str = "hedging"  # "hedging" | "netting"
     paused: bool = False
+    # who paused, for the skip records: "" = an operator's pause or the kill switch ("account
+    # paused when ..."); the guardian's reason otherwise ("risk: paused by the guardian (...)")
+    paused_reason: str = ""
     max_attempts: int = 3
     available_symbols: Container[str] | None = None  # the slave's full symbol list, if known
     # slave deposit currency -> a master's deposit currency, keyed by the master's currency

@@ -10,6 +10,10 @@ hedging and netting accounts alike, whether the copy was
 * closed by hand (``_CLIENT`` desktop terminal, ``_MOBILE``, ``_WEB``) or by another program
   (``_EXPERT`` with a magic number that is not the copier's, or without the copier's tag);
 * closed by the broker for another reason (``_ROLLOVER``, ``_VMARGIN``, ``_SPLIT``);
+* closed by the risk guardian (``monitoring/``): ``_EXPERT`` with the copier's magic and the
+  guardian's comment (``copyhub risk flatten`` / ``copyhub risk locked``, ``risk_close_comment``),
+  or a position the running guardian says it closed (``risk_notes``: the comment may have
+  been rewritten by the broker). Cause ``risk``: final, like a close by hand;
 * closed by the copier itself (``_EXPERT`` with the copier's magic AND a copyhub comment
   tag, ``copier/tags.py``): a netting effect (offsetting copies, a net direction change) or
   a close whose reply was lost.
@@ -21,7 +25,7 @@ INOUT=2, OUT_BY=3). Pure: no I/O.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from copier.tags import parse_tag
@@ -36,7 +40,25 @@ REASON_NAMES = {0: "CLIENT", 1: "MOBILE", 2: "WEB", 3: "EXPERT", 4: "SL", 5: "TP
 
 # causes
 SL, TP, SO, MANUAL, BROKER, OWN, UNKNOWN = "sl", "tp", "so", "manual", "broker", "own", "unknown"
-CAUSES = (SL, TP, SO, MANUAL, BROKER, OWN, UNKNOWN)
+RISK = "risk"  # closed by the risk guardian (flatten, or kept flat while locked): final
+CAUSES = (SL, TP, SO, MANUAL, BROKER, OWN, RISK, UNKNOWN)
+# The comment on the guardian's closes: "copyhub risk <why>" (why: flatten | locked), at most
+# 20 ASCII chars, under every MT5 build's comment limit (27).
+RISK_COMMENT_PREFIX = "copyhub risk"
+
+
+def risk_close_comment(why: str) -> str:
+    """The order comment of a close the guardian sends (``why``: ``flatten`` or ``locked``)."""
+    return f"{RISK_COMMENT_PREFIX} {why}"[:27]
+
+
+def risk_why(comment: str | None) -> str | None:
+    """The guardian's ``why`` from a deal comment it wrote (``""`` when not readable), or
+    None when the comment is not the guardian's."""
+    if not comment or not comment.startswith(RISK_COMMENT_PREFIX):
+        return None
+    rest = comment[len(RISK_COMMENT_PREFIX):].strip().split()
+    return rest[0] if rest and rest[0] != "close" else ""
 _CLOSING_ENTRIES = (DEAL_ENTRY_OUT, DEAL_ENTRY_INOUT, DEAL_ENTRY_OUT_BY)
 _VOL_EPS = 1e-8
 
@@ -75,6 +97,8 @@ class Closure:
     comment: str = ""
     price: float = 0.0
     time_msc: int = 0
+    # RISK: what the guardian closed it for, e.g. "flatten (daily_loss 98.9%)"
+    detail: str = ""
 
     @property
     def own(self) -> bool:
@@ -104,6 +128,8 @@ class Closure:
             return f"closed by the broker on slave ({REASON_NAMES.get(self.deal_reason or 0, self.deal_reason)})"
         if self.cause == OWN:
             return "closed by copyhub"
+        if self.cause == RISK:
+            return f"closed by the guardian: {self.detail}" if self.detail else "closed by the guardian"
         return "closed on slave (no closing deal in its history)"
 
 
@@ -116,8 +142,14 @@ def is_own_deal(deal: DealRecord, magic: int) -> bool:
     return deal.reason == DEAL_REASON_EXPERT and deal.magic == magic and parse_tag(deal.comment) is not None
 
 
-def cause_of(deal: DealRecord, magic: int) -> str:
-    """The cause a single closing deal stands for (see the module docstring)."""
+def is_risk_deal(deal: DealRecord, magic: int) -> bool:
+    """A close the risk guardian sent: EXPERT, the copier's magic and the guardian's comment."""
+    return deal.reason == DEAL_REASON_EXPERT and deal.magic == magic and risk_why(deal.comment) is not None
+
+
+def cause_of(deal: DealRecord, magic: int, *, guardian_closed: bool = False) -> str:
+    """The cause a single closing deal stands for (see the module docstring).
+    ``guardian_closed``: the running guardian says it closed this deal's position."""
     reason = deal.reason
     if reason == DEAL_REASON_SL:
         return SL
@@ -128,11 +160,14 @@ def cause_of(deal: DealRecord, magic: int) -> str:
     if reason in (DEAL_REASON_CLIENT, DEAL_REASON_MOBILE, DEAL_REASON_WEB):
         return MANUAL
     if reason == DEAL_REASON_EXPERT:
+        if is_risk_deal(deal, magic) or (guardian_closed and deal.magic == magic and not is_own_deal(deal, magic)):
+            return RISK
         return OWN if is_own_deal(deal, magic) else MANUAL
     return BROKER  # ROLLOVER, VMARGIN, SPLIT, or a value this table does not know
 
 
-def classify_closure(deals: Iterable[DealRecord], *, position_id: int, magic: int) -> Closure:
+def classify_closure(deals: Iterable[DealRecord], *, position_id: int, magic: int,
+                     risk_notes: Mapping[int, str] | None = None, risk_context: str = "") -> Closure:
     """Why ``position_id`` is gone, from its deals (``history_deals_get(position=...)``).
 
     The cause is that of the LAST deal that took volume out of the position (OUT, OUT_BY, or
@@ -140,6 +175,11 @@ def classify_closure(deals: Iterable[DealRecord], *, position_id: int, magic: in
     copier and then stopped by its SL is "closed by SL". No closing deal, or deals that
     still leave volume open (the history lags the position list), give UNKNOWN.
     ``magic``: the copier's magic number on this account (``AccountConfig.magic``).
+
+    The guardian's closes (cause RISK) carry ``detail``: from ``risk_notes`` (position
+    identifier -> what the running guardian closed it for, e.g. ``"flatten (daily_loss
+    98.9%)"``), else the ``why`` of the deal's comment followed by ``risk_context`` (what the
+    guardian's lock says, e.g. ``"daily_loss 98.9%"``: a node restarted since the close).
     """
     mine = sorted((d for d in deals if int(d.position_id) == int(position_id)), key=lambda d: (d.time_msc, d.ticket))
     net = 0.0
@@ -151,5 +191,14 @@ def classify_closure(deals: Iterable[DealRecord], *, position_id: int, magic: in
         net += signed
     if last is None or abs(net) > _VOL_EPS:
         return Closure(position_id, UNKNOWN)
-    return Closure(position_id, cause_of(last, magic), deal=last.ticket, deal_reason=last.reason, magic=last.magic,
-                   comment=last.comment, price=last.price, time_msc=last.time_msc)
+    note = (risk_notes or {}).get(int(position_id))
+    cause = cause_of(last, magic, guardian_closed=note is not None)
+    detail = ""
+    if cause == RISK:
+        if note:
+            detail = note
+        else:
+            why = risk_why(last.comment) or ""
+            detail = f"{why} ({risk_context})" if why and risk_context else (why or risk_context)
+    return Closure(position_id, cause, deal=last.ticket, deal_reason=last.reason, magic=last.magic,
+                   comment=last.comment, price=last.price, time_msc=last.time_msc, detail=detail)

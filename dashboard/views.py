@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from copier.held import recorded_held
+from fleet.report import NODE_DOC_FRESH_MS, node_reason
 
 LIVE_STATUSES = ("PENDING", "OPEN")
 FINAL_BAD = ("SKIPPED", "FAILED")
@@ -23,8 +24,10 @@ def _num(x: Any) -> float | None:
 
 def node_rows(docs: Iterable[Mapping[str, Any]], live: Mapping[str, Mapping[str, Any]], now_ms: int) -> list[dict[str, Any]]:
     """One row per node: state, pid, uptime (s), restarts, CPU (%), RSS (bytes), heartbeat
-    age (s) and the reason when it is not RUNNING. ``live``: the newest bus status per node
-    (``{state, pid, ts_ms, error}``), fresher than the store's copy."""
+    age (s), the last exit code and restart reason, and the reason: the launcher's for a
+    node it holds or restarts, what the node says about itself now for one that runs
+    (``running_reason``). ``live``: the newest bus status per node (``{state, pid, ts_ms,
+    error, info}``), fresher than the store's copy."""
     rows = []
     seen = set()
     for d in docs:
@@ -39,14 +42,18 @@ def node_rows(docs: Iterable[Mapping[str, Any]], live: Mapping[str, Mapping[str,
         state = sup if sup and sup != "RUNNING" else (node_state or sup or "UNKNOWN")
         if sup == "RUNNING" and node_state in ("STARTING", "RUNNING", None):
             state = "RUNNING"
-        reason = d.get("supervisor_reason") or st.get("error") or d.get("error") or d.get("reason")
+        if sup == "RUNNING":
+            reason = running_reason(d, st, now_ms)
+        else:
+            reason = d.get("supervisor_reason") or st.get("error") or d.get("error") or d.get("reason")
         rows.append({
             "name": name, "kind": d.get("kind") or d.get("role") or st.get("role"), "state": state,
             "pid": d.get("proc_pid") or st.get("pid") or d.get("pid"), "uptime_s": _num(d.get("uptime_s")),
             "restarts": int(d.get("restarts") or 0), "cpu_percent": _num(d.get("cpu_percent")),
             "rss_bytes": _num(d.get("rss_bytes")),
             "heartbeat_age_s": round((now_ms - hb) / 1000.0, 1) if hb is not None else None,
-            "reason": None if state == "RUNNING" and not reason else reason,
+            "reason": reason or None,
+            "last_exit_code": d.get("last_exit_code"), "last_restart_reason": d.get("last_restart_reason"),
             "host": d.get("launcher_host"),
         })
     for name, st in live.items():  # on the bus but not (yet) in the store
@@ -57,6 +64,20 @@ def node_rows(docs: Iterable[Mapping[str, Any]], live: Mapping[str, Mapping[str,
                          "heartbeat_age_s": round((now_ms - ts) / 1000.0, 1) if ts is not None else None,
                          "reason": st.get("error"), "host": None})
     return sorted(rows, key=lambda r: r["name"])
+
+
+def running_reason(doc: Mapping[str, Any], live: Mapping[str, Any], now_ms: int) -> str | None:
+    """The reason of a node the launcher has RUNNING: what the node says about itself now
+    (its bus status while fresh: ``info.note``, its error then its notes; else its own
+    store document: ``fleet.report.node_reason``), or nothing: never a reason the launcher
+    gave an earlier incarnation (``disabled; N open copies left unmanaged``, ``exited with
+    code -9; restart in 1 s``)."""
+    ts = _num(live.get("ts_ms"))
+    if ts is not None and 0 <= now_ms - ts <= NODE_DOC_FRESH_MS:
+        info = live.get("info") if isinstance(live.get("info"), Mapping) else {}
+        note = info.get("note")
+        return (note if isinstance(note, str) and note else None) or live.get("error") or None
+    return node_reason(doc, now_ms=now_ms)
 
 
 def risk_view(info: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -95,11 +95,81 @@ def kill_switch(store: Any, on: bool, *, publish: Publish, origin: str, **audit_
     return {"kill_switch": on, "published": sent}
 
 
+RELOCK_NOTE = "if the rule is still breached, the guardian flattens and locks it again at once"
+
+
+def lock_state(store: Any, name: str, *, now: int | None = None) -> dict[str, Any]:
+    """What the store says of ``name``'s risk lock (read only, no terminal):
+
+    ``locked``: True / False, or None when no guardian has said anything about this
+    account yet. Read from, in order: the lock the guardian mirrors in ``risk_lock:<name>``
+    (written or cleared at its first evaluation, cleared on release: a lock whose
+    ``until`` has passed is no lock), the ``info.risk.locked`` of its node's last
+    heartbeat, the lock in its persisted ``risk_state:<name>``. ``lock``: the lock
+    document (reason, until). ``breached``: what the node's last heartbeat shows past the
+    flatten level (``daily loss at 97.2% of its limit``): after a release the guardian
+    flattens and locks again at its next evaluation."""
+    from copier.risk import is_locked
+    from monitoring.risk_store import lock_key, state_key
+
+    now = now_ms() if now is None else now
+    node = store.get_node(name) or {}
+    info = node.get("info") if isinstance(node.get("info"), dict) else {}
+    risk = info.get("risk") if isinstance(info.get("risk"), dict) else {}
+    mirror = store.get_flag(lock_key(name))
+    locked: bool | None
+    lock: Any = None
+    if isinstance(mirror, dict) and mirror:
+        lock = mirror
+        try:
+            locked = is_locked(mirror, now)
+        except (KeyError, TypeError, ValueError):  # a mirror this version cannot read: the node decides
+            locked = True
+    elif "locked" in risk:
+        locked = bool(risk.get("locked"))
+        if locked:
+            lock = {k: risk.get(k) for k in ("lock_reason", "lock_until_utc_ms", "lock_by") if k in risk}
+    else:
+        saved = store.get_flag(state_key(name))
+        state = saved.get("state") if isinstance(saved, dict) else None
+        if isinstance(state, dict):
+            lock = state.get("lock") or None
+            try:
+                locked = bool(lock) and is_locked(lock, now)
+            except (KeyError, TypeError, ValueError):
+                locked = bool(lock)
+        else:
+            locked = None
+    breached = []
+    if risk.get("level") == "FLATTEN":
+        for prefix, label in (("daily", "daily loss"), ("overall", "max loss")):
+            used = risk.get(f"{prefix}_used_pct")
+            if risk.get(f"{prefix}_level") == "FLATTEN" and isinstance(used, (int, float)):
+                breached.append(f"{label} at {used:.1f}% of its limit")
+        if not breached:
+            breached.append("its risk level is FLATTEN")
+    return {"locked": locked, "lock": lock, "breached": breached}
+
+
 def release(store: Any, name: str, *, origin: str, **audit_data: Any) -> dict[str, Any]:
-    """Ask ``name``'s guardian to release its risk lock (applied at its next evaluation)."""
+    """Ask ``name``'s guardian to release its risk lock (applied at its next evaluation).
+
+    On an account with no lock (``lock_state``: locked False) nothing is requested: the
+    answer says so (``locked: false``, ``release_requested: false``, ``message``), and the
+    audit event records it. When no guardian has reported on the account yet (locked
+    None) the request is written: its guardian applies it if it finds a lock."""
     from monitoring.reports import request_release
 
     require_account(store, name)
+    state = lock_state(store, name)
+    if state["locked"] is False:
+        audit(store, "release", name, origin=origin, locked=False, release_requested=False, **audit_data)
+        return {"account": name, "locked": False, "release_requested": False,
+                "message": f"{name} has no risk lock: nothing to release"}
     doc = request_release(store, name, by=origin)
     audit(store, "release", name, origin=origin, **audit_data)
-    return {"account": name, "release_requested": True, **doc}
+    out = {"account": name, "release_requested": True, **doc, "locked": state["locked"], "lock": state["lock"],
+           "breached": state["breached"]}
+    if state["breached"]:
+        out["warning"] = f"{name} is still past its flatten level ({'; '.join(state['breached'])}): {RELOCK_NOTE}"
+    return out

@@ -61,10 +61,12 @@ class FleetRecorder:
     def node_fields(self, child: Child) -> dict[str, Any]:
         """The launcher's fields of ``child``'s node document (state, reason, restarts, stats)."""
         sup, st = child.sup, child.stats
-        # a running node's own note (refused reload, silent bus, standby, store wait) says more
-        # than the reason of an earlier restart
+        # a live process's reason is what it says about itself now (its error, a refused
+        # reload, a silent bus, standby, a store wait) or nothing: never the launcher's verdict
+        # on an earlier incarnation ("disabled; N open copies left unmanaged", "exited with
+        # code -9; restart in 1 s"), which stays in last_restart_reason / last_exit_code
         alive = sup.state in (State.STARTING, State.RUNNING)
-        reason = (child.note if alive and child.note else sup.reason or child.note) or None
+        reason = (child.note if alive else sup.reason or child.note) or None
         return {
             "kind": child.kind, "supervisor_state": sup.state.value, "supervisor_reason": reason,
             "restarts": child.restarts_before + sup.restarts, "last_restart_reason": child.last_restart_reason,

@@ -16,6 +16,9 @@ from utils.table import format_table
 
 COPIED_STATUSES = ("OPEN", "CLOSED")
 SUPERVISOR_SHOWN = ("FATAL", "CONFIG_ERROR", "BACKOFF", "STOPPED", "STOPPING", "STARTING")
+# A node document whose heartbeat is at most this old speaks for the running node now
+# (a running node writes it every second; the launcher kills one silent for 10 s).
+NODE_DOC_FRESH_MS = 10_000
 
 
 def fmt_age(ms: float | None) -> str:
@@ -59,6 +62,35 @@ def display_state(doc: Mapping[str, Any]) -> str:
     return str(doc.get("state"))
 
 
+def node_reason(doc: Mapping[str, Any], *, now_ms: int) -> str | None:
+    """The REASON of a node's row.
+
+    Held or restarting (FATAL, CONFIG_ERROR, BACKOFF, STOPPED ...): the launcher's
+    ``supervisor_reason``. RUNNING under the launcher: what the node says about itself
+    now (its error, then its notes: the ``reason`` it writes with every heartbeat) or
+    nothing, read from its own document while that is fresh, so a reason the launcher gave
+    an earlier incarnation ("disabled; 10 open copies left unmanaged", "exited with code
+    -9; restart in 1 s") never sticks to a node that runs again; the restart count and the
+    last exit code have their own fields. A stale node document (a node blocked on the
+    store) leaves the launcher's echo of the node's note."""
+    if doc.get("supervisor_state") == "RUNNING":
+        hb = doc.get("heartbeat_ms")
+        if isinstance(hb, (int, float)) and 0 <= now_ms - hb <= NODE_DOC_FRESH_MS:
+            return doc.get("reason") or doc.get("error") or None
+    return doc.get("supervisor_reason") or doc.get("reason") or doc.get("error") or None
+
+
+def pause_cell(row: Mapping[str, Any]) -> str:
+    """PAUSED of a slave row: ``yes`` (the operator's pause or the kill switch), ``risk``
+    (its guardian paused opens), ``locked`` (its guardian locked the account), both joined
+    (``yes, locked``), else ``no``."""
+    operator = row.get("paused_by_operator", row.get("paused"))  # a row made without the split
+    parts = ["yes"] if operator else []
+    if row.get("paused_by_risk"):
+        parts.append(str(row["paused_by_risk"]))
+    return ", ".join(parts) or "no"
+
+
 def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any],
                lease: Mapping[str, Any] | None = None, standby: list[str] | None = None) -> dict[str, Any]:
     """One node's line of ``cli.py status`` as a dict (the JSON form).
@@ -79,7 +111,8 @@ def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any],
         "restarts": doc.get("restarts"), "cpu_percent": doc.get("cpu_percent"), "rss_bytes": doc.get("rss_bytes"),
         "heartbeat_age_ms": (now_ms - hb) if isinstance(hb, (int, float)) else None,
         "last_exit_code": doc.get("last_exit_code"),
-        "reason": doc.get("supervisor_reason") or doc.get("reason") or doc.get("error") or None,
+        "last_restart_reason": doc.get("last_restart_reason"), "last_restart_ms": doc.get("last_restart_ms"),
+        "reason": node_reason(doc, now_ms=now_ms),
         "host": doc.get("launcher_host"),
     }
     if lease:
@@ -96,11 +129,73 @@ def status_row(doc: Mapping[str, Any], *, now_ms: int, flags: Mapping[str, Any],
     if kind == "slave":
         row["links_open"] = info.get("links_open")
         row["last_copy_ms"] = info.get("last_copy_ms")
-        row["paused"] = bool(info.get("paused") or flags.get(f"paused:{name}") or flags.get("kill_switch"))
+        # who stops new opens: the operator (pause, flatten, the kill switch) or the guardian
+        # (info.risk: paused_by_risk at its PAUSE level, locked after a flatten, blocks_opens
+        # also while it cannot see the account; info.paused_by "risk" from slaves that say so)
+        operator = bool(info.get("paused") or flags.get(f"paused:{name}") or flags.get("kill_switch"))
+        risk = info.get("risk") if isinstance(info.get("risk"), Mapping) else {}
+        guardian = risk.get("paused_by_risk") or risk.get("blocks_opens") or info.get("paused_by") == "risk"
+        by_risk = "locked" if risk.get("locked") else ("risk" if guardian else None)
+        row["paused"] = operator or by_risk is not None
+        row["paused_by_operator"], row["paused_by_risk"] = operator, by_risk
         if info.get("bus_rejected") or info.get("bus_conflicts"):  # implausible pos messages refused (issue 15)
             row["bus_rejected"], row["bus_conflicts"] = info.get("bus_rejected"), info.get("bus_conflicts")
             row["bus_rejected_last"] = info.get("bus_rejected_last")
     return row
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def risk_cause(risk: Mapping[str, Any], account: Mapping[str, Any] | None) -> str:
+    """Why an account's guardian is at its level, in words, from its ``info.risk`` and its
+    account document (the thresholds it does not publish): the lock's reason, each loss
+    limit past its warn level, the margin level against ``min_margin_level`` or the
+    ``margin_warn_level`` watch (150 % unless set: ``margin level 127.1% < 150%``),
+    exposure breaches. Empty when nothing is past a threshold."""
+    from copier.risk.config import RiskConfigError, resolve_risk_config
+
+    parts: list[str] = []
+    if risk.get("locked"):
+        parts.append(f"locked: {risk.get('lock_reason') or 'reason not said'}")
+    for prefix, label in (("daily", "daily loss"), ("overall", "max loss")):
+        level, used = risk.get(f"{prefix}_level"), _finite(risk.get(f"{prefix}_used_pct"))
+        if level in ("WARN", "PAUSE", "FLATTEN") and used is not None:
+            parts.append(f"{label} at {used:.1f}% of its limit ({level})")
+    # margin_level is the measured value (equity / margin x 100); a level name there says nothing
+    value = _finite(risk.get("margin_level"))
+    if value is not None:
+        try:
+            cfg = resolve_risk_config((account or {}).get("risk"), is_master=str((account or {}).get("type", "")).upper() == "MASTER")
+        except (RiskConfigError, TypeError, ValueError):
+            cfg = None
+        used = _finite(risk.get("margin_used_pct"))
+        if cfg is not None and cfg.min_margin_level is not None:
+            if used is not None and used >= cfg.warn_at * 100.0:
+                parts.append(f"margin level {value:.1f}% (min_margin_level {cfg.min_margin_level:g}%)")
+        elif cfg is not None and cfg.margin_warn_level is not None:
+            if value < cfg.margin_warn_level:
+                parts.append(f"margin level {value:.1f}% < {cfg.margin_warn_level:g}% (margin_warn_level: an alert, "
+                             "no action)")
+        elif cfg is None and risk.get("level") not in (None, "OK"):
+            parts.append(f"margin level {value:.1f}%")
+    for breach in risk.get("exposure_breaches") or ():
+        parts.append(str(breach))
+    return "; ".join(parts)
+
+
+def append_column(table: str, header: str, cells: Sequence[Any]) -> str:
+    """``table`` (``format_table`` text: header, rule, one line per row) with one more
+    column at its right: ``header`` and one cell per row, never cut."""
+    lines = table.split("\n")
+    body = ["" if c is None else str(c) for c in cells]
+    if len(lines) != len(body) + 2:
+        raise ValueError(f"{len(body)} cells for a table of {len(lines) - 2} rows")
+    width = max(len(line) for line in lines)
+    rule = "-" * max([len(header), *(len(c) for c in body)])
+    extra = [header, rule, *body]
+    return "\n".join((line.ljust(width) + "  " + cell).rstrip() for line, cell in zip(lines, extra))
 
 
 def status_table(rows: list[dict[str, Any]], *, now_ms: int) -> str:
@@ -122,8 +217,8 @@ def status_table(rows: list[dict[str, Any]], *, now_ms: int) -> str:
             fmt_age(r["heartbeat_age_ms"]) if r.get("heartbeat_age_ms") is not None else "-",
             (r.get("links_open") if r.get("links_open") is not None else "-") if slave else "",
             ((fmt_age(now_ms - last_copy) + " ago") if isinstance(last_copy, (int, float)) else "-") if slave else "",
-            ("yes" if r.get("paused") else "no") if slave else "",
-            (r.get("reason") or _bus_note(r))[:120],
+            pause_cell(r) if slave else "",
+            r.get("reason") or _bus_note(r),  # the last column: never cut
         ])
     return format_table(headers, out)
 
@@ -136,6 +231,44 @@ def _bus_note(row: Mapping[str, Any]) -> str:
     if isinstance(k, int) and k > 0:
         return f"refused {k} implausible position message(s); last: {row.get('bus_rejected_last') or '?'}"
     return ""
+
+
+# ----------------------------------------------------------------------- sizing
+RISK_PERCENT_HEAD = "risk_percent: depends on the master's SL"
+
+
+def sizing_presented(rows: Sequence[Mapping[str, Any]], sizing: Any) -> list[dict[str, Any]]:
+    """``cli.py sizing`` rows (``nodes.sizing_report.sizing_rows``) as the operator must
+    read them. In ``risk_percent`` the lots come from the master trade's SL distance
+    (``percent`` of the follower's equity at risk), not from its volume: the lots sized
+    without an SL are the ``fallback_lot``, never the sized lot. So each sized row gets
+    ``volume`` None, ``sl_dependent`` True, ``fallback_volume`` (the fallback after the
+    symbol's step and limits, None when it cannot be traded) and a note saying so:
+    ``risk_percent: depends on the master's SL; without an SL: fallback_lot 0.05``, or
+    that a master trade WITHOUT an SL would be skipped (no ``fallback_lot``, or one the
+    symbol refuses: below its minimum). Rows not sized (unmapped symbol, no spec) and
+    every other mode are returned unchanged."""
+    if getattr(sizing, "mode", None) != "risk_percent":
+        return [dict(r) for r in rows]
+    fallback = getattr(sizing, "fallback_lot", None)
+    out = []
+    for src in rows:
+        r = dict(src)
+        out.append(r)
+        if not r.get("follower_symbol") or r.get("follower_contract_size") is None:
+            continue  # never reached sizing: its note says why
+        vol, note = r.get("volume"), r.get("note") or ""
+        r["volume"], r["fallback_volume"], r["sl_dependent"] = None, vol, True
+        if not fallback:
+            r["note"] = f"{RISK_PERCENT_HEAD}; no fallback_lot: a master trade WITHOUT an SL would be skipped"
+        elif vol is None:
+            r["note"] = (f"{RISK_PERCENT_HEAD}; a master trade WITHOUT an SL would be skipped: fallback_lot "
+                         f"{fallback:g}: {note or 'not tradable on this symbol'}")
+        else:
+            shown = f"fallback_lot {fallback:g}" + (f" ({vol:g} lots after the symbol's step and limits)"
+                                                    if abs(float(vol) - float(fallback)) > 1e-9 else "")
+            r["note"] = f"{RISK_PERCENT_HEAD}; without an SL: {shown}"
+    return out
 
 
 # ----------------------------------------------------------------------- summary

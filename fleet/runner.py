@@ -407,6 +407,7 @@ class Fleet:
                                                              if child.sup.last_exit_code is not None else "restart")
             child.last_restart_ms = now_ms()
         child.stop_label = None
+        child.note = None  # what the previous process said; the new one speaks for itself
         child.sup.spawned(now, child.handle.pid)
         child.started_ms = now_ms()
         child.stats = None

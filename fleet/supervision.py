@@ -201,12 +201,17 @@ class Supervised:
 
     # -- process facts ----------------------------------------------------------
     def spawned(self, now: float, pid: int) -> None:
+        """A new process is up. The reason of the previous incarnation ("disabled; N open
+        copies left unmanaged", "exited with code -9; restart in 1 s") is over: it does not
+        describe this process (the caller keeps it as the last restart reason; the exit
+        code stays in ``last_exit_code``, the count in ``restarts``)."""
         self.spawns += 1
         self.pid = pid
         self.started_at = now
         self.running_since = None
         self.last_heartbeat = None
         self.kill_reason = None
+        self.reason = ""
 
     def heartbeat(self, now: float, pid: int | None = None) -> None:
         """A status heartbeat from the current incarnation (stale pids are ignored)."""

@@ -6,7 +6,8 @@ broker's server time from the freshest tick, folds it into the pure tracker
 (``copier.risk.evaluate``), persists the tracker state when it changed, and acts:
 
 * WARN — alert (on a level change only);
-* PAUSE — ``blocks_opens`` turns True: the slave opens no new copies (closes still mirror);
+* PAUSE — ``blocks_opens`` turns True: the slave opens no new copies (closes still mirror),
+  and ``block_reason`` says why (``risk: paused by the guardian (...)``) for its skips;
 * FLATTEN — the lock is persisted first, then every position on the account is closed
   (copies *and* manual trades) and pending orders deleted; while locked, any position
   that appears is closed at once. Every close is an event.
@@ -14,6 +15,10 @@ broker's server time from the freshest tick, folds it into the pure tracker
 It also writes account snapshots to the store every ``snapshot_interval_ms`` and keeps
 a daily report per broker day in the store (``report:<account>:<day>``) so that
 ``cli.py report`` works without a terminal. See docs/guardian.md.
+
+The loss each rule measures includes the estimated cost to close what is open now (the
+exit commission, ``copier.risk.costs``, read by ``terminal.ClosingCosts``): a flatten at
+the flatten level then realises about that level, not that level plus the commission.
 
 The state the rules need is rebuilt at start from the deal history and the persisted
 state, never from the moment the node happened to start.
@@ -30,6 +35,7 @@ from copier.models import AccountMetrics
 from copier.risk import (
     DAILY,
     Action,
+    ClosingCost,
     Evaluation,
     Level,
     RiskConfig,
@@ -43,13 +49,13 @@ from copier.risk import (
     trades_opened_since,
     with_balance_operations,
 )
-from copier.risk.clock import ms_from_utc
+from copier.risk.clock import ms_from_utc, utc_from_ms
 from copier.risk.tracker import needs_reset_equity
 from db import StoreUnavailable, now_ms
 from terminals.convert import metrics_from_mt5
 
 from .daily import REPORT_PREFIX, ReportJob, ReportWriter, report_key  # noqa: F401 (REPORT_PREFIX re-exported)
-from .enforce import LockEnforcer
+from .enforce import LockEnforcer, lock_detail
 from .exposure_watch import ExposureWatch, has_exposure_limits
 from .levels import ALERT_LEVEL, LevelTracker, action_text, alert_fields
 from .pretrade import pre_trade_reason
@@ -64,7 +70,7 @@ from .risk_store import (  # noqa: F401 (keys and prefixes re-exported: monitori
     release_key,
     state_key,
 )
-from .terminal import Closer, DealHistory, ServerTime
+from .terminal import Closer, ClosingCosts, DealHistory, ServerTime
 
 REPORT_INTERVAL_MS = 300_000
 HISTORY_RETRY_MS = 60_000
@@ -129,6 +135,8 @@ class Guardian:
         self.metrics: AccountMetrics | None = None
         self.server_time = ServerTime()
         self.history = DealHistory()
+        self.costs = ClosingCosts()
+        self.closing_cost = ClosingCost()  # the estimate the last evaluation counted
         self.tracker = LevelTracker()
         self.started = False
         self.rebuilt = False
@@ -173,6 +181,45 @@ class Guardian:
         if not self.actions_enabled:
             return False
         return self.paused_by_risk or self.locked or (self.blind >= BLIND_AFTER and self.has_limits)
+
+    @property
+    def block_reason(self) -> str | None:
+        """Why ``blocks_opens`` is true, for the slave's skip records (``risk: ...``), or
+        None when opens are not blocked. E.g. ``risk: paused by the guardian (daily_loss
+        87.8% of 500.00, pause at 85%)``, ``risk: account locked by the guardian
+        (daily_loss 98.9%) until 2025-01-06 23:00 UTC``."""
+        if not self.blocks_opens:
+            return None
+        lock = self.state.lock
+        if self.locked and lock is not None:
+            who = "the guardian" if lock.by == "guardian" else f"the {lock.by}"
+            until = _until_text(lock.until_utc_ms)
+            return f"risk: account locked by {who} ({lock_detail(lock.reason)}) {until}"
+        if self.locked:
+            return "risk: account locked by the guardian"
+        if self.paused_by_risk and self.ev is not None and self.config is not None:
+            cfg = self.config
+            worst = [r for r in self.ev.rules if r.level >= Level.PAUSE]
+            parts = []
+            for r in worst:
+                of = f" of {r.limit_money:,.2f}" if r.limit_money is not None else ""
+                parts.append(f"{r.rule} {r.used_pct:.1f}%{of}")
+            return f"risk: paused by the guardian ({', '.join(parts or ['limits'])}, pause at {cfg.pause_at * 100:g}%)"
+        return (f"risk: the guardian cannot read the account ({self.blind} evaluations failed"
+                f"{': ' + self.terminal_error if self.terminal_error else ''})")
+
+    @property
+    def risk_close_notes(self) -> dict[int, str]:
+        """Position identifier -> what the guardian closed it for (``"flatten (daily_loss
+        98.9%)"``): the slave records its copies closed that way (``copier.reasons``)."""
+        return self.enforcer.closed
+
+    @property
+    def risk_context(self) -> str:
+        """What the lock says about the rules (``daily_loss 98.9%``), "" when not locked: the
+        detail of a guardian close that this process did not see (made before a restart)."""
+        lock = self.state.lock
+        return lock_detail(lock.reason) if lock is not None else ""
 
     @property
     def last_flatten(self) -> dict[str, Any] | None:
@@ -319,7 +366,8 @@ class Guardian:
             rolled = observe(cfg, st, metrics, server_ms, deals)
             if needs_reset_equity(cfg, rolled):  # no snapshot near the reset: rebuild it before judging
                 st = history_equity(self, rolled, deals, metrics.balance, server_ms, peak=False)
-        ev = evaluate(cfg, st, metrics, server_ms, deals)
+        cost = self._closing_cost(positions)
+        ev = evaluate(cfg, st, metrics, server_ms, deals, closing_cost=cost.money)
         self.ev, self.state, self.metrics = ev, ev.state, metrics
         self._positions_count = len(positions)
         if deals is not None and ev.state.day_id != prev_day:
@@ -335,7 +383,7 @@ class Guardian:
             self.enforcer.flatten(positions, ev, now_utc_ms, equity=metrics.equity, currency=metrics.currency,
                                   tracker=self.tracker)
         elif ev.locked and self.actions_enabled:
-            self.enforcer.enforce(positions)
+            self.enforcer.enforce(positions, self.risk_context)
         self._update_pause(ev)
         if self.has_exposure_limits:
             self.exposure.check(cfg, positions, metrics, server_ms, lambda: self.trades_today(server_ms))
@@ -352,6 +400,16 @@ class Guardian:
             self._schedule_report(ev.state.day_id, server_ms, final=False)
         self._poll_report_request(server_ms)
         return True
+
+    def _closing_cost(self, positions: Any) -> ClosingCost:
+        """The estimated cost to close ``positions`` (exit commission), on an account with a
+        loss limit; reads the deals of the positions it does not know yet."""
+        cfg = self.config
+        if cfg is None or not (cfg.has_daily_limit or cfg.has_overall_limit):
+            self.closing_cost = ClosingCost()
+        else:
+            self.closing_cost = self.costs.estimate(self.mt5, positions, self.history.deals if self.history.loaded else None)
+        return self.closing_cost
 
     def _poll_report_request(self, server_ms: int) -> None:
         """``cli.py report`` wrote ``report_request:<name>``: compute today's report now
@@ -458,7 +516,8 @@ class Guardian:
         cfg = self.config
         assert cfg is not None
         doc = {**metrics.to_dict(), "wall_ms": now_utc_ms, "level": ev.level.name, "locked": ev.locked,
-               "paused_by_risk": self.paused_by_risk, "positions": self._positions_count}
+               "paused_by_risk": self.paused_by_risk, "positions": self._positions_count,
+               "closing_cost": self.closing_cost.money}
         for rv in ev.rules:
             doc[f"{rv.rule}_used_pct"] = round(rv.used_pct, 3)
         # ts_ms is the broker time converted to UTC: the axis reports and lock times use
@@ -500,3 +559,9 @@ class Guardian:
                 self.write_report(self.state.day_id, self.server_time.latest_ms, final=False)
             except Exception as exc:
                 self.log.warning("report_not_saved", error=str(exc))
+
+
+def _until_text(until_utc_ms: int | None) -> str:
+    if until_utc_ms is None:
+        return "until released"
+    return "until " + utc_from_ms(until_utc_ms).strftime("%Y-%m-%d %H:%M UTC")

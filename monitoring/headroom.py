@@ -24,7 +24,9 @@ def risk_row(doc: Mapping[str, Any]) -> dict[str, Any] | None:
                            "lock_reason": risk.get("lock_reason"), "paused_by_risk": bool(risk.get("paused_by_risk")),
                            "reference_source": risk.get("reference_source"),
                            "reference_estimated": bool(risk.get("reference_estimated")),
-                           "equity": risk.get("equity"), "day": risk.get("day")}
+                           "equity": risk.get("equity"), "day": risk.get("day"),
+                           # part of each used_money: the estimated exit commission on what is open
+                           "closing_cost": risk.get("closing_cost")}
     for prefix in ("daily", "overall"):
         if risk.get(f"{prefix}_limit") is None:
             continue
@@ -53,11 +55,14 @@ def _money(v: Any) -> str:
     return f"{v:,.2f}" if isinstance(v, (int, float)) else "-"
 
 
-def _pair(rule: Mapping[str, Any] | None, money_key: str, pct_key: str) -> str:
+def _pair(rule: Mapping[str, Any] | None, money_key: str, pct_key: str, note: str = "") -> str:
+    """``money (pct%)``; ``note`` goes inside the parentheses (the closing cost a used figure includes)."""
     if not rule:
         return "-"
     pct = rule.get(pct_key)
-    return f"{_money(rule.get(money_key))} ({pct:.1f}%)" if isinstance(pct, (int, float)) else _money(rule.get(money_key))
+    if isinstance(pct, (int, float)):
+        return f"{_money(rule.get(money_key))} ({pct:.1f}%{note})"
+    return _money(rule.get(money_key)) + (f" ({note[2:]})" if note else "")
 
 
 def _until(ms: Any) -> str:
@@ -67,7 +72,9 @@ def _until(ms: Any) -> str:
 
 
 def risk_table(rows: list[dict[str, Any]]) -> str:
-    """The table under ``cli.py status``: used and left per limit, reference and lock."""
+    """The table under ``cli.py status``: used and left per limit, reference and lock. A
+    used figure that includes an estimated closing cost says so: ``503.86 (100.8%, 9.30 to
+    close)``."""
     out = []
     for r in rows:
         daily, overall = r.get("daily"), r.get("overall")
@@ -77,8 +84,10 @@ def risk_table(rows: list[dict[str, Any]]) -> str:
             ref = f"{_money(daily.get('reference'))} ({src})"
         lock = ("LOCKED " + _until(r.get("lock_until_utc_ms"))) if r.get("locked") else (
             "paused" if r.get("paused_by_risk") else "no")
-        out.append([r["account"], r.get("level") or "-", _pair(daily, "used_money", "used_pct"),
-                    _pair(daily, "left_money", "left_pct"), _pair(overall, "used_money", "used_pct"),
+        cost = r.get("closing_cost")
+        note = f", {_money(cost)} to close" if isinstance(cost, (int, float)) and cost > 0 else ""
+        out.append([r["account"], r.get("level") or "-", _pair(daily, "used_money", "used_pct", note),
+                    _pair(daily, "left_money", "left_pct"), _pair(overall, "used_money", "used_pct", note),
                     _pair(overall, "left_money", "left_pct"), ref, lock])
     return format_table(["ACCOUNT", "RISK", "DAILY USED", "DAILY LEFT", "MAX LOSS USED", "MAX LOSS LEFT",
                          "DAILY REFERENCE (SOURCE)", "LOCK"], out)

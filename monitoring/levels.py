@@ -83,6 +83,7 @@ def alert_fields(rv: RuleValue, currency: str) -> dict[str, Any]:
     if rv.rule == "margin_level":
         return {"value": rv.value, "limit": rv.reference, "unit": "%",
                 "message": "margin level (equity / margin) against the configured minimum"}
+    cost = f" (incl. {rv.closing_cost:,.2f} estimated closing cost)" if rv.closing_cost > 0 else ""
     return {"value": rv.used_money, "limit": rv.limit_money, "unit": currency,
-            "message": f"{rv.used_pct:.1f}% of the limit used; firm floor at equity {rv.floor_equity:,.2f}"
+            "message": f"{rv.used_pct:.1f}% of the limit used{cost}; firm floor at equity {rv.floor_equity:,.2f}"
             if rv.floor_equity is not None else ""}

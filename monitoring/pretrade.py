@@ -41,7 +41,10 @@ def pre_trade_reason(g: Guardian, symbol: str, side: str, volume: float, entry: 
         return "risk: the guardian has no state yet (terminal not read at start), not opening blind"
     # max_trades_per_day counts today's opening deals: one incremental history read per
     # open, only on an account with that limit (the copy path's third call there)
-    state = AccountRiskState(cfg, g.state, metrics, server_ms, list(positions), g.trades_today(server_ms))
+    # the exit commission owed on what is open counts as used, as in the loop (from the
+    # charges the loop read already: no terminal call here)
+    state = AccountRiskState(cfg, g.state, metrics, server_ms, list(positions), g.trades_today(server_ms),
+                             closing_cost=g.costs.cached(positions).money)
     try:
         decision = pre_trade_check(state, ProposedOpen(symbol, side, float(volume), float(entry), float(sl or 0.0),
                                                        float(tick_size), float(tick_value)))

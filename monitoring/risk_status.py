@@ -14,7 +14,12 @@ if TYPE_CHECKING:
 def status_info(g: Guardian) -> dict[str, Any]:
     """The guardian's state as plain JSON values: profile, level, lock, pause, the day's
     references, and per rule (``daily_``/``overall_``/``margin_`` prefixes) the used
-    percent, level, money used/left (account currency) and the floor equity."""
+    percent, level, money used/left (account currency) and the floor equity.
+
+    ``<rule>_used_money`` / ``_used_pct`` / ``_headroom`` include ``closing_cost``: the
+    estimated cost to close what is open now (exit commission), the loss a flatten would
+    realise on top of the floating one. ``<rule>_floor_equity`` stays the firm's line on
+    equity."""
     ev, st, cfg = g.ev, g.state, g.config
     out: dict[str, Any] = {
         "profile": cfg.profile if cfg else None,
@@ -34,6 +39,9 @@ def status_info(g: Guardian) -> dict[str, Any]:
         "terminal_error": g.terminal_error,
         "blind": g.blind,
         "lock_closes": g.enforcer.lock_closes,
+        "closing_cost": g.closing_cost.money,
+        "closing_cost_incomplete": g.closing_cost.incomplete,
+        "block_reason": g.block_reason,
     }
     if st.lock is not None:
         out.update(lock_reason=st.lock.reason, lock_until_utc_ms=st.lock.until_utc_ms, lock_by=st.lock.by)

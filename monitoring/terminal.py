@@ -7,12 +7,14 @@ clock at all, and on a real VPS the local clock is not the firm's clock either.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from copier.orders import choose_filling
-from copier.risk import Deal
+from copier.reasons import risk_close_comment
+from copier.risk import ClosingCost, Deal, OpenVolume, SideCharge, closing_cost, side_charge, symbol_exit_charges
 from copier.risk.history_equity import Bar, SymbolBars
 from copier.tags import parse_tag
 
@@ -100,6 +102,92 @@ class DealHistory:
         return sorted(self.deals.values(), key=lambda d: (d.time_msc, d.ticket))
 
 
+class ClosingCosts:
+    """The cost to close what is open now (``copier.risk.costs``), for the guardian.
+
+    Each open position's charge per lot and side comes from its own deals,
+    ``history_deals_get(position=identifier)``: read once, and again when its volume
+    changes (a partial close shows the exit side, a netting add another entry). A position
+    whose deals cannot be read yet (a terminal error, a history that lags) is read again at
+    the next evaluation and meanwhile takes its symbol's charge: the latest exit charge in
+    the account's history, or the charge another open position on that symbol pays.
+    """
+
+    def __init__(self) -> None:
+        self._charges: dict[int, tuple[float, SideCharge]] = {}  # identifier -> (volume when read, charge)
+        self._symbol_exit: dict[str, float] = {}
+        self._exit_seen: dict[str, tuple[tuple[int, int], float]] = {}  # symbol -> ((time, ticket), charge) of its latest exit
+        self._history_size = 0
+        self.last = ClosingCost()
+
+    def _note_exits(self, deals: Iterable[Deal]) -> None:
+        """Fold new deals into the latest exit charge per symbol (``symbol_exit_charges``)."""
+        for sym, (key, rate) in _latest_exits(deals).items():
+            old = self._exit_seen.get(sym)
+            if old is None or key > old[0]:
+                self._exit_seen[sym] = (key, rate)
+        self._symbol_exit = {sym: rate for sym, (_k, rate) in self._exit_seen.items() if rate > 0}
+
+    def _symbol_rates(self, symbols_of: Mapping[int, str]) -> dict[str, float]:
+        rates = dict(self._symbol_exit)
+        for ident, (_vol, ch) in self._charges.items():
+            sym = symbols_of.get(ident)
+            if sym is not None:
+                rates[sym] = max(rates.get(sym, 0.0), ch.per_lot)
+        return rates
+
+    def estimate(self, mt5: Any, positions: Iterable[Any], history: Mapping[int, Deal] | None = None) -> ClosingCost:
+        """The estimate for ``positions`` (``positions_get`` records); reads the deals of
+        the positions it does not know (one call each). Never raises on missing data."""
+        if history is not None and len(history) != self._history_size:
+            # only the deals added since the last look (DealHistory appends new tickets)
+            self._note_exits(islice(history.values(), max(0, self._history_size), None))
+            self._history_size = len(history)
+        opened = [OpenVolume(int(p.identifier), str(p.symbol), float(p.volume)) for p in positions]
+        for o in opened:
+            cached = self._charges.get(o.identifier)
+            if cached is not None and abs(cached[0] - o.volume) <= 1e-9:
+                continue
+            records = mt5.history_deals_get(position=o.identifier)
+            if records is None:
+                continue  # a terminal error: the old charge (or the symbol's) until it answers
+            try:
+                ch = side_charge([Deal.from_mt5(r) for r in records], o.identifier)
+            except (ValueError, TypeError, AttributeError):
+                continue
+            if ch.known:
+                self._charges[o.identifier] = (o.volume, ch)
+        live = {o.identifier for o in opened}
+        for ident in [i for i in self._charges if i not in live]:
+            del self._charges[ident]
+        self.last = self._cost(opened)
+        return self.last
+
+    def cached(self, positions: Iterable[Any]) -> ClosingCost:
+        """The estimate for ``positions`` (records or copier Positions) from what is known
+        already: no terminal call (the pre-trade check on the copy path)."""
+        return self._cost([OpenVolume(int(p.identifier), str(p.symbol), float(p.volume)) for p in positions])
+
+    def _cost(self, opened: list[OpenVolume]) -> ClosingCost:
+        symbols_of = {o.identifier: o.symbol for o in opened}
+        charges = {i: ch for i, (_v, ch) in self._charges.items() if i in symbols_of}
+        return closing_cost(opened, charges, self._symbol_rates(symbols_of))
+
+
+def _latest_exits(deals: Iterable[Deal]) -> dict[str, tuple[tuple[int, int], float]]:
+    """Per symbol, the latest closing deal's (time, ticket) and its exit charge per lot
+    (0 when none was charged)."""
+    out: dict[str, tuple[tuple[int, int], float]] = {}
+    for d in deals:
+        if not d.is_close or d.volume <= 0:
+            continue
+        key = (d.time_msc, d.ticket)
+        old = out.get(d.symbol)
+        if old is None or key > old[0]:
+            out[d.symbol] = (key, symbol_exit_charges([d]).get(d.symbol, 0.0))
+    return out
+
+
 @dataclass
 class CloseResult:
     ticket: int
@@ -112,6 +200,7 @@ class CloseResult:
     reason: str
     price: float
     sent_ms: int
+    identifier: int = 0  # the position's identifier (links key on it)
 
 
 @dataclass
@@ -121,7 +210,6 @@ class Closer:
     executor: Any
     deviation: int = 200
     magic: int = 0
-    comment: str = "copyhub risk close"
     _fillings: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -136,17 +224,24 @@ class Closer:
             self._fillings[symbol] = choose_filling(int(info.filling_mode), int(info.trade_exemode))
         return self._fillings[symbol]
 
-    def close_positions(self, positions: Iterable[Any], on_result: Callable[[CloseResult], None] | None = None) -> list[CloseResult]:
-        """Close every position given (losers first: they are what threatens the limit)."""
+    def close_positions(self, positions: Iterable[Any], on_result: Callable[[CloseResult], None] | None = None,
+                        *, why: str = "flatten") -> list[CloseResult]:
+        """Close every position given (losers first: they are what threatens the limit).
+
+        Each close carries the copier's magic and the comment ``copyhub risk <why>``
+        (``copier.reasons.risk_close_comment``): the slave then records a copy closed this
+        way as closed by the guardian (cause ``risk``), never as a close by hand."""
+        comment = risk_close_comment(why)
         out = []
         for p in sorted(positions, key=lambda p: float(p.profit)):
             side = "BUY" if int(p.type) == 0 else "SELL"
             outcome = self.executor.close_position(
                 ticket=int(p.ticket), symbol=p.symbol, position_side=side, volume=float(p.volume),
-                deviation=self.deviation, magic=self.magic, comment=self.comment,
+                deviation=self.deviation, magic=self.magic, comment=comment,
                 type_filling=self._filling(p.symbol))
             res = CloseResult(int(p.ticket), str(p.symbol), side, float(p.volume), parse_tag(p.comment) is not None,
-                              outcome.ok, outcome.retcode, outcome.reason, outcome.price, outcome.sent_ms)
+                              outcome.ok, outcome.retcode, outcome.reason, outcome.price, outcome.sent_ms,
+                              int(getattr(p, "identifier", 0) or p.ticket))
             out.append(res)
             if on_result is not None:
                 on_result(res)

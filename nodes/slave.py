@@ -118,7 +118,8 @@ class SlaveLoop:
         self.margin_mode = "hedging"
         self.fifo_close = False  # ACCOUNT_FIFO_CLOSE: closes go oldest first (copier/planner_fifo.py)
         self.server_offset_ms: int | None = None  # server clock - UTC, from the freshest quote
-        self.paused = False
+        self.paused = False  # an operator's pause (the paused flag, a pause command) or the kill switch
+        self.kill_switch = False
         self.metrics = None
         self._metrics_ms = 0
         self.quotes: dict[str, Quote] = {}
@@ -168,14 +169,28 @@ class SlaveLoop:
         self.log.info("slave_started", margin_mode=self.margin_mode, links=len(self.links), masters=sorted(self.mirrors))
 
     def refresh_flags(self) -> None:
-        paused = (
-            bool(self.store.get_flag(f"paused:{self.rt.name}", False))
-            or bool(self.store.get_flag("kill_switch", False))
-            or self.kill_switch_file.exists()
-        )
+        self.kill_switch = bool(self.store.get_flag("kill_switch", False)) or self.kill_switch_file.exists()
+        paused = bool(self.store.get_flag(f"paused:{self.rt.name}", False)) or self.kill_switch
         if paused != self.paused:
             self.log.warning("paused" if paused else "resumed")
         self.paused = paused
+
+    def pause_state(self) -> tuple[str | None, str]:
+        """Who stops new copies now, and the reason their skip records give.
+
+        ``("risk", "risk: paused by the guardian (daily_loss 87.8% of 500.00, pause at 85%)")``
+        while the guardian blocks opens (paused, locked, or blind); ``("kill_switch", "")`` /
+        ``("operator", "")`` for an operator's pause (the planner's own wording, "account
+        paused when the master opened it"); ``(None, "")`` when copies open. The guardian
+        comes first: its reason has the numbers, and it holds even after a resume."""
+        g = self.guardian
+        if g is not None and g.blocks_opens:
+            return "risk", g.block_reason or "risk: opens blocked by the guardian"
+        if self.kill_switch or self.kill_switch_file.exists():
+            return "kill_switch", ""
+        if self.paused:
+            return "operator", ""
+        return None, ""
 
     def refresh_masters(self) -> None:
         """Subscribe to every enabled master this account follows; drop the others."""
@@ -372,6 +387,7 @@ class SlaveLoop:
                 self.metrics = metrics_from_mt5(info)
                 self.fifo_close = self._fifo_close(info)
                 self._metrics_ms = now
+        paused_by, paused_reason = self.pause_state()
         ctx = PlanContext(
             slave=self.cfg,
             masters=views,
@@ -382,7 +398,8 @@ class SlaveLoop:
             quotes=quotes,
             slave_metrics=self.metrics,
             slave_margin_mode=self.margin_mode,
-            paused=self.paused or self.kill_switch_file.exists() or (self.guardian is not None and self.guardian.blocks_opens),
+            paused=paused_by is not None,
+            paused_reason=paused_reason,
             max_attempts=self.max_attempts,
             available_symbols=self.available,
             slave_fifo_close=self.fifo_close,
@@ -484,7 +501,10 @@ class SlaveLoop:
             deals = self.mt5.history_deals_get(position=ident)
             if deals is None:
                 return None
-            closure = classify_closure([deal_from_mt5(d) for d in deals], position_id=ident, magic=self.cfg.magic)
+            g = self.guardian  # its closes are recorded as the guardian's (cause "risk"), never as by hand
+            closure = classify_closure([deal_from_mt5(d) for d in deals], position_id=ident, magic=self.cfg.magic,
+                                       risk_notes=g.risk_close_notes if g is not None else None,
+                                       risk_context=g.risk_context if g is not None else "")
             if closure.cause == UNKNOWN and now - self._unknown_since.setdefault(ident, now) < HISTORY_GRACE_MS:
                 continue  # no closing deal yet: the planner waits, we read again next pass
             self._unknown_since.pop(ident, None)
@@ -657,10 +677,15 @@ class SlaveLoop:
 
     # ------------------------------------------------------------------ status
     def status_info(self) -> dict[str, Any]:
+        paused_by, pause_reason = self.pause_state()
         return {
             "links_open": sum(1 for r in self.links.live.values() if r.get("status") == OPEN),
             "last_copy_ms": self.actions.last_copy_ms or None,
             "paused": self.paused,
+            # who stops new copies: "risk" (the guardian: paused, locked or blind), "kill_switch",
+            # "operator", or None; pause_reason: the guardian's reason ("risk: ..."), else ""
+            "paused_by": paused_by,
+            "pause_reason": pause_reason,
             "masters": {n: m.fresh(utc_ms()) for n, m in self.mirrors.items()},
             "margin_mode": self.margin_mode,
             "fifo_close": self.fifo_close,

@@ -4,8 +4,9 @@
 Public API (see docs/risk.md):
 
 * ``resolve_risk_config(risk_dict, is_master=False) -> RiskConfig`` — profile + overrides.
-* ``evaluate(config, state, metrics, now_server_ms, deals=None) -> Evaluation`` — per-rule
-  figures, level, actions, and the new ``TrackerState`` to persist.
+* ``evaluate(config, state, metrics, now_server_ms, deals=None, closing_cost=0.0) -> Evaluation``
+  — per-rule figures, level, actions, and the new ``TrackerState`` to persist;
+  ``closing_cost`` (``costs.closing_cost``) is the exit commission owed on what is open.
 * ``rebuild_state(config, metrics, deals, now_server_ms)`` — state for a node starting mid-day.
 * ``pre_trade_check(AccountRiskState, ProposedOpen) -> Decision``.
 * ``Lock``, ``is_locked``, ``positions_to_close_when_locked``; time helpers in ``clock``.
@@ -22,6 +23,7 @@ from .clock import (
     trading_day_of,
 )
 from .config import DRAWDOWN_MODES, REFERENCE_MODES, RiskConfig, RiskConfigError, resolve_risk_config
+from .costs import ClosingCost, OpenVolume, SideCharge, closing_cost, side_charge, symbol_exit_charges
 from .deals import Deal
 from .exposure import (
     AccountRiskState,

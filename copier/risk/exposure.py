@@ -138,6 +138,7 @@ class AccountRiskState:
     now_server_ms: int
     positions: Sequence[Position] = ()
     trades_today: int | None = None  # positions opened since the reset (for max_trades_per_day)
+    closing_cost: float = 0.0  # estimated cost to close what is open (exit commission): counted as used
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def pre_trade_check(state: AccountRiskState, proposed: ProposedOpen | tuple) -> 
         return Decision(False, (f"volume must be positive, got {proposed.volume}",))
     reasons: list[str] = []
     flags: list[str] = []
-    ev = evaluate(cfg, state.tracker, m, state.now_server_ms)
+    ev = evaluate(cfg, state.tracker, m, state.now_server_ms, closing_cost=state.closing_cost)
     if ev.locked:
         lock = ev.state.lock
         reasons.append(f"account locked ({lock.reason if lock else 'flat until next reset'})")

@@ -3,7 +3,10 @@
 ``evaluate`` is pure: config + persisted state + one snapshot + the time in, an
 ``Evaluation`` out (per-rule figures, the highest level, the actions, and the new
 state to persist). Losses are measured on EQUITY, so floating P/L, swaps and
-commissions count, as every firm counts them.
+commissions count, as every firm counts them; and the node passes the estimated cost to
+close what is open now (``closing_cost``: the exit commission the closing deals will
+charge, ``copier.risk.costs``), so "used" is the loss the account would realise if it were
+flattened at the current prices, not less.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ class RuleValue:
     floor_equity: float | None = None  # equity at which the firm's limit is touched
     value: float | None = None  # the measured value (margin level %)
     estimated: bool = False
+    closing_cost: float = 0.0  # part of used_money: the estimated cost to close what is open
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +55,7 @@ class RuleValue:
             "floor_equity": self.floor_equity,
             "value": self.value,
             "estimated": self.estimated,
+            "closing_cost": self.closing_cost,
         }
 
 
@@ -88,8 +93,10 @@ def _fraction(used: float, limit: float) -> float:
 
 
 def _rule(config: RiskConfig, name: str, reference: float, limit: float, equity: float,
-          estimated: bool) -> RuleValue:
-    used = reference - equity
+          estimated: bool, closing_cost: float = 0.0) -> RuleValue:
+    """``used`` = reference - equity + the cost to close what is open (exit commission):
+    the loss a flatten now would realise. ``floor_equity`` stays the firm's line on equity."""
+    used = reference - equity + closing_cost
     frac = _fraction(used, limit)
     return RuleValue(
         rule=name,
@@ -101,6 +108,7 @@ def _rule(config: RiskConfig, name: str, reference: float, limit: float, equity:
         reference=reference,
         floor_equity=reference - limit,
         estimated=estimated,
+        closing_cost=closing_cost,
     )
 
 
@@ -209,8 +217,14 @@ def evaluate(
     metrics: AccountMetrics,
     now_server_ms: int,
     deals: Sequence[Deal] | None = None,
+    closing_cost: float = 0.0,
 ) -> Evaluation:
     """Fold the snapshot into the state and judge every configured rule.
+
+    ``closing_cost`` (>= 0, account currency): the estimated cost to close every position
+    open now (``copier.risk.costs.closing_cost``), counted in the daily and overall loss
+    used, so a flatten triggered at the flatten level realises no more than that level
+    (slippage aside). The equity marks (day high, trailing peaks) stay the firm's: equity.
 
     Actions: WARN -> ALERT; PAUSE -> stop opening copies; FLATTEN -> close all,
     delete pendings, and lock until the next reset (the lock is set in the returned
@@ -222,14 +236,15 @@ def evaluate(
     now_ms = ms_from_utc(now_utc)
     rules: list[RuleValue] = []
     flags: list[str] = []
+    cost = max(0.0, float(closing_cost or 0.0))
     if config.has_daily_limit:
         ref, limit, est = daily_reference(config, st, metrics)
-        rules.append(_rule(config, DAILY, ref, limit, trading_equity(metrics), est))
+        rules.append(_rule(config, DAILY, ref, limit, trading_equity(metrics), est, cost))
         if est:
             flags.append("reference_estimated")
     if config.has_overall_limit:
         peak, limit = overall_reference(config, st)
-        rules.append(_rule(config, OVERALL, peak, limit, trading_equity(metrics), False))
+        rules.append(_rule(config, OVERALL, peak, limit, trading_equity(metrics), False, cost))
     if config.min_margin_level is not None:
         rules.append(margin_rule(config, metrics))
     elif config.margin_warn_level is not None:
@@ -239,6 +254,8 @@ def evaluate(
     locked = is_locked(st.lock, now_ms)
     if level >= Level.FLATTEN and config.actions_enabled and not locked:
         reasons = ", ".join(f"{r.rule} {r.used_pct:.1f}%" for r in rules if r.level >= Level.FLATTEN)
+        if cost > 0 and any(r.level >= Level.FLATTEN and r.rule != MARGIN for r in rules):
+            reasons += f" (used includes {cost:.2f} estimated closing cost)"
         until = next_reset_instant(now_utc, config.reset_time, config.reset_tz, config.clock)
         st = replace(st, lock=Lock(
             reason=f"flatten level reached: {reasons}",

@@ -179,7 +179,8 @@ async function act(action, account) {
     else if (action === "resume") { await post(`${base}/resume`); toast(`${account} resumed`); }
     else if (action === "release") {
       if (!await confirmDialog(`Release the risk lock on ${account}?`, "<p>It will trade again; the rules still apply.</p>")) return;
-      await post(`${base}/release`); toast(`lock release requested for ${account}`);
+      const out = await post(`${base}/release`);
+      toast(out.release_requested === false ? (out.message || `${account} has no risk lock`) : `lock release requested for ${account}`);
     } else if (action === "flatten") {
       const pre = await (await fetch(`${base}/flatten`, { credentials: "same-origin" })).json();
       const list = (pre.open_copies || []).map((c) => `<li>${esc(c.symbol)} ${esc(c.direction)} ${num(c.held_volume)} lots (master ${esc(c.master)} #${esc(c.master_ticket)})</li>`).join("");

@@ -6,8 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from dashboard_kit import make
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
@@ -15,12 +13,6 @@ from tests.conftest import ROOT
 POST = {"X-CopyHub-Request": "1"}
 
 
-@pytest.fixture
-def env(tmp_path):
-    store, collector, app, published = make(tmp_path)
-    with TestClient(app, base_url="http://127.0.0.1:8080") as client:
-        yield store, collector, client, published
-    store.close()
 
 
 def test_nodes_show_state_restarts_and_the_reason_when_not_running(env):
@@ -116,7 +108,11 @@ def test_kill_switch_release_and_unknown_accounts(env):
     assert client.post("/api/v1/kill-switch", headers=POST, json={"on": "yes"}).status_code == 422
     client.post("/api/v1/kill-switch", headers=POST, json={"on": False})
     assert store.get_flag("kill_switch") is None
-    assert client.post("/api/v1/accounts/S1/release", headers=POST).json()["by"] == "dashboard"
+    # S1's guardian reports no lock (seed: info.risk.locked false): nothing is requested, the answer says so
+    answer = client.post("/api/v1/accounts/S1/release", headers=POST).json()
+    assert answer == {"account": "S1", "locked": False, "release_requested": False,
+                      "message": "S1 has no risk lock: nothing to release"}
+    assert store.get_flag("risk_release:S1") is None
     r = client.post("/api/v1/accounts/NOPE/pause", headers=POST)
     assert r.status_code == 404 and "known: M, S1, S2" in r.json()["detail"]
     commands = [(e["data"]["command"], e["data"]["origin"]) for e in store.list_events(kind="operator_command")]

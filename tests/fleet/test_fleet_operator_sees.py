@@ -19,19 +19,6 @@ from messaging.schema import is_valid_name
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def run_launcher(tmp_path):
-    runs = []
-
-    def start(accounts, sub="run", **kw):
-        (tmp_path / sub).mkdir(exist_ok=True)
-        run = LauncherRun(tmp_path / sub, accounts, **kw)
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        run.close()
 
 
 def stops(run: LauncherRun, name: str) -> list[str]:

@@ -9,25 +9,13 @@ import time
 
 import psutil
 import pytest
-from fleet_harness import LauncherRun, alive, sim_account, wait_for
+from fleet_harness import alive, sim_account, wait_for
 
 from messaging.subscriber import Subscriber
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def run_launcher(tmp_path):
-    runs = []
-
-    def start(accounts, **kw):
-        run = LauncherRun(tmp_path, accounts, **kw)
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        run.close()
 
 
 def test_kill9_restart_hang_exit75_stats_and_sigterm_leaves_nothing(run_launcher):

@@ -142,6 +142,77 @@ def test_ftmo_account_pauses_flattens_before_the_floor_stays_locked_and_closes_m
     status.close()
 
 
+def test_a_flatten_with_commission_realises_no_more_than_the_limit_and_is_recorded_as_the_guardians(fleet):
+    """The user's trial (FTMO 2-Step 10k, 3 lots copied, $3 per lot and side charged by the
+    simulator on every deal): with ``flatten_at`` 99 % the buffer to the firm's line (5.00) is
+    smaller than the exit commission (9.00). The guardian counts that commission in what is
+    used, so the flatten fires where the realised loss is 99 %: the balance after the closes
+    stays above 9,500. Measured on equity alone it realised 99 % + 9.00, past the line.
+    The pause's skip says ``risk: paused by the guardian (...)``, the heartbeat says who
+    paused, and the copy's link is closed by the guardian (cause ``risk``), not by hand."""
+    fleet.sim_account("P", "SLAVE", 2004, risk={**FTMO_10K, "flatten_at": 0.99}, **SLAVE)
+    _start(fleet, "P")
+    status = Subscriber(fleet.bus_sub, ["status.P"])
+    m, p = fleet.terminal(1001), fleet.terminal(2004)
+    first = market(m, "EURUSD", "BUY", 3.0)
+    wait_until(lambda: volumes(p) == [3.0], timeout=10, message="3 lots copied on the prop account")
+    assert p.account_info().balance == pytest.approx(10_000.0 - 9.0)  # the entry side, charged by the simulator
+    last: dict = {}
+
+    def seen_by_guardian(equity: float) -> bool:
+        msg = status.recv(timeout_ms=100)
+        if msg is not None:
+            last.clear()
+            last.update(msg.info)
+        risk = (msg.info.get("risk") or {}) if msg is not None else {}
+        return abs((risk.get("equity") or 0) - equity) < 0.005 or bool(risk.get("locked"))
+
+    def step(points: int) -> None:
+        fleet.admin.move_price("EURUSD", points)
+        equity = p.account_info().equity
+        wait_until(lambda: seen_by_guardian(equity) or not p.positions_get(), timeout=15, interval=0,
+                   message="the guardian's evaluation of the step")
+
+    step(-140)  # $420 on 3 lots: past the pause level (85 %) with the round turn counted
+    wait_until(lambda: _events(fleet, "P", "risk_paused"), timeout=5, message="paused")
+    assert last["risk"]["closing_cost"] == 9.0
+    assert last["paused"] is False and last["paused_by"] == "risk"
+    assert last["pause_reason"].startswith("risk: paused by the guardian (daily_loss ")
+    gbp = market(m, "GBPUSD", "BUY", 0.1)
+    wait_until(lambda: [t for t in fleet.trades("P", "SKIPPED") if t["master_ticket"] == gbp.order], timeout=10,
+               message="SKIPPED row for the position opened while paused")
+    [row] = [t for t in fleet.trades("P") if t["master_ticket"] == gbp.order]
+    assert row["skip_reason"].startswith("risk: paused by the guardian (daily_loss ")
+    assert row["skip_reason"].endswith("% of 500.00, pause at 85%) when the master opened it")
+
+    for _ in range(40):  # $3 per step on 3 lots
+        step(-1)
+        if _events(fleet, "P", "risk_locked"):
+            break
+    wait_until(lambda: p.positions_get() == (), timeout=5, message="prop account flat")
+    balance = p.account_info().balance
+    [started] = _events(fleet, "P", "risk_flatten_started")
+    [daily] = [r for r in started["data"]["rules"] if r["rule"] == "daily_loss"]
+    print(f"\nflatten at {daily['used_money']:.2f} used ({daily['used_pct']:.2f} %, of which "
+          f"{started['data']['closing_cost']:.2f} closing cost); balance after {balance:.2f} (firm floor {FIRM_FLOOR})")
+    assert balance > FIRM_FLOOR  # the realised loss stays within FTMO's 500
+    assert started["data"]["closing_cost"] == 9.0 and 495.0 <= daily["used_money"] < 498.0
+    assert 10_000.0 - balance == pytest.approx(daily["used_money"], abs=0.01)  # realised = what it measured
+
+    # the copy's link: closed by the guardian, for good
+    def link():
+        return fleet.store.get_trade("P", "M", first.order)
+
+    wait_until(lambda: link()["status"] == "CLOSED", timeout=10, message="the copy's link closed")
+    rule = fleet.store.get_flag("risk_lock:P")["reason"].removeprefix("flatten level reached: ").split(" (")[0]
+    assert (link()["close_cause"], link()["close_reason"]) == ("risk", f"closed by the guardian: flatten ({rule})")
+    closed = [e for e in _events(fleet, "P", "link_closed") if e["data"]["master_ticket"] == first.order]
+    assert [e["data"]["cause"] for e in closed] == ["risk"]
+    time.sleep(1.0)
+    assert volumes(p) == []  # never reopened while the master holds its position
+    status.close()
+
+
 def test_a_copy_over_the_per_trade_risk_limit_is_skipped_with_the_reason(fleet):
     fleet.sim_account("P", "SLAVE", 2001, risk={"profile": "ftmo_2step", "initial_balance": 100000,
                                                 "max_risk_per_trade_pct": 0.5}, **SLAVE)

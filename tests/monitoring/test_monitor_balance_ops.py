@@ -57,7 +57,9 @@ def test_a_real_loss_after_the_withdrawal_still_counts(env):
     env.sim.move_price("EURUSD.c", -200, broker="SimProp-Server")  # about -2,000 floating
     g.tick(env.clock.step())
     info = g.status_info()
-    expected = (100_000.0 - mt5.account_info().equity) / 5_000.0 * 100.0
+    # used counts the exit commission owed on what is open: 10 lots x $3 per lot and side
+    assert info["closing_cost"] == 30.0
+    expected = (100_000.0 - mt5.account_info().equity + 30.0) / 5_000.0 * 100.0
     assert info["daily_used_pct"] == pytest.approx(expected, abs=0.01) and 35.0 < expected < 50.0
 
 

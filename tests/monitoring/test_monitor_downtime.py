@@ -53,7 +53,8 @@ def test_the5ers_after_downtime_over_the_reset_is_97_09_pct_and_flattens(env):
     """Balance 100,000 at the reset (22:00 UTC = 00:00 server), 10 lots EURUSD up 30 pips:
     equity 103,000 then. Next morning equity 98,000: used (103,000 - 98,000) / 5 % of
     103,000 = 5,000 / 5,150 = 97.09 % -> flatten. The old estimate (balance alone) read
-    2,000 / 5,000 = 40 %."""
+    2,000 / 5,000 = 40 %. The guardian also counts the exit commission owed on the 10 lots
+    (10 x $3 = 30, docs/guardian.md): (5,000 + 30) / 5,150 = 97.67 %."""
     mt5, price = _over_the_reset(env, login=2001, side="BUY", volume=10.0, reset_utc=_utc(2025, 1, 7, 22),
                                  move=0.00300, deposit_to=100_000.0)
     swap = mt5.positions_get()[0].swap  # charged at the rollover, after the reset
@@ -66,7 +67,9 @@ def test_the5ers_after_downtime_over_the_reset_is_97_09_pct_and_flattens(env):
     assert info["reference_source"] == "rebuilt" and not info["reference_estimated"]
     assert info["day_start_balance"] == 100_000.0 and info["day_start_equity"] == pytest.approx(103_000.0)
     assert info["daily_reference"] == pytest.approx(103_000.0) and info["daily_limit"] == pytest.approx(5_150.0)
-    assert info["daily_used_pct"] == pytest.approx(97.09, abs=0.005)
+    assert info["closing_cost"] == 30.0
+    assert (info["daily_used_money"] - info["closing_cost"]) / info["daily_limit"] * 100 == pytest.approx(97.09, abs=0.005)
+    assert info["daily_used_pct"] == pytest.approx(97.67, abs=0.005)
     assert "risk_flatten_started" in events.kinds() and info["locked"]
     assert mt5.positions_get() == ()
     assert events.of("risk_history_equity")[0]["priced"] == ["EURUSD.c"]
@@ -134,7 +137,8 @@ def _peak_then_drop(env):
 
 def test_intraday_trailing_peak_after_a_restart_with_no_stored_state(env):
     """Expected threshold 51,500 - 2,000 = 49,500 and 1,900 / 2,000 = 95 % (a flatten);
-    the closed balance alone gave 48,000 and 20 %."""
+    the closed balance alone gave 48,000 and 20 %. With the exit commission owed on the
+    lot (3.00): 1,903 / 2,000 = 95.15 %."""
     mt5, price = _peak_then_drop(env)
     env.sim.set_price("EURUSD.c", round(price + 0.015, 5), broker=BROKER)
     assert mt5.account_info().equity == pytest.approx(51_500.0)
@@ -145,7 +149,7 @@ def test_intraday_trailing_peak_after_a_restart_with_no_stored_state(env):
     info = g.status_info()
     assert info["peak_source"] == "rebuilt" and info["equity_high"] == pytest.approx(51_500.0)
     assert info["overall_floor_equity"] == pytest.approx(49_500.0)
-    assert info["overall_used_pct"] == pytest.approx(95.0)
+    assert info["closing_cost"] == 3.0 and info["overall_used_pct"] == pytest.approx(95.15)
     assert "risk_flatten_started" in events.kinds()
 
 
@@ -162,7 +166,8 @@ def test_intraday_trailing_peak_is_stored_on_every_raise_and_survives_a_restart(
     again = env.guardian(APEX_STYLE, login=2002, mt5=NoBars(env.terminal(2002)))
     info = again.status_info()
     assert info["peak_source"] == "stored" and info["overall_floor_equity"] == pytest.approx(49_200.0)
-    assert info["overall_used_pct"] == pytest.approx(2_000.0 / 2_000.0 * 100.0 - (49_800 - 49_200) / 20.0)
+    # 600 of 2,000 left on equity, less the 3.00 exit commission owed on the open lot
+    assert info["overall_used_pct"] == pytest.approx(2_000.0 / 2_000.0 * 100.0 - (49_800 - 49_200 - 3.0) / 20.0)
 
 
 def test_intraday_trailing_peak_from_stored_snapshots_when_bars_are_missing(env):
