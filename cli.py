@@ -26,7 +26,6 @@ nodes). Errors: one line on stderr, exit code 2. See docs/operations.md.
 from __future__ import annotations
 
 import argparse
-import codecs
 import json
 import socket
 import sys
@@ -74,6 +73,7 @@ from nodes.identity import pin_key  # noqa: E402
 from nodes.lease import describe_holder  # noqa: E402
 from utils.console import safe_console  # noqa: E402
 from utils.table import format_table  # noqa: E402
+from utils.text import SAVE_AS_UTF8, decode_text  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 2
 SENDER = "cli"
@@ -324,12 +324,10 @@ def decode_document(data: bytes, where: str) -> str:
     """The text of a JSON file as Windows editors and shells write it: UTF-8 with or without
     a byte-order mark (Notepad's "UTF-8 with BOM"), or UTF-16 with its BOM (what Windows
     PowerShell 5.1's ``>`` and ``Out-File`` write). CliError for anything else."""
-    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-    codec = next((name for bom, name in boms if data.startswith(bom)), "utf-8")
     try:
-        return data.decode(codec)
+        return decode_text(data)
     except UnicodeDecodeError as exc:
-        raise CliError(f"{where} is not UTF-8 or UTF-16 text (byte {exc.start}): save it as UTF-8") from None
+        raise CliError(f"{where} is not UTF-8 or UTF-16 text (byte {exc.start}): {SAVE_AS_UTF8}") from None
 
 
 def _read_doc(source: str) -> dict[str, Any]:

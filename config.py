@@ -328,11 +328,15 @@ def _named_file(given: str, how: str) -> Path:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The file's settings by NAME (keys in any case); SettingsError naming the file and key."""
+    from utils.text import SAVE_AS_UTF8, decode_text
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        data = tomllib.loads(decode_text(path.read_bytes()))
     except OSError as exc:
         raise SettingsError(f"cannot read the settings file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"settings file {path}: not UTF-8 or UTF-16 text (byte {exc.start}): {SAVE_AS_UTF8}") from None
+    except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None
     known = {f.name for f in fields(Settings) if not f.name.startswith("_")}
     out: dict[str, Any] = {}

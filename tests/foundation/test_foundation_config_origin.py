@@ -102,3 +102,25 @@ def test_every_node_takes_dash_dash_config_and_reads_that_file(tmp_path, script)
     assert proc.returncode == 0 and "--config PATH" in proc.stdout, proc.stderr
     proc = run([script, "--config", str(bad), "--help"], cwd=tmp_path, env=clean_env())
     assert proc.returncode == 2 and "dashboard_prot" in proc.stderr and "did you mean 'dashboard_port'" in proc.stderr
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_a_settings_file_saved_by_windows_tools_is_read(tmp_path, encoding):
+    """Notepad's UTF-8 (with or without BOM) and PowerShell 5.1's ``>`` (UTF-16 with BOM)."""
+    from config import read_config_file
+
+    path = tmp_path / "copyhub.toml"
+    path.write_text("# réglages\ndashboard_port = 18123\nlog_dir = 'D:\\copyhub\\logs'\n", encoding=encoding)
+    assert read_config_file(path) == {"DASHBOARD_PORT": 18123, "LOG_DIR": "D:\\copyhub\\logs"}
+
+
+def test_a_settings_file_in_another_encoding_says_to_save_it_as_utf8(tmp_path):
+    from config import read_config_file
+
+    path = tmp_path / "copyhub.toml"
+    data = "# réglages\ndashboard_port = 18123\n".encode("cp1252")
+    path.write_bytes(data)
+    with pytest.raises(SettingsError) as exc:
+        read_config_file(path)
+    at = data.index("é".encode("cp1252"))
+    assert str(exc.value) == f"settings file {path}: not UTF-8 or UTF-16 text (byte {at}): save it as UTF-8"
