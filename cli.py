@@ -64,7 +64,7 @@ from fleet.operator import (  # noqa: E402
     parse_since,
     top_level_changes,
 )
-from fleet.report import append_column, risk_cause, sizing_presented, status_row, status_table  # noqa: E402
+from fleet.report import risk_cause, sizing_presented, status_row, status_table  # noqa: E402
 from fleet.stale import clear_stale_node  # noqa: E402
 from messaging.security import is_curve_key  # noqa: E402
 from monitoring.headroom import risk_rows, risk_table  # noqa: E402
@@ -218,7 +218,7 @@ def cmd_status(args: argparse.Namespace, store: Any) -> int:
             info_risk = (infos.get(r["account"]) or {}).get("risk")
             r["cause"] = risk_cause(info_risk if isinstance(info_risk, dict) else {},
                                     accounts.get(r["account"])) or None
-    risk_text = append_column(risk_table(risk), "WHY", [r["cause"] or "-" for r in risk]) if risk else ""
+    risk_text = risk_table(risk) if risk else ""
     text = status_table(rows, now_ms=now) + ("\n\n" + risk_text if risk else "") + (
         "\n" + "\n".join(extra) if extra else "")
     emit(args, {"nodes": rows, "risk": risk, "kill_switch": bool(flags.get(KILL_SWITCH)), "ts_ms": now}, text)

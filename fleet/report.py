@@ -154,6 +154,7 @@ def risk_cause(risk: Mapping[str, Any], account: Mapping[str, Any] | None) -> st
     limit past its warn level, the margin level against ``min_margin_level`` or the
     ``margin_warn_level`` watch (150 % unless set: ``margin level 127.1% < 150%``),
     exposure breaches. Empty when nothing is past a threshold."""
+    from copier.accounts import is_master_doc
     from copier.risk.config import RiskConfigError, resolve_risk_config
 
     parts: list[str] = []
@@ -167,7 +168,7 @@ def risk_cause(risk: Mapping[str, Any], account: Mapping[str, Any] | None) -> st
     value = _finite(risk.get("margin_level"))
     if value is not None:
         try:
-            cfg = resolve_risk_config((account or {}).get("risk"), is_master=str((account or {}).get("type", "")).upper() == "MASTER")
+            cfg = resolve_risk_config((account or {}).get("risk"), is_master=is_master_doc(account or {}))
         except (RiskConfigError, TypeError, ValueError):
             cfg = None
         used = _finite(risk.get("margin_used_pct"))
@@ -183,19 +184,6 @@ def risk_cause(risk: Mapping[str, Any], account: Mapping[str, Any] | None) -> st
     for breach in risk.get("exposure_breaches") or ():
         parts.append(str(breach))
     return "; ".join(parts)
-
-
-def append_column(table: str, header: str, cells: Sequence[Any]) -> str:
-    """``table`` (``format_table`` text: header, rule, one line per row) with one more
-    column at its right: ``header`` and one cell per row, never cut."""
-    lines = table.split("\n")
-    body = ["" if c is None else str(c) for c in cells]
-    if len(lines) != len(body) + 2:
-        raise ValueError(f"{len(body)} cells for a table of {len(lines) - 2} rows")
-    width = max(len(line) for line in lines)
-    rule = "-" * max([len(header), *(len(c) for c in body)])
-    extra = [header, rule, *body]
-    return "\n".join((line.ljust(width) + "  " + cell).rstrip() for line, cell in zip(lines, extra))
 
 
 def status_table(rows: list[dict[str, Any]], *, now_ms: int) -> str:

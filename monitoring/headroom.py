@@ -72,9 +72,9 @@ def _until(ms: Any) -> str:
 
 
 def risk_table(rows: list[dict[str, Any]]) -> str:
-    """The table under ``cli.py status``: used and left per limit, reference and lock. A
-    used figure that includes an estimated closing cost says so: ``503.86 (100.8%, 9.30 to
-    close)``."""
+    """The table under ``cli.py status``: used and left per limit, reference, lock and why
+    (a row's ``cause``, ``fleet.report.risk_cause``; ``-`` without one). A used figure that
+    includes an estimated closing cost says so: ``503.86 (100.8%, 9.30 to close)``."""
     out = []
     for r in rows:
         daily, overall = r.get("daily"), r.get("overall")
@@ -88,6 +88,6 @@ def risk_table(rows: list[dict[str, Any]]) -> str:
         note = f", {_money(cost)} to close" if isinstance(cost, (int, float)) and cost > 0 else ""
         out.append([r["account"], r.get("level") or "-", _pair(daily, "used_money", "used_pct", note),
                     _pair(daily, "left_money", "left_pct"), _pair(overall, "used_money", "used_pct", note),
-                    _pair(overall, "left_money", "left_pct"), ref, lock])
+                    _pair(overall, "left_money", "left_pct"), ref, lock, r.get("cause") or "-"])
     return format_table(["ACCOUNT", "RISK", "DAILY USED", "DAILY LEFT", "MAX LOSS USED", "MAX LOSS LEFT",
-                         "DAILY REFERENCE (SOURCE)", "LOCK"], out)
+                         "DAILY REFERENCE (SOURCE)", "LOCK", "WHY"], out)

@@ -15,7 +15,7 @@ from copier.sizing import SizingConfig
 from db import open_store
 from fleet.options import Child
 from fleet.records import FleetRecorder
-from fleet.report import append_column, risk_cause, sizing_presented, status_row, status_table
+from fleet.report import risk_cause, sizing_presented, status_row, status_table
 from fleet.supervision import Policy, State, Supervised
 
 NOW = 1_700_000_000_000
@@ -301,14 +301,6 @@ def test_risk_cause_names_the_margin_level_and_the_threshold():
     assert risk_cause({"level": "FLATTEN", "locked": True, "lock_reason": "daily loss limit", "daily_level": "FLATTEN",
                        "daily_used_pct": 96.04, "overall_level": "OK", "overall_used_pct": 20.0}, None) == (
         "locked: daily loss limit; daily loss at 96.0% of its limit (FLATTEN)")
-
-
-def test_append_column_keeps_the_table_aligned():
-    from utils.table import format_table
-
-    rows = [["A1", "no"], ["Bee", "LOCKED until released"]]
-    whole = format_table(["ACCOUNT", "LOCK", "WHY"], [[*r, w] for r, w in zip(rows, ["p", "a long cause"])])
-    assert append_column(format_table(["ACCOUNT", "LOCK"], rows), "WHY", ["p", "a long cause"]) == whole
 
 
 def test_cli_status_risk_table_shows_why_an_account_warns(tmp_path, capsys):
