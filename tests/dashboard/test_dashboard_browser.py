@@ -163,6 +163,9 @@ def test_demo_page_screenshot(tmp_path):
         driver.get(f"http://127.0.0.1:{port}/")
         wait_css(driver, "#conn", text="live")
         wait_until(lambda: len(texts(driver, "tr.copy td.status")) >= 6, timeout=45, message="copies on the page")
+        # the picture shows the fleet settled: every node RUNNING (the launcher's min uptime passed)
+        wait_until(lambda: set(texts(driver, "#nodes tbody tr:not([data-node='demo-trader']) td:nth-child(3)"))
+                   == {"RUNNING"}, timeout=30, message="every node RUNNING on the page")
         time.sleep(2)
         shot = ROOT / "docs" / "dashboard.png" if os.environ.get("COPYHUB_UPDATE_SCREENSHOT") else tmp_path / "dashboard.png"
         driver.set_window_size(1500, 2000)
